@@ -1,0 +1,56 @@
+"""The portal's roles and what each may do: the seed's role table, in one place."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, Permission
+from django.db import models
+
+
+class Role(models.TextChoices):
+    ADMINISTRATOR = "administrator", "Service Administrator"
+    READER = "reader", "Service Reader"
+
+
+class Capability(models.TextChoices):
+    DISCOVER_DEVICES = "discover_devices", "Discover devices"
+    MODIFY_COLUMNS = "modify_columns", "Modify columns"
+    REFRESH_DEVICE_LIST = "refresh_device_list", "Refresh device list"
+    EXPORT_DEVICES = "export_devices", "Export to .CSV"
+    DEVICE_ACTIONS = "device_actions", "Device actions"
+
+
+ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
+    Role.ADMINISTRATOR: frozenset(Capability.values),
+    Role.READER: frozenset({Capability.MODIFY_COLUMNS, Capability.REFRESH_DEVICE_LIST, Capability.EXPORT_DEVICES}),
+}
+
+
+def permission_name(capability: str) -> str:
+    """The Django permission behind a capability, as views check it (user.has_perm)."""
+    return f"devices.{capability}"
+
+
+def role_group(role: str) -> Group:
+    """The Django group of a role, created with exactly the role's permissions."""
+    group, _ = Group.objects.get_or_create(name=Role(role).label)
+    permissions = Permission.objects.filter(content_type__app_label="devices", codename__in=ROLE_CAPABILITIES[role])
+    group.permissions.set(permissions)
+    return group
+
+
+def assign_role(user, role: str | None) -> None:
+    """Give the user exactly one role (or none): roles are re-read at every sign-in."""
+    role_groups = Group.objects.filter(name__in=Role.labels)
+    user.groups.remove(*role_groups)
+    if role:
+        user.groups.add(role_group(role))
+
+
+def role_of(user) -> str | None:
+    if not user.is_authenticated:
+        return None
+    names = set(user.groups.values_list("name", flat=True))
+    for role in (Role.ADMINISTRATOR, Role.READER):
+        if role.label in names:
+            return role.value
+    return None

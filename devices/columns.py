@@ -1,0 +1,73 @@
+"""The device table's columns, declared once: the tabs, the column chooser, filters and CSV export use them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .models import Device
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # used in URLs and the saved choice
+    title: str  # header in the table and the CSV
+    field: str  # model field it reads and sorts by
+    default: bool = False
+    sortable: bool = True
+    render: Callable[[Device], Any] | None = None
+
+    def value(self, device: Device) -> Any:
+        if self.render is not None:
+            return self.render(device)
+        value = getattr(device, self.field)
+        display = getattr(device, f"get_{self.field}_display", None)
+        if display is not None and value:
+            return display()
+        return value
+
+
+def _added_through(device: Device) -> str:
+    return "Direct" if device.added_through == "direct" else device.added_through
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("device_name", "Device name", "device_name", default=True),
+    Column("serial_number", "Serial number", "serial_number", default=True),
+    Column("ring", "Ring", "ring", default=True),
+    Column("readiness_status", "Readiness status", "readiness_status", default=True),
+    Column("failed_checks", "Failed checks", "failed_checks", default=True),
+    Column("last_intune_checkin", "Last Intune check-in", "last_intune_checkin", default=True),
+    Column("azure_ad_device_id", "Azure AD device ID", "azure_ad_device_id"),
+    Column("intune_device_id", "Intune device ID", "intune_device_id"),
+    Column("model", "Model", "model"),
+    Column("manufacturer", "Manufacturer", "manufacturer"),
+    Column("os_version", "OS version", "os_version"),
+    Column("edition", "Edition", "edition"),
+    Column("architecture", "Architecture", "architecture"),
+    Column("join_type", "Join type", "join_type"),
+    Column("management", "Management", "management"),
+    Column("owner", "Owner", "owner"),
+    Column("primary_user", "Primary user", "primary_user"),
+    Column("ring_assigned_by", "Ring assigned by", "ring_assigned_by"),
+    Column("registered_at", "Registered on", "registered_at"),
+    Column("added_through", "Added through", "added_through", render=_added_through),
+    Column("last_discovered_at", "Last discovered", "last_discovered_at"),
+)
+COLUMNS_BY_KEY = {column.key: column for column in COLUMNS}
+DEFAULT_COLUMNS = tuple(column.key for column in COLUMNS if column.default)
+
+
+def columns_for(keys: list[str] | tuple[str, ...] | None) -> list[Column]:
+    """The columns for a list of keys, in that order; unknown keys raise KeyError (a forged list)."""
+    return [COLUMNS_BY_KEY[key] for key in (keys or DEFAULT_COLUMNS)]
+
+
+def text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value)

@@ -1,0 +1,515 @@
+"""Discovery: read the registration group from Graph, evaluate every candidate, register, record the run.
+
+A run reads the tenant into staging rows first (so memory does not grow with the tenant, and
+nothing is changed from a read that did not complete), then evaluates candidates in chunks and
+writes only the devices whose evaluation changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from . import checks as c
+from .connector import TenantConnection, connect
+from .graph import PAGE_SIZE, GraphError, dumps
+from .models import (
+    Device,
+    DeviceStatusChange,
+    DiscoveryLease,
+    DiscoveryRun,
+    Management,
+    ReadinessReport,
+    ReadinessStatus,
+    Ring,
+    RingAssignedBy,
+    StagedObject,
+)
+from .readiness import ingest_reports
+
+log = logging.getLogger(__name__)
+
+CHUNK = 2000
+LEASE = "discovery"
+DEVICE_TYPE = "#microsoft.graph.device"
+GROUP_TYPE = "#microsoft.graph.group"
+MEMBER_SELECT = "id,deviceId,displayName"
+DEVICE_SELECT = ",".join(
+    ("id", "deviceId", "displayName", "operatingSystem", "operatingSystemVersion", "trustType", "accountEnabled",
+     "profileType", "registrationDateTime", "approximateLastSignInDateTime")
+)  # fmt: skip
+MANAGED_SELECT = ",".join(
+    ("id", "azureADDeviceId", "deviceName", "operatingSystem", "osVersion", "lastSyncDateTime", "managementAgent",
+     "ownerType", "skuFamily", "skuNumber", "processorArchitecture", "joinType", "serialNumber", "model",
+     "manufacturer", "userPrincipalName", "configurationManagerClientEnabledFeatures")
+)  # fmt: skip
+MAX_IGNORED_LISTED = 100
+# Ring shares of First, Fast and Broad; Test is only ever assigned by an admin.
+RING_SHARES_SMALL = {Ring.FIRST: 0.05, Ring.FAST: 0.15, Ring.BROAD: 0.80}
+RING_SHARES_LARGE = {Ring.FIRST: 0.01, Ring.FAST: 0.09, Ring.BROAD: 0.90}
+SMALL_TENANT = 200
+JOIN_TYPES = {
+    "azureadjoined": "Azure AD joined", "hybridazureadjoined": "Hybrid Azure AD joined",
+    "azureadregistered": "Azure AD registered", "azuread": "Azure AD joined", "serverad": "Hybrid Azure AD joined",
+    "workplace": "Azure AD registered",
+}  # fmt: skip
+
+
+class DiscoveryAborted(Exception):
+    """The tenant could not be read completely enough to change anything."""
+
+
+# -- the lease that keeps runs from overlapping -------------------------------------------------
+
+
+def acquire_lease(run: DiscoveryRun) -> bool:
+    """Claim the single lease row; an expired lease (its worker died) can be taken over."""
+    now = timezone.now()
+    DiscoveryLease.objects.get_or_create(name=LEASE)
+    lease = DiscoveryLease.objects.filter(name=LEASE)
+    previous = lease.values_list("holder_id", flat=True).first()
+    claimed = lease.filter(Q(holder__isnull=True) | Q(expires_at__lt=now)).update(
+        holder=run, expires_at=now + timedelta(seconds=settings.AUTOPATCH_DISCOVERY_LEASE_SECONDS)
+    )
+    if claimed != 1:
+        return False
+    if previous and previous != run.pk:
+        DiscoveryRun.objects.filter(pk=previous, status=DiscoveryRun.Status.RUNNING).update(
+            status=DiscoveryRun.Status.FAILED, finished_at=now, progress="",
+            errors=[{"stage": "worker", "message": "The worker running this discovery stopped; its lease lapsed."}],
+        )  # fmt: skip
+    return True
+
+
+def renew_lease(run: DiscoveryRun) -> None:
+    expires = timezone.now() + timedelta(seconds=settings.AUTOPATCH_DISCOVERY_LEASE_SECONDS)
+    DiscoveryLease.objects.filter(name=LEASE, holder=run).update(expires_at=expires)
+
+
+def release_lease(run: DiscoveryRun) -> None:
+    DiscoveryLease.objects.filter(name=LEASE, holder=run).update(holder=None, expires_at=None)
+
+
+def active_run() -> DiscoveryRun | None:
+    """The run under way or waiting for a worker, if any (a run whose worker died does not count)."""
+    now = timezone.now()
+    lease = DiscoveryLease.objects.filter(name=LEASE, holder__isnull=False, expires_at__gte=now).first()
+    if lease is not None:
+        return lease.holder
+    recent = now - timedelta(seconds=settings.AUTOPATCH_DISCOVERY_LEASE_SECONDS)
+    return DiscoveryRun.objects.filter(status=DiscoveryRun.Status.QUEUED, queued_at__gte=recent).first()
+
+
+# -- one run -------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunState:
+    run: DiscoveryRun
+    now: datetime
+    errors: list[dict[str, str]] = field(default_factory=list)
+    ignored: list[dict[str, str]] = field(default_factory=list)
+    ignored_counts: Counter[str] = field(default_factory=Counter)
+    unreadable_groups: list[str] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def ignore(self, item: dict, reason: str, kind: str) -> None:
+        self.ignored_counts[kind] += 1
+        if len(self.ignored) < MAX_IGNORED_LISTED or kind == "group":
+            self.ignored.append({"id": item.get("id", ""), "name": item.get("displayName") or "",
+                                 "type": (item.get("@odata.type") or "").rsplit(".", 1)[-1], "reason": reason})  # fmt: skip
+
+    def progress(self, text: str) -> None:
+        DiscoveryRun.objects.filter(pk=self.run.pk).update(progress=text[:256])
+        renew_lease(self.run)
+
+
+def run_discovery(run: DiscoveryRun, tenant: TenantConnection | None = None) -> DiscoveryRun:
+    """Carry out one discovery run, recording how it ended on the run's row."""
+    if not acquire_lease(run):
+        holder = DiscoveryLease.objects.filter(name=LEASE).values_list("holder_id", flat=True).first()
+        DiscoveryRun.objects.filter(pk=run.pk).update(
+            status=DiscoveryRun.Status.SKIPPED, started_at=timezone.now(), finished_at=timezone.now(),
+            errors=[{"stage": "start", "message": f"Discovery run #{holder} is still in progress."}],
+        )  # fmt: skip
+        run.refresh_from_db()
+        return run
+    state = RunState(run=run, now=timezone.now())
+    DiscoveryRun.objects.filter(pk=run.pk).update(status=DiscoveryRun.Status.RUNNING, started_at=state.now,
+                                                  progress="Connecting to the tenant")  # fmt: skip
+    status = DiscoveryRun.Status.FAILED
+    graph_requests = 0
+    try:
+        tenant = tenant or connect()
+        try:
+            ingest = ingest_reports(tenant.readiness_reports())
+            for problem in ingest.rejected[:20]:
+                state.errors.append({"stage": "readiness reports", "message": f"Report rejected: {problem}"})
+            stage_tenant(tenant, state)
+        finally:
+            graph_requests = tenant.graph.requests_made
+        apply_evaluation(state)
+        status = DiscoveryRun.Status.PARTIAL if state.errors else DiscoveryRun.Status.SUCCEEDED
+    except (GraphError, DiscoveryAborted) as exc:
+        state.errors.append({"stage": "read", "message": str(exc)})
+        log.warning("Discovery run %s failed: %s", run.pk, exc)
+    except Exception as exc:  # recorded on the run, then raised for the worker's log
+        state.errors.append({"stage": "internal", "message": f"{type(exc).__name__}: {exc}"})
+        finish(run, state, status, graph_requests)
+        raise
+    finish(run, state, status, graph_requests)
+    run.refresh_from_db()
+    return run
+
+
+def finish(run: DiscoveryRun, state: RunState, status: str, graph_requests: int) -> None:
+    StagedObject.objects.filter(run=run).delete()
+    counts = dict(state.counts)
+    counts.update({f"ignored_{kind}": n for kind, n in state.ignored_counts.items()})
+    DiscoveryRun.objects.filter(pk=run.pk).update(
+        status=status, finished_at=timezone.now(), progress="", counts=counts, errors=state.errors,
+        ignored=state.ignored, graph_requests=graph_requests,
+    )  # fmt: skip
+    release_lease(run)
+
+
+# -- reading the tenant into staging rows -------------------------------------------------------
+
+
+def registration_group_id(tenant: TenantConnection) -> str:
+    if tenant.registration_group_id:
+        return tenant.registration_group_id
+    name = settings.AUTOPATCH_REGISTRATION_GROUP_NAME
+    found = [g for page in tenant.graph.pages("/v1.0/groups", {"$filter": f"displayName eq '{name}'",
+                                                             "$select": "id,displayName"}) for g in page]  # fmt: skip
+    if len(found) != 1:
+        raise DiscoveryAborted(
+            f"The tenant has {len(found)} groups named {name!r}; set AUTOPATCH_REGISTRATION_GROUP_ID to the one to use."
+            if found else f"The tenant has no group named {name!r}: create it, or set AUTOPATCH_REGISTRATION_GROUP_ID."
+        )
+    return found[0]["id"]
+
+
+def stage_tenant(tenant: TenantConnection, state: RunState) -> None:
+    """Read members (one level of nesting), devices and Windows managed devices, page by page."""
+    run = state.run
+    group_id = registration_group_id(tenant)
+    nested: list[dict] = []
+    state.progress("Reading the registration group")
+    members_url = f"/v1.0/groups/{group_id}/members"
+    params = {"$select": MEMBER_SELECT, "$top": PAGE_SIZE}
+    for page in tenant.graph.pages(members_url, params):
+        stage_members(run, page, "direct", state, nested)
+    for group in nested:
+        name = group.get("displayName") or group["id"]
+        state.progress(f"Reading nested group {name}")
+        try:
+            for page in tenant.graph.pages(f"/v1.0/groups/{group['id']}/members", params):
+                stage_members(run, page, name, state, None)
+        except GraphError as exc:
+            # Its devices are left as they were; the next run reads the group again.
+            StagedObject.objects.filter(run=run, kind=StagedObject.Kind.MEMBER, extra=name).delete()
+            state.unreadable_groups.append(group["id"])
+            state.errors.append({"stage": f"nested group {name}", "message": str(exc)})
+    read = 0
+    for page in tenant.graph.pages("/v1.0/devices", {"$select": DEVICE_SELECT, "$top": PAGE_SIZE}):
+        StagedObject.objects.bulk_create([
+            StagedObject(run=run, kind=StagedObject.Kind.DEVICE, object_id=d.get("id") or "",
+                         device_id=d.get("deviceId") or "", display_name=(d.get("displayName") or "")[:256],
+                         data=dumps(d))
+            for d in page if d.get("deviceId")
+        ])  # fmt: skip
+        read += len(page)
+        state.progress(f"Read {read} Azure AD devices")
+    read = 0
+    managed_params = {"$select": MANAGED_SELECT, "$filter": "operatingSystem eq 'Windows'", "$top": PAGE_SIZE}
+    for page in tenant.graph.pages("/beta/deviceManagement/managedDevices", managed_params):
+        StagedObject.objects.bulk_create([
+            StagedObject(run=run, kind=StagedObject.Kind.MANAGED, object_id=m.get("id") or "",
+                         device_id=m.get("azureADDeviceId") or "",
+                         serial_number=(m.get("serialNumber") or "").strip()[:128], data=dumps(m))
+            for m in page if m.get("azureADDeviceId")
+        ])  # fmt: skip
+        read += len(page)
+        state.progress(f"Read {read} Intune managed devices")
+
+
+def stage_members(run: DiscoveryRun, page: list[dict], added_through: str, state: RunState,
+                  nested: list[dict] | None) -> None:  # fmt: skip
+    rows = []
+    for member in page:
+        kind = member.get("@odata.type")
+        if kind == DEVICE_TYPE and member.get("deviceId"):
+            rows.append(StagedObject(run=run, kind=StagedObject.Kind.MEMBER, object_id=member["id"],
+                                     device_id=member["deviceId"], extra=added_through[:256]))  # fmt: skip
+        elif kind == GROUP_TYPE and nested is not None:
+            nested.append(member)
+        elif kind == GROUP_TYPE:
+            state.ignore(member, f"Nested two levels deep (in {added_through}); Autopatch supports one level "
+                                 "of nesting, so its devices are not discovered.", "group")  # fmt: skip
+        elif kind == DEVICE_TYPE:
+            state.ignore(member, "Device without an Azure AD device ID.", "device")
+        else:
+            state.ignore(member, "Not a device: only devices are registered.", (kind or "").rsplit(".", 1)[-1] or "other")
+    # A device that is both a direct member and in a nested group counts as direct (read first).
+    StagedObject.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+
+
+def duplicate_serials(run: DiscoveryRun) -> dict[str, int]:
+    """Serial numbers held by more than one candidate or registered device, with how many hold them."""
+    staged = StagedObject._meta.db_table
+    devices = Device._meta.db_table
+    sql = f"""
+        SELECT serial, COUNT(DISTINCT device_id) FROM (
+            SELECT m.serial_number AS serial, m.device_id AS device_id
+              FROM {staged} m JOIN {staged} mem
+                ON mem.run_id = m.run_id AND mem.kind = 'member' AND mem.device_id = m.device_id
+             WHERE m.run_id = %s AND m.kind = 'managed' AND m.serial_number <> ''
+            UNION
+            SELECT serial_number, azure_ad_device_id FROM {devices}
+             WHERE registered_at IS NOT NULL AND excluded = %s AND serial_number <> ''
+        ) held GROUP BY serial HAVING COUNT(DISTINCT device_id) > 1
+    """  # noqa: S608 - table names come from the models
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [run.pk, False])
+        return {serial: count for serial, count in cursor.fetchall()}
+
+
+def tenant_size(run: DiscoveryRun) -> int:
+    """Devices the rings are shared among: registered ones plus candidates not registered yet."""
+    registered = Device.objects.filter(registered_at__isnull=False, excluded=False)
+    members = StagedObject.objects.filter(run=run, kind=StagedObject.Kind.MEMBER)
+    return registered.count() + members.exclude(device_id__in=registered.values("azure_ad_device_id")).count()
+
+
+class RingAssigner:
+    """Deterministic rings: each new device joins the ring furthest below its share (Test is never automatic)."""
+
+    def __init__(self, size: int):
+        self.shares = RING_SHARES_SMALL if size <= SMALL_TENANT else RING_SHARES_LARGE
+        counts = Counter(Device.objects.filter(registered_at__isnull=False, excluded=False, ring__in=self.shares)
+                         .values_list("ring", flat=True))  # fmt: skip
+        self.counts = {ring: counts.get(ring, 0) for ring in self.shares}
+
+    def next(self) -> str:
+        total = sum(self.counts.values()) + 1
+        ring = max(self.shares, key=lambda r: self.shares[r] * total - self.counts[r])
+        self.counts[ring] += 1
+        return ring
+
+
+def latest_managed(rows: Iterable[tuple[str, str]]) -> dict[str, dict]:
+    """The most recently synced managed device of each Azure AD device ID (re-enrollments leave several)."""
+    best: dict[str, dict] = {}
+    for device_id, data in rows:
+        managed = json.loads(data)
+        kept = best.get(device_id)
+        if kept is None or (managed.get("lastSyncDateTime") or "") > (kept.get("lastSyncDateTime") or ""):
+            best[device_id] = managed
+    return best
+
+
+def apply_evaluation(state: RunState) -> None:
+    run = state.run
+    complete = not state.unreadable_groups
+    duplicates = duplicate_serials(run)
+    rings = RingAssigner(tenant_size(run))
+    members = StagedObject.objects.filter(run=run, kind=StagedObject.Kind.MEMBER).order_by("pk")
+    last_pk, done = 0, 0
+    while chunk := list(members.filter(pk__gt=last_pk).values_list("pk", "device_id", "extra")[:CHUNK]):
+        last_pk = chunk[-1][0]
+        evaluate_chunk(state, {device_id: extra for _, device_id, extra in chunk}, duplicates, rings)
+        done += len(chunk)
+        state.progress(f"Evaluated {done} devices")
+    # Registered devices no longer in the group stay registered: refresh their readiness status.
+    stale = Device.objects.filter(registered_at__isnull=False).filter(
+        Q(last_discovered_at__lt=state.now) | Q(last_discovered_at__isnull=True)).order_by("pk")  # fmt: skip
+    last_pk = 0
+    while chunk_ids := list(stale.filter(pk__gt=last_pk).values_list("pk", "azure_ad_device_id")[:CHUNK]):
+        last_pk = chunk_ids[-1][0]
+        evaluate_chunk(state, {device_id: None for _, device_id in chunk_ids}, duplicates, rings, in_group=False,
+                       complete=complete)  # fmt: skip
+    if complete:
+        Device.objects.filter(registered_at__isnull=True, in_registration_group=True).filter(
+            Q(last_discovered_at__lt=state.now) | Q(last_discovered_at__isnull=True)
+        ).update(in_registration_group=False)
+    state.counts["candidates"] = StagedObject.objects.filter(run=run, kind=StagedObject.Kind.MEMBER).count()
+    for status, n in Device.objects.values("readiness_status").annotate(n=Count("pk")).values_list("readiness_status", "n"):
+        state.counts[status] = n
+
+
+def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates: dict[str, int], rings: RingAssigner,
+                   in_group: bool = True, complete: bool = True) -> None:  # fmt: skip
+    """Evaluate one chunk of devices (candidates, or registered devices outside the group) and write changes."""
+    run, now = state.run, state.now
+    ids = list(subjects)
+    staged = StagedObject.objects.filter(run=run)
+    entra = {d: json.loads(data) for d, data in staged.filter(kind=StagedObject.Kind.DEVICE, device_id__in=ids)
+             .values_list("device_id", "data")}  # fmt: skip
+    managed = latest_managed(staged.filter(kind=StagedObject.Kind.MANAGED, device_id__in=ids)
+                             .values_list("device_id", "data"))  # fmt: skip
+    existing = {d.azure_ad_device_id: d for d in Device.objects.filter(azure_ad_device_id__in=ids)}
+    reports = {r.azure_ad_device_id: r for r in ReadinessReport.objects.filter(azure_ad_device_id__in=ids)}
+    twins = hybrid_twins(run, [e for d, e in entra.items() if d not in managed and
+                               (e.get("trustType") or "").lower() == "workplace"])  # fmt: skip
+    upserts: list[Device] = []
+    changes: list[tuple[Device, str, str]] = []
+    touched: list[int] = []
+    for device_id, added_through in subjects.items():
+        record = entra.get(device_id)
+        device = existing.get(device_id)
+        if record is None and device is None:
+            state.errors.append({"stage": "evaluate", "message": f"Device {device_id} is in the group but not in Azure AD."})
+            continue
+        candidate = c.Candidate(
+            entra=record or {"deviceId": device_id, "displayName": device.device_name if device else ""},
+            managed=managed.get(device_id), now=now,
+            serial_shared_with=duplicates.get(((managed.get(device_id) or {}).get("serialNumber") or "").strip(), 1) - 1,
+            hybrid_twin=twins.get((record or {}).get("displayName") or "", ""),
+        )  # fmt: skip
+        outcome, cause = evaluate_device(candidate, device, reports.get(device_id), added_through, in_group, complete,
+                                         rings)  # fmt: skip
+        if device is not None and outcome["fingerprint"] == device.fingerprint:
+            touched.append(device.pk)
+            continue
+        new = Device(azure_ad_device_id=device_id, last_discovered_at=now if in_group else None, **outcome)
+        if device is not None:
+            new.pk, new.first_discovered_at = device.pk, device.first_discovered_at
+            if not in_group:
+                new.last_discovered_at = device.last_discovered_at
+        upserts.append(new)
+        before = device.readiness_status if device else ""
+        if before != outcome["readiness_status"]:
+            changes.append((new, before, cause))
+    with transaction.atomic():
+        if upserts:
+            Device.objects.bulk_create(upserts, update_conflicts=True, unique_fields=["azure_ad_device_id"],
+                                       update_fields=[f for f in WRITTEN_FIELDS if f != "azure_ad_device_id"])  # fmt: skip
+            missing = [d.azure_ad_device_id for d in upserts if d.pk is None]
+            if missing:  # backends that do not return ids from an upsert
+                pks = dict(Device.objects.filter(azure_ad_device_id__in=missing).values_list("azure_ad_device_id", "pk"))
+                for d in upserts:
+                    d.pk = d.pk or pks[d.azure_ad_device_id]
+        if changes:
+            DeviceStatusChange.objects.bulk_create([
+                DeviceStatusChange(device_id=d.pk, from_status=before, to_status=d.readiness_status, changed_at=now,
+                                   cause=cause, run=run)
+                for d, before, cause in changes
+            ])  # fmt: skip
+        if touched and in_group:
+            Device.objects.filter(pk__in=touched).update(last_discovered_at=now)
+    state.counts["changed"] += len(upserts)
+    state.counts["registered_now"] += sum(1 for d, before, _ in changes if before in ("", ReadinessStatus.PREREQUISITES_FAILED)
+                                          and d.registered_at == now)  # fmt: skip
+
+
+WRITTEN_FIELDS = [
+    "azure_ad_device_id", "entra_object_id", "intune_device_id", "device_name", "serial_number", "model",
+    "manufacturer", "operating_system", "os_version", "edition", "architecture", "join_type", "management", "owner",
+    "primary_user", "last_intune_checkin", "readiness_status", "failed_checks", "checks", "report_generated_at",
+    "registered_at", "ring", "ring_assigned_by", "excluded", "added_through", "in_registration_group",
+    "last_discovered_at", "fingerprint",
+]  # fmt: skip
+
+
+def hybrid_twins(run: DiscoveryRun, registered_records: list[dict]) -> dict[str, str]:
+    """For Azure AD registered records, the name of a hybrid joined record of the same device (dual state)."""
+    names = {r.get("displayName") for r in registered_records if r.get("displayName")}
+    if not names:
+        return {}
+    twins: dict[str, str] = {}
+    for name, data in StagedObject.objects.filter(run=run, kind=StagedObject.Kind.DEVICE, display_name__in=names
+                                                   ).values_list("display_name", "data"):  # fmt: skip
+        if (json.loads(data).get("trustType") or "").lower() == "serverad":
+            twins[name] = name
+    return twins
+
+
+def evaluate_device(candidate: c.Candidate, device: Device | None, report: ReadinessReport | None,
+                    added_through: str | None, in_group: bool, complete: bool,
+                    rings: RingAssigner) -> tuple[dict[str, Any], str]:  # fmt: skip
+    """The device's fields after this run, and the cause to record if its readiness status changes."""
+    now, m, e = candidate.now, candidate.managed or {}, candidate.entra
+    prerequisites = c.evaluate_prerequisites(candidate)
+    failed_prerequisites = [r.name for r in prerequisites if not r.passed]
+    registered_at = device.registered_at if device else None
+    ring = device.ring if device else ""
+    ring_by = device.ring_assigned_by if device else ""
+    excluded = device.excluded if device else False
+    readiness = c.readiness_results(report.checks) if report else []
+    last_sync = c.parse_graph_time(m.get("lastSyncDateTime"))
+    if excluded:
+        status, cause, failed = ReadinessStatus.EXCLUDED, "Excluded by an admin", []
+    elif registered_at is None and failed_prerequisites:
+        status, failed = ReadinessStatus.PREREQUISITES_FAILED, failed_prerequisites
+        cause = "Pre-requisite checks failed: " + "; ".join(failed_prerequisites)
+    else:
+        if registered_at is None:
+            registered_at, ring, ring_by = now, rings.next(), RingAssignedBy.AUTOPATCH
+        failed = [r.name for r in readiness if not r.passed]
+        if last_sync is None or now - last_sync > c.CHECK_IN_WINDOW:
+            status, cause = ReadinessStatus.INACTIVE, "No Intune check-in in the last 28 days"
+            failed = [c.LAST_INTUNE_CHECK_IN, *failed]
+        elif failed:
+            status = ReadinessStatus.READINESS_FAILED
+            cause = f"Readiness report of {report.generated_at:%Y-%m-%d %H:%M} UTC: " + "; ".join(failed)
+        else:
+            status = ReadinessStatus.ACTIVE
+            cause = "Registered: every prerequisite check passed" if device is None or device.registered_at is None \
+                else "Every readiness check passed"  # fmt: skip
+    agent = candidate.agent
+    management = (Management.CO_MANAGED if candidate.co_managed else Management.INTUNE if agent in c.INTUNE_AGENTS
+                  else Management.NONE)  # fmt: skip
+    edition, _ = c.edition_of(candidate)
+    keep = device if device is not None else None
+    fields: dict[str, Any] = {
+        "entra_object_id": e.get("id") or (keep.entra_object_id if keep else ""),
+        "intune_device_id": m.get("id") or "",
+        "device_name": (e.get("displayName") or m.get("deviceName") or "")[:256],
+        "serial_number": (m.get("serialNumber") or "").strip()[:128],
+        "model": (m.get("model") or "")[:256],
+        "manufacturer": (m.get("manufacturer") or "")[:256],
+        "operating_system": (e.get("operatingSystem") or m.get("operatingSystem") or "")[:128],
+        "os_version": (m.get("osVersion") or e.get("operatingSystemVersion") or "")[:64],
+        "edition": edition,
+        "architecture": (m.get("processorArchitecture") or "")[:32],
+        "join_type": JOIN_TYPES.get((m.get("joinType") or e.get("trustType") or "").lower(), ""),
+        "management": management,
+        "owner": {"company": "Corporate", "personal": "Personal"}.get((m.get("ownerType") or "").lower(), ""),
+        "primary_user": (m.get("userPrincipalName") or "")[:256],
+        "last_intune_checkin": last_sync,
+        "readiness_status": status,
+        "failed_checks": "; ".join(failed),
+        "checks": [r.as_dict() for r in prerequisites + readiness],
+        "report_generated_at": report.generated_at if report else None,
+        "registered_at": registered_at,
+        "ring": ring,
+        "ring_assigned_by": ring_by,
+        "excluded": excluded,
+        "added_through": added_through if added_through is not None else (keep.added_through if keep else ""),
+        "in_registration_group": in_group or (keep.in_registration_group and not complete if keep else False),
+    }
+    if device is not None and not candidate.managed and not in_group:
+        # Intune no longer knows the device: keep what was last known of its hardware.
+        for name in ("intune_device_id", "serial_number", "model", "manufacturer", "architecture", "primary_user", "owner"):
+            fields[name] = getattr(device, name)
+    fields["fingerprint"] = fingerprint(fields)
+    return fields, cause
+
+
+def fingerprint(fields: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()

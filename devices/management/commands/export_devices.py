@@ -1,0 +1,31 @@
+"""`manage.py export_devices`: a tab as CSV on stdout, through the code the UI's export uses."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from devices.columns import COLUMNS, columns_for
+from devices.export import csv_rows
+from devices.queries import InvalidQuery, device_list
+
+
+class Command(BaseCommand):
+    help = "Write the devices of a tab as CSV to standard output."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--tab", required=True, choices=["ready", "not-ready", "not-registered", "all"])
+        parser.add_argument("--columns", default="", help="'all', or column keys separated by commas (default: the default columns)")
+        parser.add_argument("--search", default="", help="search by device name, Azure AD device ID, serial number or user")
+        parser.add_argument("--sort", default="device_name", help="column key, '-' in front for descending")
+
+    def handle(self, *args, tab, columns, search, sort, **options):
+        try:
+            if columns == "all":
+                chosen = list(COLUMNS)
+            else:
+                chosen = columns_for([key.strip() for key in columns.split(",") if key.strip()] or None)
+            devices = device_list(tab, {"q": search, "sort": sort})
+        except KeyError as exc:
+            raise CommandError(f"unknown column {exc.args[0]!r}") from exc
+        except InvalidQuery as exc:
+            raise CommandError(str(exc)) from exc
+        for line in csv_rows(devices, chosen):
+            self.stdout.write(line, ending="")

@@ -1,0 +1,222 @@
+"""Devices the portal knows, their status history, readiness reports and discovery runs."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class ReadinessStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    READINESS_FAILED = "readiness_failed", "Readiness failed"
+    INACTIVE = "inactive", "Inactive"
+    PREREQUISITES_FAILED = "prerequisites_failed", "Pre-requisites failed"
+    EXCLUDED = "excluded", "Excluded"
+
+
+class Tab(models.TextChoices):
+    READY = "ready", "Ready"
+    NOT_READY = "not-ready", "Not ready"
+    NOT_REGISTERED = "not-registered", "Not registered"
+
+
+# Which readiness statuses each tab of the device blade shows.
+TAB_STATUSES: dict[str, tuple[str, ...]] = {
+    Tab.READY: (ReadinessStatus.ACTIVE,),
+    Tab.NOT_READY: (ReadinessStatus.READINESS_FAILED, ReadinessStatus.INACTIVE),
+    Tab.NOT_REGISTERED: (ReadinessStatus.PREREQUISITES_FAILED, ReadinessStatus.EXCLUDED),
+}
+
+
+class Ring(models.TextChoices):
+    TEST = "test", "Test"
+    FIRST = "first", "First"
+    FAST = "fast", "Fast"
+    BROAD = "broad", "Broad"
+
+
+class RingAssignedBy(models.TextChoices):
+    AUTOPATCH = "autopatch", "Autopatch"
+    ADMIN = "admin", "Admin"
+
+
+class Management(models.TextChoices):
+    INTUNE = "intune", "Intune"
+    CO_MANAGED = "co_managed", "Co-managed"
+    NONE = "none", "Not managed"
+
+
+class Device(models.Model):
+    """A device discovered through the registration group, registered or not."""
+
+    azure_ad_device_id = models.CharField("Azure AD device ID", max_length=64, unique=True)
+    entra_object_id = models.CharField("Entra object ID", max_length=64, blank=True)
+    intune_device_id = models.CharField("Intune device ID", max_length=64, blank=True)
+    device_name = models.CharField("Device name", max_length=256, blank=True)
+    serial_number = models.CharField("Serial number", max_length=128, blank=True)
+    model = models.CharField(max_length=256, blank=True)
+    manufacturer = models.CharField(max_length=256, blank=True)
+    operating_system = models.CharField(max_length=128, blank=True)
+    os_version = models.CharField("OS version", max_length=64, blank=True)
+    edition = models.CharField(max_length=64, blank=True)
+    architecture = models.CharField(max_length=32, blank=True)
+    join_type = models.CharField(max_length=32, blank=True)
+    management = models.CharField(max_length=16, choices=Management.choices, default=Management.NONE)
+    owner = models.CharField(max_length=32, blank=True)
+    primary_user = models.CharField(max_length=256, blank=True)
+    last_intune_checkin = models.DateTimeField("Last Intune check-in", null=True, blank=True)
+
+    readiness_status = models.CharField(max_length=32, choices=ReadinessStatus.choices, db_index=True)
+    # Names of the failed prerequisite or readiness checks, joined by "; " (what the tab shows).
+    failed_checks = models.TextField(blank=True)
+    # Every check of the last evaluation: [{"name", "kind", "passed", "reason", "remediation"}].
+    checks = models.JSONField(default=list)
+    report_generated_at = models.DateTimeField("Readiness report time", null=True, blank=True)
+
+    registered_at = models.DateTimeField("Registered on", null=True, blank=True)
+    ring = models.CharField(max_length=8, choices=Ring.choices, blank=True)
+    ring_assigned_by = models.CharField(max_length=16, choices=RingAssignedBy.choices, blank=True)
+    excluded = models.BooleanField(default=False)
+    added_through = models.CharField(max_length=256, blank=True)  # "direct" or the nested group's name
+    in_registration_group = models.BooleanField(default=True)
+    first_discovered_at = models.DateTimeField(default=timezone.now)
+    last_discovered_at = models.DateTimeField("Last discovered", null=True, blank=True)
+    # Digest of everything evaluation writes: an unchanged device is not written again.
+    fingerprint = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        # The capabilities of the seed's role table; accounts.roles maps roles onto them.
+        permissions = [
+            ("discover_devices", "Discover devices"),
+            ("modify_columns", "Modify columns"),
+            ("refresh_device_list", "Refresh device list"),
+            ("export_devices", "Export to .CSV"),
+            ("device_actions", "Device actions"),
+        ]
+        indexes = [
+            models.Index(fields=["readiness_status", "device_name"]),
+            models.Index(fields=["serial_number"]),
+            models.Index(fields=["registered_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.device_name or self.azure_ad_device_id
+
+    @property
+    def is_registered(self) -> bool:
+        return self.registered_at is not None and not self.excluded
+
+
+class DeviceStatusChange(models.Model):
+    """One change of a device's readiness status, with its time and cause."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(max_length=32, choices=ReadinessStatus.choices, blank=True)
+    to_status = models.CharField(max_length=32, choices=ReadinessStatus.choices)
+    changed_at = models.DateTimeField(default=timezone.now)
+    cause = models.TextField()
+    run = models.ForeignKey("DiscoveryRun", null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or 'new'} -> {self.to_status}"
+
+
+class ReadinessReport(models.Model):
+    """The latest device-side readiness report of a device, kept even before it is registered."""
+
+    azure_ad_device_id = models.CharField(max_length=64, unique=True)
+    generated_at = models.DateTimeField()
+    checks = models.JSONField(default=list)  # [{"name", "result": "passed"|"failed", "detail"}]
+    received_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Readiness report of {self.azure_ad_device_id} at {self.generated_at}"
+
+
+class DiscoveryRun(models.Model):
+    """One discovery of the registration group: who or what started it, and how it ended."""
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Hourly schedule"
+        MANUAL = "manual", "Discover devices"
+        API = "api", "API"
+        COMMAND = "command", "Command line"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        PARTIAL = "partial", "Partly failed"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    requested_by = models.CharField(max_length=256, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    progress = models.CharField(max_length=256, blank=True)
+    counts = models.JSONField(default=dict)  # per readiness status, plus candidates/registered/changed
+    errors = models.JSONField(default=list)  # [{"stage", "message"}]
+    ignored = models.JSONField(default=list)  # members not discovered: [{"id", "name", "type", "reason"}]
+    graph_requests = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-queued_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Discovery run #{self.pk} ({self.trigger}, {self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+
+class DiscoveryLease(models.Model):
+    """A single row that makes discovery runs exclusive; it lapses if its holder dies."""
+
+    name = models.CharField(max_length=32, unique=True)
+    holder = models.ForeignKey(DiscoveryRun, null=True, blank=True, on_delete=models.SET_NULL)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} lease held by run {self.holder_id}"
+
+
+class StagedObject(models.Model):
+    """What one discovery run read from Graph, held in the database so memory stays flat."""
+
+    class Kind(models.TextChoices):
+        MEMBER = "member"
+        DEVICE = "device"
+        MANAGED = "managed"
+
+    run = models.ForeignKey(DiscoveryRun, on_delete=models.CASCADE)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    object_id = models.CharField(max_length=64, blank=True)  # Entra object id (members, devices)
+    device_id = models.CharField(max_length=64, blank=True)  # Entra deviceId (devices, managed)
+    display_name = models.CharField(max_length=256, blank=True)
+    serial_number = models.CharField(max_length=128, blank=True)
+    extra = models.CharField(max_length=256, blank=True)  # members: "direct" or the nested group's name
+    data = models.TextField(blank=True)  # the Graph object, as JSON
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["run", "kind", "object_id"]),
+            models.Index(fields=["run", "kind", "device_id"]),
+            models.Index(fields=["run", "kind", "display_name"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "kind", "object_id"],
+                condition=models.Q(kind="member"),
+                name="one_staged_member_per_object",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.object_id or self.device_id}"

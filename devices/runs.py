@@ -1,0 +1,27 @@
+"""Starting discovery runs: the hourly schedule, the Discover devices button, the API and the command."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from .discovery import active_run, run_discovery
+from .models import DiscoveryRun
+
+
+def start_discovery(trigger: str, requested_by: str = "") -> tuple[DiscoveryRun, bool]:
+    """Queue a run for the worker; if one is already under way, return it and False."""
+    from .tasks import discover
+
+    with transaction.atomic():
+        current = active_run()
+        if current is not None:
+            return current, False
+        run = DiscoveryRun.objects.create(trigger=trigger, requested_by=requested_by)
+        discover.delay_on_commit(trigger=trigger, run_id=run.pk)
+    return run, True
+
+
+def discover_now(trigger: str = DiscoveryRun.Trigger.COMMAND, requested_by: str = "") -> DiscoveryRun:
+    """Run one discovery in this process, through the same code as the task."""
+    run = DiscoveryRun.objects.create(trigger=trigger, requested_by=requested_by)
+    return run_discovery(run)

@@ -1,0 +1,378 @@
+"""A tenant held in memory, answering Entra token and Graph requests as the real services do."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+LOGIN_HOST = "login.microsoftonline.com"
+GRAPH_HOST = "graph.microsoft.com"
+MAX_PAGE_SIZE = 999
+DEFAULT_PAGE_SIZE = 100
+
+DEVICE_FIELDS = (
+    "id", "deviceId", "displayName", "operatingSystem", "operatingSystemVersion", "trustType",
+    "accountEnabled", "profileType", "registrationDateTime", "approximateLastSignInDateTime",
+)  # fmt: skip
+MANAGED_DEVICE_FIELDS = (
+    "id", "azureADDeviceId", "deviceName", "operatingSystem", "osVersion", "lastSyncDateTime",
+    "managementAgent", "ownerType", "skuFamily", "skuNumber", "processorArchitecture", "joinType",
+    "serialNumber", "model", "manufacturer", "userPrincipalName",
+)  # fmt: skip
+
+
+class TenantFileError(ValueError):
+    """The tenant file does not have the contract's shape."""
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Fault:
+    """An injected failure: the next `times` requests matching method and path fail."""
+
+    path: str
+    status: int | str  # an HTTP status, "malformed" (a page that is not Graph JSON) or "timeout"
+    times: int = 1
+    method: str = "GET"
+    retry_after: str | None = None
+    skip: int = 0  # let this many matching requests through first
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.times > 0 and method == self.method and self.path in path
+
+
+def _require(obj: dict, keys: tuple[str, ...], where: str) -> None:
+    missing = [key for key in keys if key not in obj]
+    if missing:
+        raise TenantFileError(f"{where} lacks {', '.join(missing)}")
+
+
+def load_tenant_file(path: str | Path) -> SimulatedTenant:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise TenantFileError(f"tenant file {path} does not exist") from exc
+    except json.JSONDecodeError as exc:
+        raise TenantFileError(f"tenant file {path} is not JSON: {exc}") from exc
+    return SimulatedTenant(data)
+
+
+def _shift_dates(items: list[dict], delta) -> None:
+    for item in items:
+        for key, value in item.items():
+            if key.endswith("DateTime") and isinstance(value, str) and value:
+                moment = datetime.fromisoformat(value.replace("Z", "+00:00")) + delta
+                item[key] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class SimulatedTenant:
+    """Holds the tenant file's objects and answers requests for them.
+
+    The file's shape is a contract other tools write: registrationGroupId, groups, devices,
+    managedDevices, readinessReports; optionally users, tenantId, and relativeTo (dates in
+    the file are then moved forward by now - relativeTo, so a bundled demo never goes stale).
+    """
+
+    def __init__(self, data: dict[str, Any]):
+        if not isinstance(data, dict):
+            raise TenantFileError("a tenant file is a JSON object")
+        _require(data, ("registrationGroupId", "groups", "devices", "managedDevices"), "the tenant file")
+        self.tenant_id: str = data.get("tenantId", "00000000-0000-4000-8000-000000000000")
+        self.registration_group_id: str = data["registrationGroupId"]
+        self.groups: dict[str, dict] = {}
+        for group in data["groups"]:
+            _require(group, ("id", "displayName", "members"), "a group")
+            self.groups[group["id"]] = group
+        for device in data["devices"]:
+            _require(device, ("id", "deviceId"), "a device")
+        for managed in data["managedDevices"]:
+            _require(managed, ("id", "azureADDeviceId"), "a managed device")
+        for report in data.get("readinessReports", []):
+            _require(report, ("azureADDeviceId", "generatedDateTime", "checks"), "a readiness report")
+        if data.get("relativeTo"):
+            anchor = datetime.fromisoformat(data["relativeTo"].replace("Z", "+00:00"))
+            delta = datetime.now(UTC) - anchor
+            for items in (data["devices"], data["managedDevices"], data.get("readinessReports", [])):
+                _shift_dates(items, delta)
+        self.devices: list[dict] = data["devices"]
+        self.managed_devices: list[dict] = data["managedDevices"]
+        self.readiness_reports: list[dict] = data.get("readinessReports", [])
+        self.users: dict[str, dict] = {user["id"]: user for user in data.get("users", [])}
+        self.devices_by_id = {device["id"]: device for device in self.devices}
+        for group in self.groups.values():
+            for member in group["members"]:
+                if member not in self.devices_by_id and member not in self.groups and member not in self.users:
+                    raise TenantFileError(
+                        f"group {group['displayName']!r} has member {member!r}, which is no device, group or user"
+                    )
+        if self.registration_group_id not in self.groups:
+            raise TenantFileError(f"registrationGroupId {self.registration_group_id!r} is not among the groups")
+        self.group_owners: dict[str, list[str]] = {gid: list(g.get("owners", [])) for gid, g in self.groups.items()}
+        # Confidential-client credentials the token endpoint accepts; None accepts any pair.
+        self.client_credentials: dict[str, str] | None = None
+        self.faults: list[Fault] = [Fault(**fault) for fault in data.get("faults", [])]
+        self.requests: Counter[str] = Counter()
+        self._tokens: set[str] = set()
+        self._lock = threading.Lock()
+        # (method, host, path pattern, handler(tenant, match, query, headers, form)): sign-in adds its own.
+        self.extra_routes: list[tuple[str, str, str, Any]] = []
+
+    # -- entry point -------------------------------------------------------------------------
+
+    def handle(self, method: str, url: str, headers: dict[str, str], body: bytes | str | None) -> Response:
+        parts = urlsplit(url)
+        query = {key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()}
+        with self._lock:
+            self.requests[f"{method} {parts.path}"] += 1
+            fault = self._take_fault(method, parts.path)
+        if fault is not None:
+            return self._fault_response(fault)
+        if isinstance(body, str):
+            body = body.encode()
+        form = {k: v[-1] for k, v in parse_qs((body or b"").decode(errors="replace")).items()}
+        for route_method, host, pattern, handler in self.extra_routes:
+            match = re.fullmatch(pattern, parts.path)
+            if route_method == method and parts.netloc == host and match:
+                return handler(self, match, query, headers, form)
+        if parts.netloc == LOGIN_HOST:
+            return self._login(method, parts.path, form)
+        if parts.netloc == GRAPH_HOST:
+            if not self._authorized(headers):
+                return graph_error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
+            return self._graph(method, parts.path, query, parts, body)
+        return Response(404, b"not found")
+
+    def total_requests(self, host_path_prefix: str = "") -> int:
+        return sum(count for key, count in self.requests.items() if key.split(" ", 1)[1].startswith(host_path_prefix))
+
+    def inject(self, path: str, status: int | str, times: int = 1, **kwargs: Any) -> Fault:
+        fault = Fault(path=path, status=status, times=times, **kwargs)
+        self.faults.append(fault)
+        return fault
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.matches(method, path):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    return None
+                fault.times -= 1
+                return fault
+        return None
+
+    def _fault_response(self, fault: Fault) -> Response:
+        if fault.status == "timeout":
+            raise TimeoutError("simulated time-out")
+        if fault.status == "malformed":
+            return Response(200, b'{"value": [{"id": "truncated', {"Content-Type": "application/json"})
+        status = int(fault.status)
+        if status == 429:
+            response = graph_error(429, "TooManyRequests", "Too many requests, retry after some time.")
+            response.headers["Retry-After"] = fault.retry_after or "1"
+            return response
+        return graph_error(status, "ServiceUnavailable" if status >= 500 else "BadRequest", "Injected failure.")
+
+    # -- Entra ---------------------------------------------------------------------------------
+
+    def authority(self) -> str:
+        return f"https://{LOGIN_HOST}/{self.tenant_id}"
+
+    def _login(self, method: str, path: str, form: dict[str, str]) -> Response:
+        segments = path.strip("/").split("/")
+        if not segments or segments[0] not in (self.tenant_id, "organizations", "common"):
+            return entra_error(400, "invalid_tenant", f"AADSTS90002: Tenant '{segments[0]}' not found.")
+        rest = "/".join(segments[1:])
+        if method == "GET" and rest == "v2.0/.well-known/openid-configuration":
+            base = f"https://{LOGIN_HOST}/{self.tenant_id}"
+            return json_response(200, {
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
+                "jwks_uri": f"{base}/discovery/v2.0/keys",
+                "issuer": f"https://{LOGIN_HOST}/{self.tenant_id}/v2.0",
+                "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+                "scopes_supported": ["openid", "profile", "email", "offline_access"],
+                "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+                "tenant_region_scope": "EU",
+            })  # fmt: skip
+        if method == "POST" and rest == "oauth2/v2.0/token" and form.get("grant_type") == "client_credentials":
+            return self._client_credentials(form)
+        if method == "POST" and rest == "oauth2/v2.0/token":
+            return self.token_grant(form)
+        return entra_error(404, "invalid_request", f"AADSTS900561: unsupported endpoint {path}")
+
+    def _client_credentials(self, form: dict[str, str]) -> Response:
+        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+        if self.client_credentials is not None and self.client_credentials.get(client_id) != secret:
+            return entra_error(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
+        if "https://graph.microsoft.com/.default" not in form.get("scope", "").split():
+            return entra_error(400, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid.")
+        token = self.issue_access_token()
+        return json_response(200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})
+
+    def token_grant(self, form: dict[str, str]) -> Response:
+        """Other grants (the sign-in's authorization code) are added by accounts' simulated sign-in."""
+        return entra_error(400, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type.")
+
+    def issue_access_token(self) -> str:
+        token = "sim-" + secrets.token_urlsafe(24)
+        with self._lock:
+            self._tokens.add(token)
+        return token
+
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        value = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        return value.startswith("Bearer ") and value[7:] in self._tokens
+
+    # -- Graph ---------------------------------------------------------------------------------
+
+    def _graph(self, method: str, path: str, query: dict[str, str], parts, body: bytes | None) -> Response:
+        match = re.fullmatch(r"/(v1\.0|beta)/(.*)", path)
+        if not match:
+            return graph_error(400, "BadRequest", "Invalid version.")
+        version, resource = match.groups()
+        if method == "GET" and resource == "groups":
+            return self._list_groups(query, parts)
+        group_match = re.fullmatch(r"groups/([^/]+)(/members)?", resource)
+        if method == "GET" and group_match:
+            group = self.groups.get(group_match.group(1))
+            if group is None:
+                return graph_error(404, "Request_ResourceNotFound",
+                                   f"Resource '{group_match.group(1)}' does not exist or one of its queried "
+                                   "reference-property objects are not present.")  # fmt: skip
+            if group_match.group(2):
+                return self._page([self._directory_object(m) for m in group["members"]], query, parts, typed=True)
+            return json_response(200, select(self._group_object(group), query))
+        owner_match = re.fullmatch(r"groups/([^/]+)/owners/\$ref", resource)
+        if method == "POST" and owner_match:
+            return self._add_owner(owner_match.group(1), body)
+        if method == "GET" and resource == "devices":
+            return self._page(self.devices, query, parts)
+        if method == "GET" and resource == "deviceManagement/managedDevices":
+            if version != "beta" and any(f in query.get("$select", "") for f in ("skuFamily", "ownerType", "joinType")):
+                return graph_error(400, "BadRequest", "Could not find a property named 'skuFamily' on type "
+                                   "'microsoft.graph.managedDevice'.")  # fmt: skip
+            items = self.managed_devices
+            wanted = query.get("$filter", "")
+            if wanted:
+                os_match = re.fullmatch(r"operatingSystem eq '([^']*)'", wanted)
+                if not os_match:
+                    return graph_error(400, "BadRequest", f"Unsupported filter: {wanted}")
+                items = [m for m in items if (m.get("operatingSystem") or "") == os_match.group(1)]
+            return self._page(items, query, parts)
+        return graph_error(400, "BadRequest", f"Resource not found for the segment '{resource.split('/')[0]}'.")
+
+    def _list_groups(self, query: dict[str, str], parts) -> Response:
+        groups = list(self.groups.values())
+        wanted = query.get("$filter", "")
+        if wanted:
+            name = re.fullmatch(r"displayName eq '((?:[^']|'')*)'", wanted)
+            if not name:
+                return graph_error(400, "Request_UnsupportedQuery", f"Unsupported query: {wanted}")
+            groups = [g for g in groups if g["displayName"] == name.group(1).replace("''", "'")]
+        return self._page([self._group_object(g) for g in groups], query, parts)
+
+    @staticmethod
+    def _group_object(group: dict) -> dict:
+        return {
+            "@odata.type": "#microsoft.graph.group", "id": group["id"], "displayName": group["displayName"],
+            "description": group.get("description"), "groupTypes": group.get("groupTypes", []),
+            "securityEnabled": True, "mailEnabled": False, "membershipRule": group.get("membershipRule"),
+        }  # fmt: skip
+
+    def _directory_object(self, object_id: str) -> dict:
+        if object_id in self.devices_by_id:
+            return {"@odata.type": "#microsoft.graph.device", **self.devices_by_id[object_id]}
+        if object_id in self.groups:
+            return self._group_object(self.groups[object_id])
+        return {"@odata.type": "#microsoft.graph.user", **self.users[object_id]}
+
+    def _add_owner(self, group_id: str, body: bytes | None) -> Response:
+        if group_id not in self.groups:
+            return graph_error(404, "Request_ResourceNotFound", f"Resource '{group_id}' does not exist.")
+        try:
+            ref = json.loads(body or b"{}")["@odata.id"]
+        except (ValueError, KeyError):
+            return graph_error(400, "Request_BadRequest", "Invalid request body.")
+        owner_id = ref.rstrip("/").rsplit("/", 1)[-1]
+        owners = self.group_owners[group_id]
+        if owner_id in owners:
+            return graph_error(400, "Request_BadRequest",
+                               "One or more added object references already exist for the following modified "
+                               "properties: 'owners'.")  # fmt: skip
+        owners.append(owner_id)
+        return Response(204)
+
+    def _page(self, items: list[dict], query: dict[str, str], parts, typed: bool = False) -> Response:
+        try:
+            top = int(query.get("$top", DEFAULT_PAGE_SIZE))
+        except ValueError:
+            return graph_error(400, "BadRequest", "Invalid value for $top.")
+        if not 1 <= top <= MAX_PAGE_SIZE:
+            return graph_error(400, "Request_BadRequest", f"Invalid page size specified: '{top}'. Must be between 1 and 999 inclusive.")
+        offset = 0
+        if "$skiptoken" in query:
+            try:
+                offset = int(base64.urlsafe_b64decode(query["$skiptoken"].encode()).decode().split(":", 1)[1])
+            except (ValueError, IndexError):
+                return graph_error(400, "Request_BadRequest", "Invalid skip token.")
+        chunk = items[offset : offset + top]
+        payload: dict[str, Any] = {
+            "@odata.context": f"https://{GRAPH_HOST}{parts.path}/$metadata",
+            "value": [select(item, query, keep_type=typed) for item in chunk],
+        }
+        if offset + top < len(items):
+            skip = base64.urlsafe_b64encode(f"offset:{offset + top}".encode()).decode()
+            next_query = {k: v for k, v in query.items() if k != "$skiptoken"} | {"$skiptoken": skip}
+            payload["@odata.nextLink"] = f"https://{GRAPH_HOST}{parts.path}?{urlencode(next_query)}"
+        return json_response(200, payload)
+
+
+def select(item: dict, query: dict[str, str], keep_type: bool = False) -> dict:
+    fields = [f.strip() for f in query.get("$select", "").split(",") if f.strip()]
+    if not fields:
+        return dict(item)
+    out = {"@odata.type": item["@odata.type"]} if keep_type and "@odata.type" in item else {}
+    for name in fields:
+        if name in item:
+            out[name] = item[name]
+        elif not keep_type or item.get("@odata.type") == "#microsoft.graph.device" or name == "id":
+            out[name] = None
+    return out
+
+
+def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+
+def graph_error(status: int, code: str, message: str) -> Response:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    request_id = secrets.token_hex(16)
+    return json_response(status, {"error": {
+        "code": code, "message": message,
+        "innerError": {"date": now, "request-id": request_id, "client-request-id": request_id},
+    }})  # fmt: skip
+
+
+def entra_error(status: int, error: str, description: str) -> Response:
+    return json_response(status, {
+        "error": error, "error_description": description, "error_codes": [int(description[5:12] or 0)]
+        if description.startswith("AADSTS") and description[5:12].isdigit() else [],
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ"), "trace_id": secrets.token_hex(8),
+        "correlation_id": secrets.token_hex(8),
+    })  # fmt: skip

@@ -1,0 +1,18 @@
+"""Celery tasks: the one discovery task that the hourly schedule, the button and the API all start."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from .discovery import run_discovery
+from .models import DiscoveryRun
+
+
+@shared_task(name="devices.tasks.discover", ignore_result=True)
+def discover(trigger: str = DiscoveryRun.Trigger.SCHEDULE, run_id: int | None = None) -> int:
+    """Carry out a discovery run; the schedule passes no run, the button and API pass the one they queued."""
+    run = DiscoveryRun.objects.filter(pk=run_id).first() if run_id else None
+    if run is None:
+        run = DiscoveryRun.objects.create(trigger=trigger)
+    run_discovery(run)
+    return run.pk

@@ -1,0 +1,5 @@
+"""URLs of the device blade."""
+
+
+app_name = "devices"
+urlpatterns: list = []
