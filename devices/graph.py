@@ -108,6 +108,14 @@ class GraphClient:
 
     def get(self, url: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> dict:
         """One GET, retried on throttling, 5xx, time-outs and malformed JSON, at most max_retries times."""
+        return self.request("GET", url, params=params, headers=headers)
+
+    def post(self, url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict:
+        """One POST with a JSON body (for example members/$ref); 204 answers an empty dict."""
+        return self.request("POST", url, json_body=body, headers=headers)
+
+    def request(self, method: str, url: str, *, params: dict[str, Any] | None = None,
+                json_body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> dict:  # fmt: skip
         if not url.startswith("https://"):
             url = f"{GRAPH}/{url.lstrip('/')}"
         attempt = 0
@@ -116,14 +124,16 @@ class GraphClient:
             wait: float | None = None
             try:
                 self.requests_made += 1
-                response = self.session.get(
-                    url, params=params, timeout=self.timeout,
+                response = self.session.request(
+                    method, url, params=params, json=json_body, timeout=self.timeout,
                     headers={"Authorization": f"Bearer {self.token()}", "Accept": "application/json", **(headers or {})},
                 )  # fmt: skip
             except (requests.Timeout, requests.ConnectionError) as exc:
                 failure: GraphError = GraphError(f"Graph did not answer {_short(url)} in time: {exc}", url=url)
             else:
-                if response.status_code == 200:
+                if response.status_code == 204:
+                    return {}
+                if 200 <= response.status_code < 300:
                     try:
                         return response.json()
                     except ValueError:

@@ -1,0 +1,46 @@
+"""Access checks for views: every view and endpoint names the capability it needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+
+from .roles import permission_name, role_of
+
+
+def has_capability(user, capability: str) -> bool:
+    return bool(user.is_authenticated and user.has_perm(permission_name(capability)))
+
+
+def role_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Signed in with a portal role; anonymous users go to sign-in, signed-in users without a role get 403."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if role_of(request.user) is None:
+            raise PermissionDenied("You have no role in this portal.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def capability_required(capability: str) -> Callable:
+    """A role that has `capability` (from the seed's role table), else 403; anonymous users go to sign-in."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @role_required
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not has_capability(request.user, capability):
+                raise PermissionDenied(f"Your role does not allow: {capability.replace('_', ' ')}.")
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
