@@ -1,0 +1,119 @@
+"""Shared fixtures: tenants built with the TenantBuilder, users per role, a real Celery worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from accounts.roles import Role, assign_role
+from devices import connector
+from devices.simulated_tenant import SimulatedTenant
+from devices.simulated_tenant.generator import TenantBuilder
+
+PASSWORD = "correct horse battery staple"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def services_configured() -> bool:
+    return bool(os.environ.get("REDIS_URL")) and os.environ.get("DATABASE_URL", "").startswith("postgres")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Service-backed tests skip on the embedded default, and fail (never skip) when CI asked for services."""
+    if services_configured():
+        return
+    if os.environ.get("AUTOPATCH_REQUIRE_SERVICES"):
+        raise pytest.UsageError("AUTOPATCH_REQUIRE_SERVICES is set but DATABASE_URL (PostgreSQL) or REDIS_URL is not")
+    skip = pytest.mark.skip(reason="needs DATABASE_URL on PostgreSQL and REDIS_URL")
+    for item in items:
+        if "services" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def builder() -> TenantBuilder:
+    return TenantBuilder(seed=42)
+
+
+@pytest.fixture
+def use_tenant(tmp_path, settings):
+    """Write a builder's tenant to a file, point the portal at it, and return the simulated tenant."""
+
+    def use(tenant: TenantBuilder | dict, name: str = "tenant.json") -> SimulatedTenant:
+        path = tmp_path / name
+        data = tenant.as_json() if isinstance(tenant, TenantBuilder) else tenant
+        path.write_text(json.dumps(data))
+        # A rewrite within the same second keeps the mtime: force the loader to read it again.
+        os.utime(path, ns=(time.time_ns(), time.time_ns()))
+        settings.AUTOPATCH_TENANT_FILE = str(path)
+        return connector.simulated_tenant(path)
+
+    return use
+
+
+def make_user(username: str, role: str | None):
+    user = get_user_model().objects.create_user(username=username, password=PASSWORD)
+    assign_role(user, role)
+    return user
+
+
+@pytest.fixture
+def alice(db):
+    """A Service Administrator."""
+    return make_user("alice", Role.ADMINISTRATOR)
+
+
+@pytest.fixture
+def bob(db):
+    """A Service Reader."""
+    return make_user("bob", Role.READER)
+
+
+@pytest.fixture
+def charlie(db):
+    """Signed in, but with no role in the portal."""
+    return make_user("charlie", None)
+
+
+def test_database_url() -> str:
+    """The URL of the database the tests use, for processes the tests start."""
+    conf = connection.settings_dict
+    if conf["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{conf['NAME']}"
+    user = conf.get("USER") or "postgres"
+    auth = f"{user}:{conf['PASSWORD']}@" if conf.get("PASSWORD") else f"{user}@"
+    return f"postgres://{auth}{conf.get('HOST') or '127.0.0.1'}:{conf.get('PORT') or 5432}/{conf['NAME']}"
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, settings):
+    """A real Celery worker in its own process, on the configured broker and the test database."""
+    started: list[subprocess.Popen] = []
+
+    def start(extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+        env = {**os.environ, "DATABASE_URL": test_database_url(), "AUTOPATCH_VAR_DIR": str(django_settings.VAR_DIR),
+               "AUTOPATCH_TENANT_FILE": settings.AUTOPATCH_TENANT_FILE or "", **(extra_env or {})}  # fmt: skip
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "autopatch_portal", "worker", "--pool", "solo", "--loglevel",
+             "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"test-{os.getpid()}@%h"],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
