@@ -58,6 +58,8 @@ COLUMNS: tuple[Column, ...] = (
 )
 COLUMNS_BY_KEY = {column.key: column for column in COLUMNS}
 DEFAULT_COLUMNS = tuple(column.key for column in COLUMNS if column.default)
+# What `manage.py export_devices` writes without --columns: the defaults plus the Azure AD device ID.
+EXPORT_COLUMNS = ("device_name", "azure_ad_device_id", *DEFAULT_COLUMNS[1:])
 
 
 def columns_for(keys: list[str] | tuple[str, ...] | None) -> list[Column]:

@@ -37,6 +37,7 @@ from .models import (
     StagedObject,
 )
 from .readiness import ingest_reports
+from .simulated_tenant import TenantFileError
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ def run_discovery(run: DiscoveryRun, tenant: TenantConnection | None = None) -> 
             graph_requests = tenant.graph.requests_made
         apply_evaluation(state)
         status = DiscoveryRun.Status.PARTIAL if state.errors else DiscoveryRun.Status.SUCCEEDED
-    except (GraphError, DiscoveryAborted) as exc:
+    except (GraphError, DiscoveryAborted, TenantFileError) as exc:
         state.errors.append({"stage": "read", "message": str(exc)})
         log.warning("Discovery run %s failed: %s", run.pk, exc)
     except Exception as exc:  # recorded on the run, then raised for the worker's log

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from devices.columns import COLUMNS, columns_for
+from devices.columns import COLUMNS, EXPORT_COLUMNS, columns_for
 from devices.export import csv_rows
 from devices.queries import InvalidQuery, device_list
 
@@ -21,7 +21,7 @@ class Command(BaseCommand):
             if columns == "all":
                 chosen = list(COLUMNS)
             else:
-                chosen = columns_for([key.strip() for key in columns.split(",") if key.strip()] or None)
+                chosen = columns_for([key.strip() for key in columns.split(",") if key.strip()] or EXPORT_COLUMNS)
             devices = device_list(tab, {"q": search, "sort": sort})
         except KeyError as exc:
             raise CommandError(f"unknown column {exc.args[0]!r}") from exc
