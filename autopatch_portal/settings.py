@@ -156,6 +156,8 @@ AUTOPATCH_REGISTRATION_GROUP_ID = envstr("AUTOPATCH_REGISTRATION_GROUP_ID")
 AUTOPATCH_REGISTRATION_GROUP_NAME = "Windows Autopatch Device Registration"
 AUTOPATCH_GRAPH_TIMEOUT = envint("AUTOPATCH_GRAPH_TIMEOUT", 30)
 AUTOPATCH_GRAPH_MAX_RETRIES = envint("AUTOPATCH_GRAPH_MAX_RETRIES", 5)
+AUTOPATCH_GRAPH_BACKOFF_MS = envint("AUTOPATCH_GRAPH_BACKOFF_MS", 1000)  # first retry's wait; doubles, capped at 30 s
+AUTOPATCH_GRAPH_PAGE_SIZE = envint("AUTOPATCH_GRAPH_PAGE_SIZE", 999)  # Graph's most for directory objects
 # A discovery lease is renewed as the run goes; a crashed worker's lease lapses after this.
 AUTOPATCH_DISCOVERY_LEASE_SECONDS = envint("AUTOPATCH_DISCOVERY_LEASE_SECONDS", 300)
 

@@ -75,7 +75,7 @@ def confidential_app(client_id: str, secret: str, tenant_id: str, session: reque
 _sessions: dict[str, requests.Session] = {}
 
 
-def connect(*, sleep: Callable[[float], None] | None = None, backoff: float = 1.0) -> TenantConnection:
+def connect(*, sleep: Callable[[float], None] | None = None) -> TenantConnection:
     path = tenant_file()
     simulated = simulated_tenant(path) if path is not None else None
     if simulated is not None:
@@ -93,5 +93,6 @@ def connect(*, sleep: Callable[[float], None] | None = None, backoff: float = 1.
     app = confidential_app(client_id, secret, tenant_id, session)
     extra = {"sleep": sleep} if sleep is not None else {}
     graph = GraphClient(session, client_token_provider(app), timeout=settings.AUTOPATCH_GRAPH_TIMEOUT,
-                        max_retries=settings.AUTOPATCH_GRAPH_MAX_RETRIES, backoff=backoff, **extra)  # fmt: skip
+                        max_retries=settings.AUTOPATCH_GRAPH_MAX_RETRIES,
+                        backoff=settings.AUTOPATCH_GRAPH_BACKOFF_MS / 1000, **extra)  # fmt: skip
     return TenantConnection(graph, tenant_id, client_id, settings.AUTOPATCH_REGISTRATION_GROUP_ID, simulated, session)

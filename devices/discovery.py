@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from . import checks as c
 from .connector import TenantConnection, connect
-from .graph import PAGE_SIZE, GraphError, dumps
+from .graph import GraphError, dumps
 from .models import (
     Device,
     DeviceStatusChange,
@@ -209,7 +209,8 @@ def stage_tenant(tenant: TenantConnection, state: RunState) -> None:
     nested: list[dict] = []
     state.progress("Reading the registration group")
     members_url = f"/v1.0/groups/{group_id}/members"
-    params = {"$select": MEMBER_SELECT, "$top": PAGE_SIZE}
+    page_size = settings.AUTOPATCH_GRAPH_PAGE_SIZE
+    params = {"$select": MEMBER_SELECT, "$top": page_size}
     for page in tenant.graph.pages(members_url, params):
         stage_members(run, page, "direct", state, nested)
     for group in nested:
@@ -224,7 +225,7 @@ def stage_tenant(tenant: TenantConnection, state: RunState) -> None:
             state.unreadable_groups.append(group["id"])
             state.errors.append({"stage": f"nested group {name}", "message": str(exc)})
     read = 0
-    for page in tenant.graph.pages("/v1.0/devices", {"$select": DEVICE_SELECT, "$top": PAGE_SIZE}):
+    for page in tenant.graph.pages("/v1.0/devices", {"$select": DEVICE_SELECT, "$top": page_size}):
         StagedObject.objects.bulk_create([
             StagedObject(run=run, kind=StagedObject.Kind.DEVICE, object_id=d.get("id") or "",
                          device_id=d.get("deviceId") or "", display_name=(d.get("displayName") or "")[:256],
@@ -234,7 +235,7 @@ def stage_tenant(tenant: TenantConnection, state: RunState) -> None:
         read += len(page)
         state.progress(f"Read {read} Azure AD devices")
     read = 0
-    managed_params = {"$select": MANAGED_SELECT, "$filter": "operatingSystem eq 'Windows'", "$top": PAGE_SIZE}
+    managed_params = {"$select": MANAGED_SELECT, "$filter": "operatingSystem eq 'Windows'", "$top": page_size}
     for page in tenant.graph.pages("/beta/deviceManagement/managedDevices", managed_params):
         StagedObject.objects.bulk_create([
             StagedObject(run=run, kind=StagedObject.Kind.MANAGED, object_id=m.get("id") or "",

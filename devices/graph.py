@@ -16,7 +16,6 @@ log = logging.getLogger(__name__)
 
 GRAPH = "https://graph.microsoft.com"
 GRAPH_SCOPE = ["https://graph.microsoft.com/.default"]
-PAGE_SIZE = 999  # the most Graph hands out per page for directory objects
 
 
 class GraphError(Exception):
