@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -97,6 +98,11 @@ class Device(models.Model):
             models.Index(fields=["readiness_status", "device_name"]),
             models.Index(fields=["serial_number"]),
             models.Index(fields=["registered_at"]),
+            # The blade: tab counts and the summary chart in one index-only GROUP BY, and a sorted
+            # first page of any default column read from an index instead of sorting the tab.
+            models.Index(fields=["readiness_status", "ring"], name="device_status_ring"),
+            models.Index(fields=["readiness_status", "serial_number"], name="device_status_serial"),
+            models.Index(fields=["readiness_status", "last_intune_checkin"], name="device_status_checkin"),
         ]
 
     def __str__(self) -> str:
@@ -220,3 +226,18 @@ class StagedObject(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.object_id or self.device_id}"
+
+
+class ColumnChoice(models.Model):
+    """The columns one user chose for one tab of the device blade, in their order."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="device_column_choices")
+    tab = models.CharField(max_length=16, choices=Tab.choices)
+    columns = models.JSONField(default=list)  # column keys from devices.columns, in display order
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "tab"], name="one_column_choice_per_user_tab")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.tab}: {', '.join(self.columns)}"

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
+from .checks import LAST_INTUNE_CHECK_IN, PREREQUISITE_CHECKS, READINESS_CHECKS
 from .columns import COLUMNS_BY_KEY
-from .models import TAB_STATUSES, Device, Tab
+from .discovery import JOIN_TYPES
+from .models import TAB_STATUSES, Device, Management, ReadinessStatus, Ring, Tab
 
 
 class InvalidQuery(ValueError):
@@ -15,6 +18,46 @@ class InvalidQuery(ValueError):
 
 
 TAB_ALL = "all"
+NO_RING = "none"
+PAGE_SIZES = (25, 50, 100, 250)
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = PAGE_SIZES[-1]
+MAX_PAGE = 100_000
+MAX_SEARCH = 200
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One filter of the blade: its URL parameter, label, and the values it accepts (value, label)."""
+
+    param: str
+    label: str
+    choices: tuple[tuple[str, str], ...]
+
+    def values(self) -> set[str]:
+        return {value for value, _ in self.choices}
+
+
+def tab_status_choices(tab: str) -> tuple[tuple[str, str], ...]:
+    statuses = TAB_STATUSES.get(tab, tuple(ReadinessStatus.values))
+    return tuple((status, ReadinessStatus(status).label) for status in statuses)
+
+
+FAILED_CHECK_NAMES = (*PREREQUISITE_CHECKS, *(name for name in READINESS_CHECKS if name != LAST_INTUNE_CHECK_IN))
+
+
+def filters_for(tab: str) -> tuple[Filter, ...]:
+    """The filters a tab offers; each value is checked against these choices, so a forged one is refused."""
+    return (
+        Filter("status", "Readiness status", tab_status_choices(tab)),
+        Filter("ring", "Ring", (*Ring.choices, (NO_RING, "No ring"))),
+        Filter("failed_check", "Failed check", tuple((name, name) for name in FAILED_CHECK_NAMES)),
+        Filter("join_type", "Join type", tuple((name, name) for name in dict.fromkeys(JOIN_TYPES.values()))),
+        Filter("management", "Management", tuple(Management.choices)),
+    )
+
+
+FILTER_PARAMS = tuple(f.param for f in filters_for(TAB_ALL))
 
 
 def tab_devices(tab: str) -> QuerySet[Device]:
@@ -25,20 +68,97 @@ def tab_devices(tab: str) -> QuerySet[Device]:
     return Device.objects.filter(readiness_status__in=TAB_STATUSES[tab])
 
 
-def device_list(tab: str, params: Mapping[str, str] | None = None) -> QuerySet[Device]:
-    """The devices a tab shows for the given search (q) and sort (sort=key or -key)."""
-    params = params or {}
-    devices = tab_devices(tab)
-    q = (params.get("q") or "").strip()
-    if q:
-        devices = devices.filter(
-            Q(device_name__icontains=q) | Q(azure_ad_device_id__iexact=q) | Q(serial_number__iexact=q)
-            | Q(primary_user__icontains=q)
-        )  # fmt: skip
+def search(devices: QuerySet[Device], q: str) -> QuerySet[Device]:
+    """Device name or primary user (part of it), Azure AD device ID or serial number (whole)."""
+    return devices.filter(
+        Q(device_name__icontains=q) | Q(azure_ad_device_id__iexact=q) | Q(serial_number__iexact=q)
+        | Q(primary_user__icontains=q)
+    )  # fmt: skip
+
+
+def failed_check_q(name: str) -> Q:
+    """failed_checks holds names joined by "; ": match a whole name, wherever it sits."""
+    return (Q(failed_checks=name) | Q(failed_checks__startswith=f"{name}; ") | Q(failed_checks__endswith=f"; {name}")
+            | Q(failed_checks__contains=f"; {name}; "))  # fmt: skip
+
+
+def active_filters(tab: str, params: Mapping[str, str]) -> dict[str, str]:
+    """The filter values in `params`, each checked against its choices."""
+    chosen: dict[str, str] = {}
+    for f in filters_for(tab):
+        value = (params.get(f.param) or "").strip()
+        if not value:
+            continue
+        if value not in f.values():
+            raise InvalidQuery(f"{f.label.lower()} {value!r} is not one of the choices")
+        chosen[f.param] = value
+    return chosen
+
+
+def apply_filters(devices: QuerySet[Device], chosen: Mapping[str, str]) -> QuerySet[Device]:
+    if "status" in chosen:
+        devices = devices.filter(readiness_status=chosen["status"])
+    if "ring" in chosen:
+        devices = devices.filter(ring="" if chosen["ring"] == NO_RING else chosen["ring"])
+    if "failed_check" in chosen:
+        devices = devices.filter(failed_check_q(chosen["failed_check"]))
+    if "join_type" in chosen:
+        devices = devices.filter(join_type=chosen["join_type"])
+    if "management" in chosen:
+        devices = devices.filter(management=chosen["management"])
+    return devices
+
+
+def sort_key(params: Mapping[str, str]) -> str:
     sort = params.get("sort") or "device_name"
-    key = sort.removeprefix("-")
-    column = COLUMNS_BY_KEY.get(key)
+    column = COLUMNS_BY_KEY.get(sort.removeprefix("-"))
     if column is None or not column.sortable:
         raise InvalidQuery(f"cannot sort by {sort!r}")
+    return sort
+
+
+def search_text(params: Mapping[str, str]) -> str:
+    q = (params.get("q") or "").strip()
+    if len(q) > MAX_SEARCH:
+        raise InvalidQuery(f"the search is longer than {MAX_SEARCH} characters")
+    return q
+
+
+def device_list(tab: str, params: Mapping[str, str] | None = None) -> QuerySet[Device]:
+    """The devices a tab shows for the search (q), the filters (status, ring, failed_check, join_type,
+    management) and the sort (sort=key or -key) in `params`; any value that is not a choice raises InvalidQuery."""
+    params = params or {}
+    devices = tab_devices(tab)
+    q = search_text(params)
+    if q:
+        devices = search(devices, q)
+    devices = apply_filters(devices, active_filters(tab, params))
+    sort = sort_key(params)
+    field = COLUMNS_BY_KEY[sort.removeprefix("-")].field
     prefix = "-" if sort.startswith("-") else ""
-    return devices.order_by(f"{prefix}{column.field}", f"{prefix}pk")
+    return devices.order_by(f"{prefix}{field}", f"{prefix}pk")
+
+
+def is_narrowed(tab: str, params: Mapping[str, str]) -> bool:
+    """Whether a search or filter narrows the tab (else its count is the tab count, no extra COUNT)."""
+    return bool(search_text(params) or active_filters(tab, params))
+
+
+def paging(params: Mapping[str, str]) -> tuple[int, int]:
+    """The page number and page size in `params`; an oversized page size or a bad number raises InvalidQuery."""
+    try:
+        page = int(params.get("page") or 1)
+        per_page = int(params.get("per_page") or DEFAULT_PAGE_SIZE)
+    except ValueError as exc:
+        raise InvalidQuery("page and per_page must be whole numbers") from exc
+    if not 1 <= per_page <= MAX_PAGE_SIZE:
+        raise InvalidQuery(f"per_page must be between 1 and {MAX_PAGE_SIZE}")
+    if not 1 <= page <= MAX_PAGE:
+        raise InvalidQuery(f"page must be between 1 and {MAX_PAGE}")
+    return page, per_page
+
+
+def status_ring_counts() -> dict[tuple[str, str], int]:
+    """Devices per (readiness status, ring), in one GROUP BY that an index answers."""
+    rows = Device.objects.order_by().values_list("readiness_status", "ring").annotate(n=Count("pk"))
+    return {(status, ring): n for status, ring, n in rows}

@@ -1,5 +1,18 @@
 """URLs of the device blade."""
 
+from django.urls import path
+
+from .views import actions, blade, columns, details, discover, export
 
 app_name = "devices"
-urlpatterns: list = []
+urlpatterns = [
+    path("", blade.index, name="index"),
+    path("discover/", discover.discover, name="discover"),
+    path("discover/<int:pk>/", discover.discovery_run, name="discovery_run"),
+    path("device/<int:pk>/", details.device_details, name="device"),
+    path("actions/<slug:action>/", actions.device_action, name="action"),
+    path("registration-group/", details.registration_group, name="registration_group"),
+    path("<slug:tab>/", blade.tab_view, name="tab"),
+    path("<slug:tab>/export.csv", export.export_csv, name="export"),
+    path("<slug:tab>/columns/", columns.column_chooser, name="columns"),
+]

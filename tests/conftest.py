@@ -39,6 +39,13 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def plain_static_storage(settings):
+    """Templates use {% static %}: serve the source files as they are, with no collectstatic manifest needed."""
+    settings.STORAGES = {**settings.STORAGES,
+                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # fmt: skip
+
+
 @pytest.fixture
 def builder() -> TenantBuilder:
     return TenantBuilder(seed=42)

@@ -1,0 +1,132 @@
+"""Device actions of the blade: Assign ring, Exclude device, Restore excluded device, each per device with its outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import Device, DeviceStatusChange, DiscoveryRun, ReadinessStatus, Ring, RingAssignedBy
+from .runs import start_discovery
+
+MAX_DEVICES = 1000  # per action: the page size's maximum times four, and a bound on one request's work
+
+
+class ActionError(ValueError):
+    """An action request that names no action, ring or known device: refused as a whole, nothing changed."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    device: Device
+    done: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class Action:
+    key: str
+    title: str
+    verb: str  # what the confirmation button says
+    explanation: str
+
+
+ACTIONS: dict[str, Action] = {
+    a.key: a
+    for a in (
+        Action("assign_ring", "Assign ring", "Assign ring",
+               "The selected devices move to the chosen deployment ring; \u201cRing assigned by\u201d becomes Admin. "
+               "Only registered devices whose readiness status is Active can be assigned."),
+        Action("exclude", "Exclude device", "Exclude",
+               "The selected devices are deregistered from Windows Autopatch (their Entra ID and Intune records "
+               "stay) and show as Excluded under Not registered; discovery does not register them again."),
+        Action("restore", "Restore excluded device", "Restore",
+               "The selected excluded devices are evaluated again at once: a discovery run starts, and a device "
+               "that passes the prerequisite checks is registered again."),
+    )
+}  # fmt: skip
+
+
+def selected_devices(ids: list[str]) -> list[Device]:
+    """The devices with these primary keys, in the order given; a malformed or unknown ID refuses the request."""
+    if not ids:
+        raise ActionError("Select one or more devices first.")
+    if len(ids) > MAX_DEVICES:
+        raise ActionError(f"Select at most {MAX_DEVICES} devices at a time.")
+    try:
+        pks = list(dict.fromkeys(int(i) for i in ids))
+    except ValueError as exc:
+        raise ActionError("A selected device ID is not valid.") from exc
+    found = Device.objects.in_bulk(pks)
+    unknown = [pk for pk in pks if pk not in found]
+    if unknown:
+        raise ActionError(f"{len(unknown)} selected device(s) do not exist (IDs {', '.join(map(str, unknown[:10]))}).")
+    return [found[pk] for pk in pks]
+
+
+def assign_ring(devices: list[Device], ring: str) -> list[Outcome]:
+    if ring not in Ring.values:
+        raise ActionError(f"{ring!r} is not a ring: choose Test, First, Fast or Broad.")
+    label = Ring(ring).label
+    outcomes, changed = [], []
+    for device in devices:
+        if device.readiness_status != ReadinessStatus.ACTIVE or not device.is_registered:
+            status = device.get_readiness_status_display()
+            outcomes.append(Outcome(device, False, f"Not assigned: only registered, Active devices can be (it is {status})."))
+        elif device.ring == ring and device.ring_assigned_by == RingAssignedBy.ADMIN:
+            outcomes.append(Outcome(device, True, f"Already in {label}, assigned by an admin."))
+        else:
+            before = device.get_ring_display() or "no ring"
+            changed.append(device.pk)
+            outcomes.append(Outcome(device, True, f"Moved from {before} to {label}."))
+    Device.objects.filter(pk__in=changed).update(ring=ring, ring_assigned_by=RingAssignedBy.ADMIN)
+    return outcomes
+
+
+def exclude(devices: list[Device], actor: str) -> list[Outcome]:
+    now = timezone.now()
+    outcomes, changed, history = [], [], []
+    for device in devices:
+        if device.excluded:
+            outcomes.append(Outcome(device, True, "Already excluded."))
+        elif device.readiness_status == ReadinessStatus.PREREQUISITES_FAILED:
+            outcomes.append(Outcome(device, False, "Not excluded: it is not registered (Pre-requisites failed)."))
+        else:
+            changed.append(device.pk)
+            history.append(DeviceStatusChange(device=device, from_status=device.readiness_status,
+                                              to_status=ReadinessStatus.EXCLUDED, changed_at=now,
+                                              cause=f"Excluded by {actor}"))  # fmt: skip
+            outcomes.append(Outcome(device, True, "Excluded: deregistered, now under Not registered."))
+    with transaction.atomic():
+        # Deregistering deletes the Autopatch record (registration, ring) and keeps the flag discovery honours.
+        Device.objects.filter(pk__in=changed).update(
+            excluded=True, readiness_status=ReadinessStatus.EXCLUDED, registered_at=None, ring="",
+            ring_assigned_by="", failed_checks="", fingerprint="",
+        )  # fmt: skip
+        DeviceStatusChange.objects.bulk_create(history)
+    return outcomes
+
+
+def restore(devices: list[Device], actor: str) -> tuple[list[Outcome], DiscoveryRun | None, bool]:
+    """Clear the Excluded flag and start a discovery run, which evaluates the devices with the real checks."""
+    outcomes, changed = [], []
+    for device in devices:
+        if not device.excluded:
+            outcomes.append(Outcome(device, False, "Not restored: it is not excluded."))
+        else:
+            changed.append(device.pk)
+    if not changed:
+        return outcomes, None, False
+    with transaction.atomic():
+        # The status stays Excluded until the run's evaluation writes the device's new one; an empty
+        # fingerprint makes the run write it even if nothing else about the device changed.
+        Device.objects.filter(pk__in=changed).update(excluded=False, fingerprint="")
+        run, started = start_discovery(DiscoveryRun.Trigger.MANUAL, requested_by=actor)
+    message = (f"Restored: discovery run #{run.pk} evaluates it now." if started else
+               f"Restored: discovery run #{run.pk}, already under way, or the next run evaluates it.")  # fmt: skip
+    by_pk = {d.pk: d for d in devices}
+    outcomes.extend(Outcome(by_pk[pk], True, message) for pk in changed)
+    order = {d.pk: i for i, d in enumerate(devices)}
+    outcomes.sort(key=lambda o: order[o.device.pk])
+    return outcomes, run, started

@@ -1,0 +1,1 @@
+"""Views of the device blade, one module per page or endpoint."""

@@ -1,0 +1,160 @@
+"""The device blade: one layout, three tabs; full page on first load, the #blade-main partial on HTMX requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
+
+from accounts.access import capability_required, has_capability
+from accounts.roles import Capability
+from devices.actions import ACTIONS
+from devices.columns import Column, text
+from devices.models import TAB_STATUSES, Device, DiscoveryRun, ReadinessStatus, Ring, Tab
+from devices.queries import (
+    NO_RING,
+    PAGE_SIZES,
+    InvalidQuery,
+    active_filters,
+    device_list,
+    filters_for,
+    paging,
+    status_ring_counts,
+)
+
+from .common import TabState, bad_request, registration_group_link, saved_columns, tab_or_404
+
+STATUS_BADGES = {
+    ReadinessStatus.ACTIVE: "ok",
+    ReadinessStatus.READINESS_FAILED: "warn",
+    ReadinessStatus.INACTIVE: "muted",
+    ReadinessStatus.PREREQUISITES_FAILED: "bad",
+    ReadinessStatus.EXCLUDED: "muted",
+}
+
+
+@dataclass
+class Header:
+    column: Column
+    sorted: str  # "", "ascending" or "descending" (aria-sort)
+    url: str
+
+
+@dataclass
+class Row:
+    device: Device
+    cells: list[tuple[str, str]]  # (column key, text)
+    badge: str
+
+
+def summary(counts: dict[tuple[str, str], int]) -> dict:
+    """Devices per tab, per readiness status and per ring, for the tabs and the summary chart."""
+    per_status = {status: 0 for status in ReadinessStatus.values}
+    per_ring = {ring: 0 for ring in Ring.values}
+    for (status, ring), n in counts.items():
+        per_status[status] = per_status.get(status, 0) + n
+        if ring and status in (ReadinessStatus.ACTIVE, ReadinessStatus.READINESS_FAILED, ReadinessStatus.INACTIVE):
+            per_ring[ring] = per_ring.get(ring, 0) + n
+    tabs = {tab: sum(per_status.get(s, 0) for s in statuses) for tab, statuses in TAB_STATUSES.items()}
+    total = sum(per_status.values())
+    registered = tabs[Tab.READY] + tabs[Tab.NOT_READY]
+    ring_total = sum(per_ring.values()) or 1
+    status_total = total or 1
+    return {
+        "tabs": tabs,
+        "total": total,
+        "registered": registered,
+        "statuses": [(ReadinessStatus(s).label, n, STATUS_BADGES[s], round(100 * n / status_total, 1))
+                     for s, n in per_status.items()],
+        "rings": [(Ring(r).label, n, round(100 * n / ring_total, 1)) for r, n in per_ring.items()],
+    }  # fmt: skip
+
+
+def last_runs() -> tuple[DiscoveryRun | None, DiscoveryRun | None]:
+    """The run under way (if any) and the last one that ended."""
+    runs = DiscoveryRun.objects.only("trigger", "requested_by", "status", "queued_at", "started_at", "finished_at",
+                                     "progress", "counts", "errors")  # fmt: skip
+    active = runs.filter(status__in=(DiscoveryRun.Status.QUEUED, DiscoveryRun.Status.RUNNING)).first()
+    ended = runs.exclude(status__in=(DiscoveryRun.Status.QUEUED, DiscoveryRun.Status.RUNNING)).first()
+    return active, ended
+
+
+def blade_context(request: HttpRequest, state: TabState) -> dict:
+    """Everything the blade shows for a tab state; InvalidQuery for a value that is not a choice."""
+    devices = device_list(state.tab, state.params)
+    page, per_page = paging(state.params)
+    columns = saved_columns(request.user, state.tab)
+    fields = {"pk", "readiness_status", "device_name", "registered_at", "excluded"} | {c.field for c in columns}
+    start = (page - 1) * per_page
+    found = list(devices.only(*fields)[start : start + per_page + 1])
+    has_next, rows = len(found) > per_page, found[:per_page]
+    counts = summary(status_ring_counts())
+    total = devices.count() if state.narrowed() else counts["tabs"][state.tab]
+    pages = max(1, -(-total // per_page))
+    sort = state.sort
+    headers = []
+    for column in columns:
+        current = sort.removeprefix("-") == column.key
+        descending = current and sort.startswith("-")
+        headers.append(Header(column, ("descending" if descending else "ascending") if current else "",
+                              state.url(sort=column.key if descending or not current else f"-{column.key}")))  # fmt: skip
+    chosen = active_filters(state.tab, state.params)
+    active_run, last_run = last_runs()
+    link, external = registration_group_link()
+    can = {cap: has_capability(request.user, cap) for cap in Capability.values}
+    return {
+        "state": state,
+        "tab": state.tab,
+        "tabs": [(tab, Tab(tab).label, counts["tabs"][tab], state.for_tab(tab)) for tab in TAB_STATUSES],
+        "summary": counts,
+        "columns": columns,
+        "headers": headers,
+        "rows": [Row(d, [(c.key, text(c.value(d))) for c in columns], STATUS_BADGES.get(d.readiness_status, ""))
+                 for d in rows],  # fmt: skip
+        "page": page,
+        "pages": pages,
+        "per_page": per_page,
+        "page_sizes": PAGE_SIZES,
+        "total": total,
+        "first_row": start + 1 if rows else 0,
+        "last_row": start + len(rows),
+        "prev_url": state.url(page=page - 1 if page > 2 else None) if page > 1 else "",
+        "next_url": state.url(page=page + 1) if has_next else "",
+        "filters": [(f, chosen.get(f.param, "")) for f in filters_for(state.tab)],
+        "narrowed": state.narrowed(),
+        "clear_url": state.url(q=None, **{f.param: None for f in filters_for(state.tab)}),
+        "export_url": state.url(path=f"{state.path}export.csv", page=None, per_page=None,
+                                columns=",".join(c.key for c in columns)),  # fmt: skip
+        "export_all_url": state.url(path=f"{state.path}export.csv", page=None, per_page=None, columns="all"),
+        "active_run": active_run,
+        "last_run": last_run,
+        "group_link": link,
+        "group_link_external": external,
+        "empty_state": state.tab == Tab.READY and counts["registered"] == 0,
+        "show_group_link": state.tab in (Tab.READY, Tab.NOT_REGISTERED),
+        "can": can,
+        "actions": ACTIONS.values(),
+        "rings": Ring.choices,
+        "no_ring": NO_RING,
+    }
+
+
+@require_GET
+@capability_required(Capability.REFRESH_DEVICE_LIST)
+@vary_on_headers("HX-Request")
+def tab_view(request: HttpRequest, tab: str) -> HttpResponse:
+    state = TabState.from_request(request, tab_or_404(tab))
+    try:
+        context = blade_context(request, state)
+    except InvalidQuery as exc:
+        return bad_request(request, str(exc))
+    template = "devices/blade.html#blade-main" if request.htmx and not request.htmx.boosted else "devices/blade.html"
+    return render(request, template, context)
+
+
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    return redirect("devices:tab", tab=Tab.READY)

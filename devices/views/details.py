@@ -1,0 +1,73 @@
+"""Device details (the fly-in) and the registration group's members for a simulated tenant."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET
+
+from accounts.access import capability_required
+from accounts.roles import Capability
+from devices import connector
+from devices.columns import COLUMNS, text
+from devices.discovery import DiscoveryAborted, registration_group_id
+from devices.graph import GRAPH, GraphError
+from devices.models import Device
+
+from .common import ENTRA_GROUP_URL, bad_request
+
+HISTORY = 50
+MEMBERS_PAGE = 100
+
+
+@require_GET
+@capability_required(Capability.REFRESH_DEVICE_LIST)
+def device_details(request: HttpRequest, pk: int) -> HttpResponse:
+    device = get_object_or_404(Device, pk=pk)
+    fields = [(c.title, text(c.value(device))) for c in COLUMNS]
+    fields += [("Operating system", device.operating_system), ("Entra object ID", device.entra_object_id),
+               ("In the registration group", "Yes" if device.in_registration_group else "No"),
+               ("First discovered", text(device.first_discovered_at))]  # fmt: skip
+    checks = {"prerequisite": [], "readiness": []}
+    for check in device.checks or []:
+        checks.setdefault(check.get("kind") or "prerequisite", []).append(check)
+    context = {"device": device, "fields": fields, "prerequisites": checks["prerequisite"],
+               "readiness": checks["readiness"], "history": device.status_changes.all()[:HISTORY],
+               "report_time": text(device.report_generated_at)}  # fmt: skip
+    template = "devices/_flyin.html" if request.htmx else "devices/device_page.html"
+    return render(request, template, context)
+
+
+@require_GET
+@capability_required(Capability.REFRESH_DEVICE_LIST)
+def registration_group(request: HttpRequest) -> HttpResponse:
+    """A simulated tenant's registration group: its members and nested groups, read through Graph page by page."""
+    try:
+        tenant = connector.connect()
+        group_id = registration_group_id(tenant)
+    except (GraphError, DiscoveryAborted) as exc:
+        return bad_request(request, f"The registration group could not be read: {exc}", status=502)
+    if tenant.simulated is None:
+        return redirect(ENTRA_GROUP_URL.format(group_id))
+    members_url = f"{GRAPH}/v1.0/groups/{group_id}/members"
+    next_link = request.GET.get("next", "")
+    # Only Graph's own next page of this group is followed: the token must never go anywhere else.
+    if next_link and not next_link.startswith(f"{members_url}?"):
+        return bad_request(request, "That is not a next page of the registration group's members.")
+    try:
+        group = tenant.graph.get(f"/v1.0/groups/{group_id}", {"$select": "id,displayName"})
+        params = None if next_link else {"$select": "id,displayName,deviceId", "$top": MEMBERS_PAGE}
+        page = tenant.graph.get(next_link or members_url, params)
+    except GraphError as exc:
+        return bad_request(request, f"The registration group could not be read: {exc}", status=502)
+    members = page.get("value") or []
+    kinds = {"#microsoft.graph.device": "Device", "#microsoft.graph.group": "Group", "#microsoft.graph.user": "User"}
+    rows = [{"name": m.get("displayName") or m.get("id"), "id": m.get("id"), "device_id": m.get("deviceId") or "",
+             "kind": kinds.get(m.get("@odata.type") or "", (m.get("@odata.type") or "").rsplit(".", 1)[-1] or "Object")}
+            for m in members]  # fmt: skip
+    nested = [r for r in rows if r["kind"] == "Group"]
+    return render(request, "devices/registration_group.html", {
+        "group": group, "group_name": group.get("displayName") or settings.AUTOPATCH_REGISTRATION_GROUP_NAME,
+        "rows": rows, "nested": nested, "next": page.get("@odata.nextLink") or "", "first_page": not next_link,
+    })  # fmt: skip
