@@ -8,12 +8,18 @@ from functools import wraps
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 
-from .roles import permission_name, role_of
+from .roles import Role, permission_name, role_of
 
 
 def has_capability(user, capability: str) -> bool:
     return bool(user.is_authenticated and user.has_perm(permission_name(capability)))
+
+
+def no_access(request: HttpRequest) -> HttpResponse:
+    """The page for someone signed in who holds neither portal role: says why, shows nothing else."""
+    return render(request, "accounts/no_access.html", status=403)
 
 
 def role_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -24,7 +30,7 @@ def role_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         if role_of(request.user) is None:
-            raise PermissionDenied("You have no role in this portal.")
+            return no_access(request)
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -44,3 +50,16 @@ def capability_required(capability: str) -> Callable:
         return wrapper
 
     return decorator
+
+
+def administrator_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Service Administrators only (the audit log, the registration group's owners); others get 403."""
+
+    @role_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if role_of(request.user) != Role.ADMINISTRATOR:
+            raise PermissionDenied("Only Service Administrators can open this page.")
+        return view(request, *args, **kwargs)
+
+    return wrapper

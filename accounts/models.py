@@ -1,9 +1,15 @@
-"""The audit log: who did what, when, and with what result. Written by the portal, never edited through it."""
+"""The audit log (who did what, when, with what result; written by the portal, never edited through it),
+and the Entra ID identity behind a signed-in user."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+
+class AuditLogIsAppendOnly(Exception):
+    """An audit event cannot be changed or deleted once recorded."""
 
 
 class AuditEvent(models.Model):
@@ -23,9 +29,35 @@ class AuditEvent(models.Model):
     target = models.CharField(max_length=512, blank=True)  # what it acted on: a tab, device IDs, a group
     result = models.CharField(max_length=512, blank=True)
     details = models.JSONField(default=dict, blank=True)
+    source_ip = models.GenericIPAddressField("Source IP", null=True, blank=True)
 
     class Meta:
         ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["action", "actor", "at"]), models.Index(fields=["action", "source_ip", "at"])]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.result}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise AuditLogIsAppendOnly("audit events are never changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditLogIsAppendOnly("audit events are never deleted")
+
+
+class EntraIdentity(models.Model):
+    """The Entra ID user (object ID in its tenant) that a portal user signs in as."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="entra")
+    tenant_id = models.CharField(max_length=64)
+    object_id = models.CharField("Object ID", max_length=64)
+    user_principal_name = models.CharField(max_length=256, blank=True)
+    last_sign_in = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant_id", "object_id"], name="one_user_per_entra_object")]
+
+    def __str__(self) -> str:
+        return self.user_principal_name or self.object_id

@@ -1,10 +1,19 @@
-"""URLs for signing in and out."""
+"""URLs for signing in and out, the audit log and the registration group's owners."""
 
-from django.contrib.auth import views as auth_views
 from django.urls import path
+
+from .views import audit_log, entra_signin, group_owner, signin
 
 app_name = "accounts"
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", signin.SignInView.as_view(), name="login"),
+    path("logout/", signin.sign_out, name="logout"),
+    path("no-access/", signin.no_access, name="no_access"),
+    path("entra/start/", entra_signin.start, name="entra_start"),
+    path("entra/callback/", entra_signin.callback, name="entra_callback"),
+    path("entra/simulated-sign-in/", entra_signin.simulated_authorize, name="simulated_authorize"),
+    path("audit/", audit_log.audit_log, name="audit_log"),
+    path("audit/export.csv", audit_log.audit_export, name="audit_export"),
+    path("registration-group-owner/", group_owner.registration_group_owner, name="registration_group_owner"),
+    path("registration-group-owner/become/", group_owner.become_owner, name="become_owner"),
 ]

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 
-from .env import envbool, envint, envlist, envsecret, envstr, generated_secret
+from .env import ImproperEnvironment, envbool, envint, envlist, envsecret, envstr, generated_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("AUTOPATCH_VAR_DIR", str(BASE_DIR / "var")))
@@ -29,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "csp",
     "accounts",
     "devices",
 ]
@@ -42,6 +44,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -58,6 +61,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.portal_role",
             ],
         },
     },
@@ -105,8 +109,24 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-# Hardening (issue 4 extends this).
+# Sign-in: Entra ID through MSAL (the tenant connector's app registration), or local accounts.
+AUTOPATCH_AUTH = envstr("AUTOPATCH_AUTH", "local")
+if AUTOPATCH_AUTH not in ("local", "entra"):
+    raise ImproperEnvironment(f"AUTOPATCH_AUTH must be local or entra, not {AUTOPATCH_AUTH!r}")
+# Object IDs of "Modern Workplace Roles - Service Administrator" and "... - Service Reader".
+AUTOPATCH_ADMIN_GROUP_ID = envstr("AUTOPATCH_ADMIN_GROUP_ID")
+AUTOPATCH_READER_GROUP_ID = envstr("AUTOPATCH_READER_GROUP_ID")
+AUTOPATCH_REDIRECT_URI = envstr("AUTOPATCH_REDIRECT_URI")  # else built from the request (…/accounts/entra/callback/)
+AUTOPATCH_LOGIN_MAX_FAILURES = envint("AUTOPATCH_LOGIN_MAX_FAILURES", 5)  # per account name
+AUTOPATCH_LOGIN_MAX_FAILURES_PER_IP = envint("AUTOPATCH_LOGIN_MAX_FAILURES_PER_IP", 20)
+AUTOPATCH_LOGIN_LOCKOUT_MINUTES = envint("AUTOPATCH_LOGIN_LOCKOUT_MINUTES", 15)
+
+# Hardening.
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 8 * 3600)  # a working day, then sign in again
+SESSION_COOKIE_SAMESITE = "Lax"  # Lax, not Strict: Entra's redirect back must carry the session
+CSRF_COOKIE_HTTPONLY = True  # pages put the token in forms and in hx-headers; scripts never read the cookie
+CSRF_FAILURE_VIEW = "accounts.views.signin.csrf_failure"
 SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG)
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
@@ -117,6 +137,21 @@ SECURE_HSTS_PRELOAD = False
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# No inline script or style, no eval, no framing; forms post here, or (sign-out) end at Entra ID.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF, "https://login.microsoftonline.com"],
+    }
+}
 
 # Celery: Redis when REDIS_URL is set, else kombu's filesystem transport under var/.
 REDIS_URL = envstr("REDIS_URL")
@@ -166,5 +201,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+    # MSAL and urllib3 log request details (codes, tokens) at DEBUG: never below WARNING.
     "loggers": {"msal": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
 }

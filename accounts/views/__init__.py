@@ -1,0 +1,1 @@
+"""Views of sign-in, the audit log and the registration group's owners, one module per page."""
