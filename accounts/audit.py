@@ -25,7 +25,7 @@ def client_ip(request: Any) -> str | None:
         return None
 
 
-def record_event(actor: Any, action: str, *, target: str = "", result: str = "", request: Any = None,
+def record_event(actor: Any, action: str, /, *, target: str = "", result: str = "", request: Any = None,
                  **details: Any) -> AuditEvent:  # fmt: skip
     """Record that `actor` (a user, a name, or None for the schedule) did `action` on `target`, with `result`.
 
