@@ -87,7 +87,7 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
     devices = device_list(state.tab, state.params)
     page, per_page = paging(state.params)
     columns = saved_columns(request.user, state.tab)
-    fields = {"pk", "readiness_status", "device_name", "registered_at", "excluded"} | {c.field for c in columns}
+    fields = {"pk", "readiness_status", "device_name", "azure_ad_device_id"} | {c.field for c in columns}
     start = (page - 1) * per_page
     found = list(devices.only(*fields)[start : start + per_page + 1])
     has_next, rows = len(found) > per_page, found[:per_page]

@@ -1,0 +1,68 @@
+"""The column chooser: each user's columns and order per tab, saved in the database; forged lists refused."""
+
+from __future__ import annotations
+
+import re
+
+from accounts.models import AuditEvent
+from devices.models import ColumnChoice
+from tests.blade_tenant import blade_tenant  # noqa: F401
+from tests.test_blade_tabs import signed_in
+
+
+def headers(html: str) -> list[str]:
+    return re.findall(r'<th scope="col"[^>]*data-column="([a-z_]+)"', html)
+
+
+def test_the_default_columns_come_first(alice, blade_tenant):
+    html = signed_in(alice).get("/devices/ready/").content.decode()
+    assert headers(html) == ["device_name", "serial_number", "ring", "readiness_status", "failed_checks",
+                             "last_intune_checkin"]  # fmt: skip
+
+
+def test_a_users_choice_and_order_is_saved_for_that_tab_only(alice, bob, blade_tenant):
+    client = signed_in(alice)
+    response = client.post("/devices/not-ready/columns/", {"columns": ["model", "device_name", "os_version"]})
+    assert response.status_code == 302
+    assert headers(client.get("/devices/not-ready/").content.decode()) == ["model", "device_name", "os_version"]
+    assert headers(client.get("/devices/ready/").content.decode())[0] == "device_name"
+    assert headers(signed_in(bob).get("/devices/not-ready/").content.decode())[0] == "device_name"
+    event = AuditEvent.objects.get(action=AuditEvent.Action.COLUMNS)
+    assert (event.actor, event.target, event.result) == ("alice", "not-ready", "model, device_name, os_version")
+
+
+def test_a_reader_may_choose_columns(bob, blade_tenant):
+    client = signed_in(bob)
+    client.post("/devices/ready/columns/", {"columns": ["primary_user", "device_name"]})
+    assert headers(client.get("/devices/ready/").content.decode()) == ["primary_user", "device_name"]
+
+
+def test_the_chooser_lists_the_saved_columns_first_in_their_order(alice, blade_tenant):
+    client = signed_in(alice)
+    client.post("/devices/ready/columns/", {"columns": ["owner", "device_name"]})
+    html = client.get("/devices/ready/columns/", HTTP_HX_REQUEST="true").content.decode()
+    keys = re.findall(r'name="columns" value="([a-z_]+)"( checked)?', html)
+    assert keys[:2] == [("owner", " checked"), ("device_name", " checked")]
+    assert all(not checked for _, checked in keys[2:]) and len(keys) == 21
+
+
+def test_reset_brings_back_the_default_columns(alice, blade_tenant):
+    client = signed_in(alice)
+    client.post("/devices/ready/columns/", {"columns": ["owner"]})
+    client.post("/devices/ready/columns/", {"reset": "1"})
+    assert headers(client.get("/devices/ready/").content.decode())[0] == "device_name"
+    assert not ColumnChoice.objects.exists()
+
+
+def test_a_forged_column_list_is_refused_and_changes_nothing(alice, blade_tenant):
+    client = signed_in(alice)
+    client.post("/devices/ready/columns/", {"columns": ["owner", "device_name"]})
+    for forged in (["device_name", "fingerprint"], ["checks"], [], ["owner", "owner"]):
+        response = client.post("/devices/ready/columns/", {"columns": forged})
+        assert response.status_code == 400
+    assert ColumnChoice.objects.get().columns == ["owner", "device_name"]
+
+
+def test_a_user_without_a_role_cannot_change_columns(charlie, blade_tenant):
+    assert signed_in(charlie).post("/devices/ready/columns/", {"columns": ["owner"]}).status_code == 403
+    assert not ColumnChoice.objects.exists()

@@ -1,0 +1,184 @@
+"""The three tabs: what each role sees, search, filters, sort, paging, empty state and refusals."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+
+from devices.models import Device
+from tests.blade_tenant import NOT_READY, NOT_REGISTERED, READY, blade_tenant  # noqa: F401
+from tests.conftest import PASSWORD
+
+TABS = ("ready", "not-ready", "not-registered")
+
+
+def signed_in(user) -> Client:
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def names_in(html: str) -> list[str]:
+    return re.findall(r'class="device-link"[^>]*>([^<]+)</a>', html)
+
+
+@pytest.mark.parametrize("tab, shown", [("ready", READY), ("not-ready", NOT_READY), ("not-registered", NOT_REGISTERED)])
+def test_each_tab_lists_its_devices_and_every_count(alice, blade_tenant, tab, shown):
+    html = signed_in(alice).get(f"/devices/{tab}/").content.decode()
+    assert sorted(names_in(html)) == sorted(shown)
+    assert "Ready <span class=\"count\">(4)</span>" in html
+    assert "Not ready <span class=\"count\">(1)</span>" in html
+    assert "Not registered <span class=\"count\">(2)</span>" in html
+
+
+def test_an_administrator_gets_every_command(alice, blade_tenant):
+    html = signed_in(alice).get("/devices/ready/").content.decode()
+    for command in ("Discover devices", "Refresh", "Columns", "Export to CSV", "Device actions"):
+        assert command in html
+
+
+def test_a_reader_sees_the_devices_without_discover_or_device_actions(bob, blade_tenant):
+    response = signed_in(bob).get("/devices/ready/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert sorted(names_in(html)) == sorted(READY)
+    assert "Discover devices" not in html and "Device actions" not in html
+    assert "Columns" in html and "Export to CSV" in html
+
+
+def test_a_user_without_a_role_is_refused_and_a_visitor_is_sent_to_sign_in(charlie, blade_tenant):
+    device = Device.objects.first()
+    for url in ("/devices/ready/", f"/devices/device/{device.pk}/", "/devices/ready/export.csv", "/devices/ready/columns/",
+                "/devices/registration-group/"):
+        assert signed_in(charlie).get(url).status_code == 403
+        response = Client().get(url)
+        assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_an_htmx_request_gets_the_blade_without_the_page_around_it(alice, blade_tenant):
+    response = signed_in(alice).get("/devices/not-ready/", HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="blade-main"')
+    assert "<html" not in html and names_in(html) == list(NOT_READY)
+
+
+def test_links_keep_the_state_in_the_url(alice, blade_tenant):
+    html = signed_in(alice).get("/devices/ready/?q=ALPHA&sort=-serial_number&per_page=25").content.decode()
+    # Sorting by another column keeps the search and page size, and pushes the URL.
+    assert 'hx-get="/devices/ready/?q=ALPHA&amp;sort=ring&amp;per_page=25" hx-target="#blade-main" hx-swap="outerHTML" hx-push-url="true"' in html
+    assert 'href="/devices/not-ready/?q=ALPHA&amp;sort=-serial_number&amp;per_page=25"' in html
+
+
+@pytest.mark.parametrize("query", ["ALPHA-02", "alpha-02"])
+def test_search_finds_a_device_by_part_of_its_name(alice, blade_tenant, query):
+    assert names_in(signed_in(alice).get(f"/devices/ready/?q={query}").content.decode()) == ["ALPHA-02"]
+
+
+def test_search_finds_a_device_by_serial_number_azure_ad_device_id_and_user(alice, blade_tenant):
+    device = Device.objects.get(device_name="BRAVO-04")
+    client = signed_in(alice)
+    for query in (device.serial_number, device.azure_ad_device_id, device.primary_user):
+        assert names_in(client.get("/devices/ready/", {"q": query}).content.decode()) == ["BRAVO-04"]
+
+
+def test_filters_narrow_the_tab(alice, blade_tenant):
+    client = signed_in(alice)
+    assert names_in(client.get("/devices/ready/?management=co_managed").content.decode()) == ["BRAVO-04"]
+    html = client.get("/devices/not-registered/?failed_check=Windows+edition").content.decode()
+    assert names_in(html) == ["DELTA-06"]
+    ring = Device.objects.get(device_name="ALPHA-01").ring
+    expected = sorted(Device.objects.filter(ring=ring, readiness_status="active").values_list("device_name", flat=True))
+    assert sorted(names_in(client.get(f"/devices/ready/?ring={ring}").content.decode())) == expected
+    assert names_in(client.get("/devices/not-registered/?status=excluded").content.decode()) == []
+
+
+def test_sorting_by_a_column_orders_the_rows_on_the_server(alice, blade_tenant):
+    client = signed_in(alice)
+    by_serial = list(Device.objects.filter(readiness_status="active").order_by("-serial_number")
+                     .values_list("device_name", flat=True))  # fmt: skip
+    assert names_in(client.get("/devices/ready/?sort=-serial_number").content.decode()) == by_serial
+    assert names_in(client.get("/devices/ready/?sort=device_name").content.decode()) == sorted(READY)
+
+
+def test_paging_shows_the_chosen_number_of_rows(alice, blade_tenant):
+    client = signed_in(alice)
+    first = client.get("/devices/ready/?per_page=3").content.decode()
+    second = client.get("/devices/ready/?per_page=3&page=2").content.decode()
+    assert names_in(first) == sorted(READY)[:3] and names_in(second) == sorted(READY)[3:]
+    assert "1–3 of 4" in first and 'rel="next"' in first and "4–4 of 4" in second
+
+
+@pytest.mark.parametrize("query, message", [
+    ("per_page=10000", "per_page must be between 1 and 250"),
+    ("per_page=abc", "whole numbers"),
+    ("sort=password", "cannot sort by"),
+    ("sort=-checks", "cannot sort by"),
+    ("status=active", "not one of the choices"),  # not a status of this tab
+    ("ring=platinum", "not one of the choices"),
+    ("management=sccm", "not one of the choices"),
+])  # fmt: skip
+def test_bad_parameters_get_a_clear_400(alice, blade_tenant, query, message):
+    response = signed_in(alice).get(f"/devices/not-ready/?{query}")
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
+def test_an_unknown_tab_is_not_found(alice, blade_tenant):
+    assert signed_in(alice).get("/devices/everything/").status_code == 404
+
+
+def test_an_empty_tenant_shows_the_registration_group_link_in_the_centre(alice, builder, use_tenant):
+    use_tenant(builder)
+    html = signed_in(alice).get("/devices/ready/").content.decode()
+    assert 'class="empty-state"' in html and "No devices are registered yet" in html
+    assert 'href="/devices/registration-group/">Windows Autopatch Device Registration</a>' in html
+
+
+def test_once_devices_exist_the_link_sits_at_the_top_of_ready_and_not_registered(alice, blade_tenant):
+    client = signed_in(alice)
+    for tab, shown in (("ready", True), ("not-registered", True), ("not-ready", False)):
+        html = client.get(f"/devices/{tab}/").content.decode()
+        assert "empty-state" not in html
+        assert ('class="group-link-top"' in html) is shown
+
+
+def test_a_real_tenant_links_to_the_group_in_the_entra_admin_center(alice, blade_tenant, settings):
+    settings.AUTOPATCH_TENANT_FILE = ""
+    settings.AUTOPATCH_TENANT_ID, settings.AUTOPATCH_CLIENT_ID, settings.AUTOPATCH_CLIENT_SECRET = "t", "c", "s"
+    settings.AUTOPATCH_REGISTRATION_GROUP_ID = "0f1e2d3c-0000-4000-8000-000000000001"
+    html = signed_in(alice).get("/devices/ready/").content.decode()
+    assert ("https://entra.microsoft.com/#view/Microsoft_AAD_IAM/GroupDetailsMenuBlade/~/Members/groupId/"
+            "0f1e2d3c-0000-4000-8000-000000000001") in html  # fmt: skip
+
+
+def test_the_simulated_group_page_lists_members_and_nested_groups(alice, builder, use_tenant):
+    nested = builder.group("Autopatch - Finance laptops", parent=builder.registration_group)
+    builder.device("DIRECT-01")
+    builder.device("NESTED-01", member_of=nested)
+    use_tenant(builder)
+    html = signed_in(alice).get("/devices/registration-group/").content.decode()
+    assert "Windows Autopatch Device Registration" in html
+    assert "Autopatch - Finance laptops" in html and "DIRECT-01" in html
+    assert "NESTED-01" not in html  # a member of the nested group, not of the registration group
+
+
+def test_the_group_page_refuses_a_next_link_that_leaves_the_group(alice, builder, use_tenant):
+    use_tenant(builder)
+    response = signed_in(alice).get("/devices/registration-group/?next=https://example.com/steal")
+    assert response.status_code == 400
+
+
+def test_the_last_discovery_line_says_when_how_and_with_what_outcome(alice, blade_tenant):
+    html = signed_in(alice).get("/devices/ready/").content.decode()
+    assert re.search(r"Last discovery: \d{4}-\d\d-\d\d \d\d:\d\d UTC, command line: .*Succeeded", html)
+
+
+def test_a_page_takes_the_same_few_queries_whatever_its_size(alice, blade_tenant, django_assert_max_num_queries):
+    client = signed_in(alice)
+    client.get("/devices/ready/")
+    with django_assert_max_num_queries(14):
+        client.get("/devices/ready/?per_page=250&q=A")
+    with django_assert_max_num_queries(14):
+        client.get("/devices/ready/?per_page=250")
