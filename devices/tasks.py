@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from accounts.audit import record_event
+from accounts.models import AuditEvent
+
 from .discovery import run_discovery
 from .models import DiscoveryRun
 
@@ -15,4 +18,6 @@ def discover(trigger: str = DiscoveryRun.Trigger.SCHEDULE, run_id: int | None = 
     if run is None:
         run = DiscoveryRun.objects.create(trigger=trigger)
     run_discovery(run)
+    if run.trigger == DiscoveryRun.Trigger.SCHEDULE:  # the button and the API record their own request
+        record_event(None, AuditEvent.Action.DISCOVERY, target=f"run #{run.pk}", result=run.status, trigger=run.trigger)
     return run.pk
