@@ -9,6 +9,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from .bulk import bulk_write
 from .checks import READINESS_CHECKS, parse_graph_time
 from .models import ReadinessReport
 
@@ -67,9 +68,6 @@ def ingest_reports(reports: Iterable[Any]) -> IngestResult:
         )
         newer = [r for key, r in valid.items() if key not in known or known[key] < r.generated_at]
         result.unchanged += len(valid) - len(newer)
-        ReadinessReport.objects.bulk_create(
-            newer, update_conflicts=True, unique_fields=["azure_ad_device_id"],
-            update_fields=["generated_at", "checks", "received_at"],
-        )  # fmt: skip
+        bulk_write(newer, unique_field="azure_ad_device_id", update_fields=["generated_at", "checks", "received_at"])
         result.stored += len(newer)
     return result

@@ -131,6 +131,7 @@ class SimulatedTenant:
         self._lock = threading.Lock()
         # (method, host, path pattern, handler(tenant, match, query, headers, form)): sign-in adds its own.
         self.extra_routes: list[tuple[str, str, str, Any]] = []
+        self._filter_cache: dict[tuple[str, str], list[dict]] = {}
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -256,7 +257,7 @@ class SimulatedTenant:
                                    f"Resource '{group_match.group(1)}' does not exist or one of its queried "
                                    "reference-property objects are not present.")  # fmt: skip
             if group_match.group(2):
-                return self._page([self._directory_object(m) for m in group["members"]], query, parts, typed=True)
+                return self._page(group["members"], query, parts, typed=True, resolve=self._directory_object)
             return json_response(200, select(self._group_object(group), query))
         owner_match = re.fullmatch(r"groups/([^/]+)/owners/\$ref", resource)
         if method == "POST" and owner_match:
@@ -273,7 +274,7 @@ class SimulatedTenant:
                 os_match = re.fullmatch(r"operatingSystem eq '([^']*)'", wanted)
                 if not os_match:
                     return graph_error(400, "BadRequest", f"Unsupported filter: {wanted}")
-                items = [m for m in items if (m.get("operatingSystem") or "") == os_match.group(1)]
+                items = self._filtered(("operatingSystem", os_match.group(1)))
             return self._page(items, query, parts)
         return graph_error(400, "BadRequest", f"Resource not found for the segment '{resource.split('/')[0]}'.")
 
@@ -318,7 +319,16 @@ class SimulatedTenant:
         owners.append(owner_id)
         return Response(204)
 
-    def _page(self, items: list[dict], query: dict[str, str], parts, typed: bool = False) -> Response:
+    def _filtered(self, key: tuple[str, str]) -> list[dict]:
+        """Managed devices whose field equals a value, computed once per filter (pages ask again and again)."""
+        cached = self._filter_cache.get(key)
+        if cached is None:
+            field_name, value = key
+            cached = [m for m in self.managed_devices if (m.get(field_name) or "") == value]
+            self._filter_cache[key] = cached
+        return cached
+
+    def _page(self, items: list, query: dict[str, str], parts, typed: bool = False, resolve=None) -> Response:
         try:
             top = int(query.get("$top", DEFAULT_PAGE_SIZE))
         except ValueError:
@@ -332,6 +342,8 @@ class SimulatedTenant:
             except (ValueError, IndexError):
                 return graph_error(400, "Request_BadRequest", "Invalid skip token.")
         chunk = items[offset : offset + top]
+        if resolve is not None:
+            chunk = [resolve(item) for item in chunk]
         payload: dict[str, Any] = {
             "@odata.context": f"https://{GRAPH_HOST}{parts.path}/$metadata",
             "value": [select(item, query, keep_type=typed) for item in chunk],

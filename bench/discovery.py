@@ -1,0 +1,151 @@
+"""Benchmark: discovery of 1,000, 10,000 and 100,000 devices on PostgreSQL (not a test; figures go to bench/README.md).
+
+For each size: a first run on an empty database, then a second run with nothing changed. Reports wall
+time, the memory the run added on top of the process with the tenant loaded (sampled RSS), Graph
+requests, and the share of time spent outside the simulated Graph (the portal's own work).
+
+    .venv/bin/python bench/discovery.py [--sizes 1000,10000,100000] [--repeat 3]
+    BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/autopatch_bench (the default; dropped and created)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/autopatch_bench")
+os.environ["DATABASE_URL"] = DATABASE_URL
+os.environ.setdefault("AUTOPATCH_VAR_DIR", str(REPO / "var" / "bench"))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autopatch_portal.settings")
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class PeakRss:
+    """Samples the process's resident memory every 20 ms while a run goes."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_mb())
+            time.sleep(0.02)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def recreate_database() -> None:
+    name = DATABASE_URL.rsplit("/", 1)[1]
+    admin = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of each size (100,000: at most 2)")
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+
+    from devices import connector
+    from devices.models import Device, DeviceStatusChange, DiscoveryRun, ReadinessReport
+    from devices.runs import discover_now
+    from devices.simulated_tenant import SimulatedTenant
+
+    # Time spent answering inside the simulated tenant, to subtract from the wall time.
+    graph_seconds = [0.0]
+    original_handle = SimulatedTenant.handle
+
+    def timed_handle(self, *a, **kw):
+        start = time.perf_counter()
+        try:
+            return original_handle(self, *a, **kw)
+        finally:
+            graph_seconds[0] += time.perf_counter() - start
+
+    SimulatedTenant.handle = timed_handle
+
+    recreate_database()
+    connection.close()
+    call_command("migrate", verbosity=0)
+    results = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        path = Path(settings.VAR_DIR) / f"tenant-{size}.json"
+        if not path.exists():
+            call_command("make_tenant", devices=size, out=str(path), seed=1, stdout=open(os.devnull, "w"))
+        settings.AUTOPATCH_TENANT_FILE = str(path)
+        connector.simulated_tenant(path)  # load the tenant before measuring: it stands for Microsoft's cloud
+        repeat = min(args.repeat, 2) if size >= 100_000 else args.repeat
+        rows: dict[str, list[dict]] = {"first": [], "second": []}
+        for _ in range(repeat):
+            for model in (DeviceStatusChange, Device, ReadinessReport, DiscoveryRun):
+                model.objects.all().delete()
+            for which in ("first", "second"):
+                gc.collect()
+                base = rss_mb()
+                graph_seconds[0] = 0.0
+                start = time.perf_counter()
+                with PeakRss() as peak:
+                    run = discover_now()
+                wall = time.perf_counter() - start
+                assert run.status == DiscoveryRun.Status.SUCCEEDED, run.errors
+                rows[which].append({
+                    "wall": wall, "extra_mb": peak.peak - base, "requests": run.graph_requests,
+                    "outside": (wall - graph_seconds[0]) / wall, "candidates": run.counts.get("candidates", 0),
+                    "changed": run.counts.get("changed", 0),
+                })  # fmt: skip
+        for which, runs in rows.items():
+            results.append({
+                "devices": size, "run": which, "repeat": len(runs),
+                "candidates": runs[0]["candidates"], "changed": runs[0]["changed"],
+                "wall_s": round(statistics.median(r["wall"] for r in runs), 2),
+                "extra_rss_mb": round(statistics.median(r["extra_mb"] for r in runs), 1),
+                "graph_requests": runs[0]["requests"],
+                "outside_graph": f"{statistics.median(r['outside'] for r in runs):.0%}",
+            })  # fmt: skip
+            print(json.dumps(results[-1]), flush=True)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, " + subprocess.run(
+        ["sh", "-c", "free -g | awk '/Mem:/{print $2\" GiB\"}'"], capture_output=True, text=True).stdout.strip()
+    print(f"\nmachine: {machine}, PostgreSQL {connection.cursor().connection.info.server_version}")
+    print("| devices | run | repeats | candidates | devices written | wall (s) | memory added (MB) | Graph requests | time outside Graph |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in results:
+        print(f"| {r['devices']:,} | {r['run']} | {r['repeat']} | {r['candidates']:,} | {r['changed']:,} | {r['wall_s']} "
+              f"| {r['extra_rss_mb']} | {r['graph_requests']} | {r['outside_graph']} |")
+
+
+if __name__ == "__main__":
+    main()
