@@ -6,8 +6,9 @@ from accounts.models import AuditEvent
 from devices.discovery import run_discovery
 from devices.models import Device, DiscoveryRun
 from devices.runs import discover_now
-from tests.blade_tenant import blade_tenant  # noqa: F401
 from tests.test_blade_tabs import names_in, signed_in
+
+pytest_plugins = ["tests.blade_tenant"]
 
 
 def pks(*names: str) -> list[int]:

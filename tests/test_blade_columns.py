@@ -6,8 +6,9 @@ import re
 
 from accounts.models import AuditEvent
 from devices.models import ColumnChoice
-from tests.blade_tenant import blade_tenant  # noqa: F401
 from tests.test_blade_tabs import signed_in
+
+pytest_plugins = ["tests.blade_tenant"]
 
 
 def headers(html: str) -> list[str]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from accounts.models import AuditEvent
 from devices.discovery import run_discovery
 from devices.models import DiscoveryRun
-from tests.blade_tenant import blade_tenant  # noqa: F401
 from tests.test_blade_tabs import signed_in
+
+pytest_plugins = ["tests.blade_tenant"]
 
 
 def test_discover_devices_queues_a_run_and_polls_it(alice, blade_tenant):

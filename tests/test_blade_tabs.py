@@ -8,10 +8,12 @@ import pytest
 from django.test import Client
 
 from devices.models import Device
-from tests.blade_tenant import NOT_READY, NOT_REGISTERED, READY, blade_tenant  # noqa: F401
+from tests.blade_tenant import NOT_READY, NOT_REGISTERED, READY
 from tests.conftest import PASSWORD
 
 TABS = ("ready", "not-ready", "not-registered")
+
+pytest_plugins = ["tests.blade_tenant"]
 
 
 def signed_in(user) -> Client:

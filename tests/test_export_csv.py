@@ -11,8 +11,10 @@ from django.core.management import call_command
 from accounts.models import AuditEvent
 from devices.models import Device
 from devices.runs import discover_now
-from tests.blade_tenant import READY, blade_tenant  # noqa: F401
+from tests.blade_tenant import READY
 from tests.test_blade_tabs import signed_in
+
+pytest_plugins = ["tests.blade_tenant"]
 
 
 def rows_of(response) -> list[list[str]]:
