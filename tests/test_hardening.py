@@ -91,7 +91,8 @@ def test_unknown_device_ids_in_an_action_get_a_clear_400(alice):
 
 
 def production_env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("DEBUG", "SECRET_KEY")}
+    # Playwright's tests set DJANGO_ALLOW_ASYNC_UNSAFE in this process; a deployment never would.
+    env = {key: value for key, value in os.environ.items() if key not in ("DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE")}
     return {**env, "DJANGO_SETTINGS_MODULE": "autopatch_portal.settings", "SECRET_KEY": "x7" * 30 + "Qz-9",
             "DEBUG": "False", "SECURE_SSL_REDIRECT": "True", "SECURE_HSTS_SECONDS": "31536000", **extra}  # fmt: skip
 
