@@ -253,7 +253,7 @@ def stage_tenant(tenant: TenantConnection, state: RunState) -> None:
     managed_params = {"$select": MANAGED_SELECT, "$filter": "operatingSystem eq 'Windows'", "$top": page_size}
     for page in tenant.graph.pages("/beta/deviceManagement/managedDevices", managed_params):
         stage(run, [(StagedObject.Kind.MANAGED, m.get("id") or "", m["azureADDeviceId"], "",
-                     (m.get("serialNumber") or "").strip()[:128], "", dumps(m))
+                     (m.get("serialNumber") or "").strip()[:128], (m.get("lastSyncDateTime") or "")[:256], dumps(m))
                     for m in page if m.get("azureADDeviceId")])  # fmt: skip
         read += len(page)
         state.progress(f"Read {read} Intune managed devices")
@@ -338,15 +338,16 @@ class RingAssigner:
         return ring
 
 
-def latest_managed(rows: Iterable[tuple[str, str]]) -> dict[str, dict]:
-    """The most recently synced managed device of each Azure AD device ID (re-enrollments leave several)."""
-    best: dict[str, dict] = {}
-    for device_id, data in rows:
-        managed = json.loads(data)
+def latest_managed(rows: Iterable[tuple[str, str, str]]) -> dict[str, str]:
+    """The most recently synced managed device of each Azure AD device ID (re-enrollments leave several).
+
+    Rows are (device_id, lastSyncDateTime, JSON); Graph's ISO times compare as text."""
+    best: dict[str, tuple[str, str]] = {}
+    for device_id, synced, data in rows:
         kept = best.get(device_id)
-        if kept is None or (managed.get("lastSyncDateTime") or "") > (kept.get("lastSyncDateTime") or ""):
-            best[device_id] = managed
-    return best
+        if kept is None or synced > kept[0]:
+            best[device_id] = (synced, data)
+    return {device_id: data for device_id, (_, data) in best.items()}
 
 
 def apply_evaluation(state: RunState) -> None:
@@ -354,6 +355,7 @@ def apply_evaluation(state: RunState) -> None:
     complete = not state.unreadable_groups
     duplicates = duplicate_serials(run)
     rings = RingAssigner(tenant_size(run))
+    state.counts.update(changed=0, registered_now=0)
     members = StagedObject.objects.filter(run=run, kind=StagedObject.Kind.MEMBER).order_by("pk")
     last_pk, done = 0, 0
     while chunk := list(members.filter(pk__gt=last_pk).values_list("pk", "device_id", "extra")[:CHUNK]):
@@ -361,6 +363,8 @@ def apply_evaluation(state: RunState) -> None:
         evaluate_chunk(state, {device_id: extra for _, device_id, extra in chunk}, duplicates, rings)
         done += len(chunk)
         state.progress(f"Evaluated {done} devices")
+    # One statement for every device seen in this run, changed or not.
+    Device.objects.filter(azure_ad_device_id__in=members.values("device_id")).update(last_discovered_at=state.now)
     # Registered devices no longer in the group stay registered: refresh their readiness status.
     stale = Device.objects.filter(registered_at__isnull=False).filter(
         Q(last_discovered_at__lt=state.now) | Q(last_discovered_at__isnull=True)).order_by("pk")  # fmt: skip
@@ -372,46 +376,86 @@ def apply_evaluation(state: RunState) -> None:
     if complete:
         Device.objects.filter(registered_at__isnull=True, in_registration_group=True).filter(
             Q(last_discovered_at__lt=state.now) | Q(last_discovered_at__isnull=True)
-        ).update(in_registration_group=False)
+        ).update(in_registration_group=False, fingerprint="")  # evaluated afresh if it comes back
     state.counts["candidates"] = StagedObject.objects.filter(run=run, kind=StagedObject.Kind.MEMBER).count()
     for status, n in Device.objects.values("readiness_status").annotate(n=Count("pk")).values_list("readiness_status", "n"):
         state.counts[status] = n
 
 
+# Part of every device's input key: bump it when evaluation changes, so that every device is evaluated again.
+EVALUATION_VERSION = "1"
+
+
+# A device's own state, which admins change too (ring, exclusion): part of its input key.
+STATE_FIELDS = ("readiness_status", "registered_at", "ring", "ring_assigned_by", "excluded", "added_through",
+                "in_registration_group")  # fmt: skip
+
+
+def input_key(*parts: object) -> str:
+    """A digest of everything a device's evaluation depends on: the same key means the same outcome."""
+    return hashlib.sha1("\x1f".join(map(str, (EVALUATION_VERSION, *parts))).encode(), usedforsecurity=False).hexdigest()
+
+
+def check_in_bucket(last_sync: str | None, now: datetime) -> str:
+    """What time changes in an evaluation: within 28 days or not, and for a stale device the days it has been."""
+    synced = c.parse_graph_time(last_sync)
+    if synced is None:
+        return "never"
+    return "fresh" if now - synced <= c.CHECK_IN_WINDOW else f"stale:{(now - synced).days}"
+
+
 def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates: dict[str, int], rings: RingAssigner,
                    in_group: bool = True, complete: bool = True) -> None:  # fmt: skip
-    """Evaluate one chunk of devices (candidates, or registered devices outside the group) and write changes."""
+    """Evaluate one chunk of devices (candidates, or registered devices outside the group) and write changes.
+
+    A device whose inputs (Graph records, report, serial duplicates, its own state) match the key stored at
+    its last evaluation is not evaluated again: an hourly run over an unchanged tenant reads, but writes little."""
     run, now = state.run, state.now
     ids = list(subjects)
     staged = StagedObject.objects.filter(run=run)
-    entra = {d: json.loads(data) for d, data in staged.filter(kind=StagedObject.Kind.DEVICE, device_id__in=ids)
-             .values_list("device_id", "data")}  # fmt: skip
-    managed = latest_managed(staged.filter(kind=StagedObject.Kind.MANAGED, device_id__in=ids)
-                             .values_list("device_id", "data"))  # fmt: skip
-    existing = {d.azure_ad_device_id: d for d in Device.objects.filter(azure_ad_device_id__in=ids).defer("checks")}
-    reports = {r.azure_ad_device_id: r for r in ReadinessReport.objects.filter(azure_ad_device_id__in=ids)}
-    twins = hybrid_twins(run, [e for d, e in entra.items() if d not in managed and
-                               (e.get("trustType") or "").lower() == "workplace"])  # fmt: skip
-    upserts: list[Device] = []
-    changes: list[tuple[Device, str, str]] = []
-    touched: list[int] = []
+    entra_text = dict(staged.filter(kind=StagedObject.Kind.DEVICE, device_id__in=ids).values_list("device_id", "data"))
+    managed_text = latest_managed(staged.filter(kind=StagedObject.Kind.MANAGED, device_id__in=ids)
+                                  .values_list("device_id", "extra", "data"))  # fmt: skip
+    stored = {row[0]: row[1:] for row in Device.objects.filter(azure_ad_device_id__in=ids).values_list(
+        "azure_ad_device_id", "fingerprint", *STATE_FIELDS)}  # fmt: skip
+    report_times = dict(ReadinessReport.objects.filter(azure_ad_device_id__in=ids)
+                        .values_list("azure_ad_device_id", "generated_at"))  # fmt: skip
+    twins = hybrid_twins(run, [json.loads(text) for d, text in entra_text.items()
+                               if d not in managed_text and '"trustType":"Workplace"' in text])  # fmt: skip
+    pending: dict[str, tuple[str | None, tuple]] = {}
     for device_id, added_through in subjects.items():
-        record = entra.get(device_id)
-        device = existing.get(device_id)
-        if record is None and device is None:
+        entra, managed = entra_text.get(device_id), managed_text.get(device_id)
+        if entra is None and device_id not in stored:
             state.errors.append({"stage": "evaluate", "message": f"Device {device_id} is in the group but not in Azure AD."})
             continue
+        name = json.loads(entra).get("displayName") if entra and twins else ""
+        serial = json.loads(managed).get("serialNumber") if managed and duplicates else ""
+        last_sync = json.loads(managed).get("lastSyncDateTime") if managed else None
+        inputs = (entra, managed, report_times.get(device_id), duplicates.get((serial or "").strip(), 1),
+                  twins.get(name or "", ""), check_in_bucket(last_sync, now), added_through, in_group, complete)  # fmt: skip
+        if device_id in stored and stored[device_id][0] == input_key(*inputs, *stored[device_id][1:]):
+            continue
+        pending[device_id] = (added_through, inputs)
+    if not pending:
+        return
+    existing = {d.azure_ad_device_id: d for d in Device.objects.filter(azure_ad_device_id__in=pending).defer("checks")}
+    reports = {r.azure_ad_device_id: r for r in ReadinessReport.objects.filter(azure_ad_device_id__in=pending)}
+    upserts: list[Device] = []
+    changes: list[tuple[Device, str, str]] = []
+    for device_id, (added_through, inputs) in pending.items():
+        record = json.loads(entra_text[device_id]) if device_id in entra_text else None
+        managed = json.loads(managed_text[device_id]) if device_id in managed_text else None
+        device = existing.get(device_id)
         candidate = c.Candidate(
             entra=record or {"deviceId": device_id, "displayName": device.device_name if device else ""},
-            managed=managed.get(device_id), now=now,
-            serial_shared_with=duplicates.get(((managed.get(device_id) or {}).get("serialNumber") or "").strip(), 1) - 1,
+            managed=managed, now=now,
+            serial_shared_with=duplicates.get(((managed or {}).get("serialNumber") or "").strip(), 1) - 1,
             hybrid_twin=twins.get((record or {}).get("displayName") or "", ""),
         )  # fmt: skip
         outcome, cause = evaluate_device(candidate, device, reports.get(device_id), added_through, in_group, complete,
                                          rings)  # fmt: skip
-        if device is not None and outcome["fingerprint"] == device.fingerprint:
-            touched.append(device.pk)
-            continue
+        # The key is stored with the state this evaluation leaves, which the next run reads back.
+        outcome["fingerprint"] = input_key(*inputs, *(outcome[f] for f in STATE_FIELDS))
         new = Device(azure_ad_device_id=device_id, last_discovered_at=now if in_group else None, **outcome)
         if device is not None:
             new.pk, new.first_discovered_at = device.pk, device.first_discovered_at
@@ -429,8 +473,6 @@ def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates:
                                cause=cause, run=run)
             for d, before, cause in changes
         ])  # fmt: skip
-        if touched and in_group:
-            Device.objects.filter(pk__in=touched).update(last_discovered_at=now)
     state.counts["changed"] += len(upserts)
     state.counts["registered_now"] += sum(1 for d, before, _ in changes if before in ("", ReadinessStatus.PREREQUISITES_FAILED)
                                           and d.registered_at == now)  # fmt: skip
@@ -526,9 +568,4 @@ def evaluate_device(candidate: c.Candidate, device: Device | None, report: Readi
         # Intune no longer knows the device: keep what was last known of its hardware.
         for name in ("intune_device_id", "serial_number", "model", "manufacturer", "architecture", "primary_user", "owner"):
             fields[name] = getattr(device, name)
-    fields["fingerprint"] = fingerprint(fields)
     return fields, cause
-
-
-def fingerprint(fields: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()

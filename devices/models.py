@@ -82,7 +82,7 @@ class Device(models.Model):
     in_registration_group = models.BooleanField(default=True)
     first_discovered_at = models.DateTimeField(default=timezone.now)
     last_discovered_at = models.DateTimeField("Last discovered", null=True, blank=True)
-    # Digest of everything evaluation writes: an unchanged device is not written again.
+    # Digest of everything the last evaluation read (devices.discovery.input_key): unchanged inputs, no new evaluation.
     fingerprint = models.CharField(max_length=64, blank=True)
 
     class Meta:
@@ -207,7 +207,8 @@ class StagedObject(models.Model):
     device_id = models.CharField(max_length=64, blank=True)  # Entra deviceId (devices, managed)
     display_name = models.CharField(max_length=256, blank=True)
     serial_number = models.CharField(max_length=128, blank=True)
-    extra = models.CharField(max_length=256, blank=True)  # members: "direct" or the nested group's name
+    # members: "direct" or the nested group's name; managed devices: lastSyncDateTime
+    extra = models.CharField(max_length=256, blank=True)
     data = models.TextField(blank=True)  # the Graph object, as JSON
 
     class Meta:
