@@ -109,3 +109,15 @@ def test_a_generated_tenant_discovers_into_every_tab(tmp_path, settings):
         count = int(text.split(f"  {status}: ")[1].split("\n")[0])
         assert count > 0, status
     assert "Ignored group Autopatch - Pilot ring (nested two levels)" in text
+
+
+def test_discover_is_recorded_in_the_audit_log(builder, use_tenant):
+    from accounts.models import AuditEvent
+
+    builder.device()
+    use_tenant(builder)
+
+    run("discover")
+
+    event = AuditEvent.objects.get(action=AuditEvent.Action.DISCOVERY)
+    assert event.actor == "command line" and event.result == "succeeded"

@@ -2,6 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.audit import record_event
+from accounts.models import AuditEvent
 from devices.models import DiscoveryRun, ReadinessStatus
 from devices.runs import discover_now
 
@@ -11,6 +13,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         run = discover_now()
+        record_event("command line", AuditEvent.Action.DISCOVERY, target=f"run #{run.pk}", result=run.status,
+                     trigger=run.trigger)  # fmt: skip
         self.stdout.write(f"Discovery run #{run.pk}: {run.get_status_display()}, "
                           f"{run.counts.get('candidates', 0)} devices in the registration group, "
                           f"{run.graph_requests} Graph requests")  # fmt: skip
