@@ -160,5 +160,5 @@ def paging(params: Mapping[str, str]) -> tuple[int, int]:
 
 def status_ring_counts() -> dict[tuple[str, str], int]:
     """Devices per (readiness status, ring), in one GROUP BY that an index answers."""
-    rows = Device.objects.order_by().values_list("readiness_status", "ring").annotate(n=Count("pk"))
+    rows = Device.objects.order_by().values_list("readiness_status", "ring").annotate(n=Count("*"))
     return {(status, ring): n for status, ring, n in rows}
