@@ -160,7 +160,9 @@ def run_discovery(run: DiscoveryRun, tenant: TenantConnection | None = None) -> 
                                                   progress="Connecting to the tenant")  # fmt: skip
     status = DiscoveryRun.Status.FAILED
     graph_requests = 0
+    started = time.monotonic()
     relaxed_commits(True)
+    clear_staging()
     try:
         tenant = tenant or connect()
         try:
@@ -170,7 +172,10 @@ def run_discovery(run: DiscoveryRun, tenant: TenantConnection | None = None) -> 
             stage_tenant(tenant, state)
         finally:
             graph_requests = tenant.graph.requests_made
+        read = time.monotonic()
         apply_evaluation(state)
+        state.counts["seconds_reading"] = round(read - started, 1)
+        state.counts["seconds_evaluating"] = round(time.monotonic() - read, 1)
         status = DiscoveryRun.Status.PARTIAL if state.errors else DiscoveryRun.Status.SUCCEEDED
     except (GraphError, DiscoveryAborted, TenantFileError) as exc:
         state.errors.append({"stage": "read", "message": str(exc)})
@@ -192,8 +197,17 @@ def relaxed_commits(on: bool) -> None:
             cursor.execute(f"SET synchronous_commit TO {'off' if on else 'DEFAULT'}")
 
 
+def clear_staging() -> None:
+    """Runs never overlap, so every staged row is this run's or a dead run's: TRUNCATE leaves no dead rows."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"TRUNCATE {StagedObject._meta.db_table}")
+    else:
+        StagedObject.objects.all().delete()
+
+
 def finish(run: DiscoveryRun, state: RunState, status: str, graph_requests: int) -> None:
-    StagedObject.objects.filter(run=run).delete()
+    clear_staging()
     relaxed_commits(False)
     counts = dict(state.counts)
     counts.update({f"ignored_{kind}": n for kind, n in state.ignored_counts.items()})
