@@ -25,6 +25,32 @@ def _value(field: models.Field, obj: models.Model):
     return value
 
 
+def copy_rows(model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence], *,
+              ignore_conflicts: bool = False) -> None:  # fmt: skip
+    """Insert plain rows (values for `columns`, attribute names) without building model instances."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows],
+                                  ignore_conflicts=ignore_conflicts)  # fmt: skip
+        return
+    table = model._meta.db_table
+    names = ", ".join(connection.ops.quote_name(model._meta.get_field(c).column) for c in columns)
+    scratch = connection.ops.quote_name(f"bulk_{table}")
+    with transaction.atomic(), connection.cursor() as cursor:
+        if ignore_conflicts:
+            cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {scratch} AS SELECT * FROM {table} WITH NO DATA")
+            cursor.execute(f"TRUNCATE {scratch}")
+            target = scratch
+        else:
+            target = table
+        with cursor.cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        if ignore_conflicts:
+            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {scratch} ON CONFLICT DO NOTHING")
+
+
 def bulk_write(
     objs: Sequence[models.Model],
     *,

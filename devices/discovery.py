@@ -23,7 +23,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from . import checks as c
-from .bulk import bulk_write
+from .bulk import bulk_write, copy_rows
 from .connector import TenantConnection, connect
 from .graph import GraphError, dumps
 from .models import (
@@ -280,9 +280,10 @@ def stage_tenant(tenant: TenantConnection, state: RunState) -> None:
 STAGED_COLUMNS = ("kind", "object_id", "device_id", "display_name", "serial_number", "extra", "data")
 
 
-def stage(run: DiscoveryRun, rows: list[tuple[str, ...]]) -> None:
+def stage(run: DiscoveryRun, rows: list[tuple[str, ...]], ignore_conflicts: bool = False) -> None:
     """Insert one page of staging rows."""
-    bulk_write([StagedObject(run=run, **dict(zip(STAGED_COLUMNS, row, strict=True))) for row in rows])
+    copy_rows(StagedObject, ("run_id", *STAGED_COLUMNS), [(run.pk, *row) for row in rows],
+              ignore_conflicts=ignore_conflicts)  # fmt: skip
 
 
 def stage_members(run: DiscoveryRun, page: list[dict], added_through: str, state: RunState,
@@ -291,8 +292,7 @@ def stage_members(run: DiscoveryRun, page: list[dict], added_through: str, state
     for member in page:
         kind = member.get("@odata.type")
         if kind == DEVICE_TYPE and member.get("deviceId"):
-            rows.append(StagedObject(run=run, kind=StagedObject.Kind.MEMBER, object_id=member["id"],
-                                     device_id=member["deviceId"], extra=added_through[:256]))  # fmt: skip
+            rows.append((StagedObject.Kind.MEMBER, member["id"], member["deviceId"], "", "", added_through[:256], ""))
         elif kind == GROUP_TYPE and nested is not None:
             nested.append(member)
         elif kind == GROUP_TYPE:
@@ -303,7 +303,7 @@ def stage_members(run: DiscoveryRun, page: list[dict], added_through: str, state
         else:
             state.ignore(member, "Not a device: only devices are registered.", (kind or "").rsplit(".", 1)[-1] or "other")
     # A device that is both a direct member and in a nested group counts as direct (read first).
-    bulk_write(rows, ignore_conflicts=True)
+    stage(run, rows, ignore_conflicts=True)
 
 
 # -- evaluation ----------------------------------------------------------------------------------
@@ -352,16 +352,16 @@ class RingAssigner:
         return ring
 
 
-def latest_managed(rows: Iterable[tuple[str, str, str]]) -> dict[str, str]:
+def latest_managed(rows: Iterable[tuple[str, str, str, str]]) -> dict[str, tuple[str, str, str]]:
     """The most recently synced managed device of each Azure AD device ID (re-enrollments leave several).
 
-    Rows are (device_id, lastSyncDateTime, JSON); Graph's ISO times compare as text."""
-    best: dict[str, tuple[str, str]] = {}
-    for device_id, synced, data in rows:
+    Rows are (device_id, lastSyncDateTime, serial number, JSON); Graph's ISO times compare as text."""
+    best: dict[str, tuple[str, str, str]] = {}
+    for device_id, synced, serial, data in rows:
         kept = best.get(device_id)
         if kept is None or synced > kept[0]:
-            best[device_id] = (synced, data)
-    return {device_id: data for device_id, (_, data) in best.items()}
+            best[device_id] = (synced, serial, data)
+    return best
 
 
 def apply_evaluation(state: RunState) -> None:
@@ -427,26 +427,25 @@ def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates:
     run, now = state.run, state.now
     ids = list(subjects)
     staged = StagedObject.objects.filter(run=run)
-    entra_text = dict(staged.filter(kind=StagedObject.Kind.DEVICE, device_id__in=ids).values_list("device_id", "data"))
-    managed_text = latest_managed(staged.filter(kind=StagedObject.Kind.MANAGED, device_id__in=ids)
-                                  .values_list("device_id", "extra", "data"))  # fmt: skip
+    entra_rows = {d: (name, data) for d, name, data in staged.filter(kind=StagedObject.Kind.DEVICE, device_id__in=ids)
+                  .values_list("device_id", "display_name", "data")}  # fmt: skip
+    managed_rows = latest_managed(staged.filter(kind=StagedObject.Kind.MANAGED, device_id__in=ids)
+                                  .values_list("device_id", "extra", "serial_number", "data"))  # fmt: skip
     stored = {row[0]: row[1:] for row in Device.objects.filter(azure_ad_device_id__in=ids).values_list(
         "azure_ad_device_id", "fingerprint", *STATE_FIELDS)}  # fmt: skip
     report_times = dict(ReadinessReport.objects.filter(azure_ad_device_id__in=ids)
                         .values_list("azure_ad_device_id", "generated_at"))  # fmt: skip
-    twins = hybrid_twins(run, [json.loads(text) for d, text in entra_text.items()
-                               if d not in managed_text and '"trustType":"Workplace"' in text])  # fmt: skip
+    twins = hybrid_twins(run, [json.loads(text) for d, (_, text) in entra_rows.items()
+                               if d not in managed_rows and '"trustType":"Workplace"' in text])  # fmt: skip
     pending: dict[str, tuple[str | None, tuple]] = {}
     for device_id, added_through in subjects.items():
-        entra, managed = entra_text.get(device_id), managed_text.get(device_id)
+        name, entra = entra_rows.get(device_id, ("", None))
+        last_sync, serial, managed = managed_rows.get(device_id, (None, "", None))
         if entra is None and device_id not in stored:
             state.errors.append({"stage": "evaluate", "message": f"Device {device_id} is in the group but not in Azure AD."})
             continue
-        name = json.loads(entra).get("displayName") if entra and twins else ""
-        serial = json.loads(managed).get("serialNumber") if managed and duplicates else ""
-        last_sync = json.loads(managed).get("lastSyncDateTime") if managed else None
-        inputs = (entra, managed, report_times.get(device_id), duplicates.get((serial or "").strip(), 1),
-                  twins.get(name or "", ""), check_in_bucket(last_sync, now), added_through, in_group, complete)  # fmt: skip
+        inputs = (entra, managed, report_times.get(device_id), duplicates.get(serial, 1), twins.get(name, ""),
+                  check_in_bucket(last_sync, now), added_through, in_group, complete)  # fmt: skip
         if device_id in stored and stored[device_id][0] == input_key(*inputs, *stored[device_id][1:]):
             continue
         pending[device_id] = (added_through, inputs)
@@ -457,8 +456,8 @@ def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates:
     upserts: list[Device] = []
     changes: list[tuple[Device, str, str]] = []
     for device_id, (added_through, inputs) in pending.items():
-        record = json.loads(entra_text[device_id]) if device_id in entra_text else None
-        managed = json.loads(managed_text[device_id]) if device_id in managed_text else None
+        record = json.loads(entra_rows[device_id][1]) if device_id in entra_rows else None
+        managed = json.loads(managed_rows[device_id][2]) if device_id in managed_rows else None
         device = existing.get(device_id)
         candidate = c.Candidate(
             entra=record or {"deviceId": device_id, "displayName": device.device_name if device else ""},
