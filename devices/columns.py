@@ -29,6 +29,11 @@ class Column:
         return value
 
 
+def _last_discovered(device: Device) -> Any:
+    sighting = getattr(device, "sighting", None)
+    return sighting.last_discovered_at if sighting is not None else None
+
+
 def _added_through(device: Device) -> str:
     return "Direct" if device.added_through == "direct" else device.added_through
 
@@ -54,7 +59,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("ring_assigned_by", "Ring assigned by", "ring_assigned_by"),
     Column("registered_at", "Registered on", "registered_at"),
     Column("added_through", "Added through", "added_through", render=_added_through),
-    Column("last_discovered_at", "Last discovered", "last_discovered_at"),
+    Column("last_discovered_at", "Last discovered", "sighting__last_discovered_at", render=_last_discovered),
 )
 COLUMNS_BY_KEY = {column.key: column for column in COLUMNS}
 DEFAULT_COLUMNS = tuple(column.key for column in COLUMNS if column.default)

@@ -28,6 +28,7 @@ from .connector import TenantConnection, connect
 from .graph import GraphError, dumps
 from .models import (
     Device,
+    DeviceSighting,
     DeviceStatusChange,
     DiscoveryLease,
     DiscoveryRun,
@@ -377,19 +378,18 @@ def apply_evaluation(state: RunState) -> None:
         evaluate_chunk(state, {device_id: extra for _, device_id, extra in chunk}, duplicates, rings)
         done += len(chunk)
         state.progress(f"Evaluated {done} devices")
-    # One statement for every device seen in this run, changed or not.
-    Device.objects.filter(azure_ad_device_id__in=members.values("device_id")).update(last_discovered_at=state.now)
+    record_sightings(run, state.now)
     # Registered devices no longer in the group stay registered: refresh their readiness status.
-    stale = Device.objects.filter(registered_at__isnull=False).filter(
-        Q(last_discovered_at__lt=state.now) | Q(last_discovered_at__isnull=True)).order_by("pk")  # fmt: skip
+    seen = members.values("device_id")
+    stale = Device.objects.filter(registered_at__isnull=False).exclude(azure_ad_device_id__in=seen).order_by("pk")
     last_pk = 0
     while chunk_ids := list(stale.filter(pk__gt=last_pk).values_list("pk", "azure_ad_device_id")[:CHUNK]):
         last_pk = chunk_ids[-1][0]
         evaluate_chunk(state, {device_id: None for _, device_id in chunk_ids}, duplicates, rings, in_group=False,
                        complete=complete)  # fmt: skip
     if complete:
-        Device.objects.filter(registered_at__isnull=True, in_registration_group=True).filter(
-            Q(last_discovered_at__lt=state.now) | Q(last_discovered_at__isnull=True)
+        Device.objects.filter(registered_at__isnull=True, in_registration_group=True).exclude(
+            azure_ad_device_id__in=seen
         ).update(in_registration_group=False, fingerprint="")  # evaluated afresh if it comes back
     state.counts["candidates"] = StagedObject.objects.filter(run=run, kind=StagedObject.Kind.MEMBER).count()
     for status, n in Device.objects.values("readiness_status").annotate(n=Count("pk")).values_list("readiness_status", "n"):
@@ -416,6 +416,19 @@ def check_in_bucket(last_sync: str | None, now: datetime) -> str:
     if synced is None:
         return "never"
     return "fresh" if now - synced <= c.CHECK_IN_WINDOW else f"stale:{(now - synced).days}"
+
+
+def record_sightings(run: DiscoveryRun, now: datetime) -> None:
+    """One statement: every device this run found in the registration group was last discovered now."""
+    sightings, devices, staged = DeviceSighting._meta.db_table, Device._meta.db_table, StagedObject._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {sightings} (device_id, last_discovered_at)
+                SELECT d.id, %s FROM {devices} d JOIN {staged} m ON m.device_id = d.azure_ad_device_id
+                 WHERE m.run_id = %s AND m.kind = 'member'
+                ON CONFLICT (device_id) DO UPDATE SET last_discovered_at = excluded.last_discovered_at""",
+            [now, run.pk],
+        )  # noqa: S608 - table names come from the models
 
 
 def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates: dict[str, int], rings: RingAssigner,
@@ -469,11 +482,9 @@ def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates:
                                          rings)  # fmt: skip
         # The key is stored with the state this evaluation leaves, which the next run reads back.
         outcome["fingerprint"] = input_key(*inputs, *(outcome[f] for f in STATE_FIELDS))
-        new = Device(azure_ad_device_id=device_id, last_discovered_at=now if in_group else None, **outcome)
+        new = Device(azure_ad_device_id=device_id, **outcome)
         if device is not None:
             new.pk, new.first_discovered_at = device.pk, device.first_discovered_at
-            if not in_group:
-                new.last_discovered_at = device.last_discovered_at
         upserts.append(new)
         before = device.readiness_status if device else ""
         if before != outcome["readiness_status"]:
@@ -495,8 +506,7 @@ WRITTEN_FIELDS = [
     "azure_ad_device_id", "entra_object_id", "intune_device_id", "device_name", "serial_number", "model",
     "manufacturer", "operating_system", "os_version", "edition", "architecture", "join_type", "management", "owner",
     "primary_user", "last_intune_checkin", "readiness_status", "failed_checks", "checks", "report_generated_at",
-    "registered_at", "ring", "ring_assigned_by", "excluded", "added_through", "in_registration_group",
-    "last_discovered_at", "fingerprint",
+    "registered_at", "ring", "ring_assigned_by", "excluded", "added_through", "in_registration_group", "fingerprint",
 ]  # fmt: skip
 
 

@@ -136,7 +136,8 @@ def device_list(tab: str, params: Mapping[str, str] | None = None) -> QuerySet[D
     sort = sort_key(params)
     field = COLUMNS_BY_KEY[sort.removeprefix("-")].field
     prefix = "-" if sort.startswith("-") else ""
-    return devices.order_by(f"{prefix}{field}", f"{prefix}pk")
+    # The sighting is a one-to-one join: one query, whichever columns are shown or sorted.
+    return devices.select_related("sighting").order_by(f"{prefix}{field}", f"{prefix}pk")
 
 
 def is_narrowed(tab: str, params: Mapping[str, str]) -> bool:
@@ -162,3 +163,8 @@ def status_ring_counts() -> dict[tuple[str, str], int]:
     """Devices per (readiness status, ring), in one GROUP BY that an index answers."""
     rows = Device.objects.order_by().values_list("readiness_status", "ring").annotate(n=Count("*"))
     return {(status, ring): n for status, ring, n in rows}
+
+
+def with_columns(devices: QuerySet[Device], columns, *always: str) -> QuerySet[Device]:
+    """Load only what the shown columns (and `always`) read; the sighting join comes along in every case."""
+    return devices.only("pk", "sighting__last_discovered_at", *always, *(c.field for c in columns))

@@ -77,6 +77,7 @@ def test_export_devices_all_columns_and_all_tabs(builder, use_tenant):
     assert {"Intune device ID", "Added through", "Last discovered", "Edition"} <= set(exported[0])
     assert exported[0]["Device name"] == "'=HYPERLINK(1)"  # neutralised, not a formula
     assert exported[0]["Added through"] == "Direct"
+    assert exported[0]["Last discovered"].endswith(" UTC")
 
 
 def test_export_devices_refuses_an_unknown_column(db):

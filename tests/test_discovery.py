@@ -290,6 +290,8 @@ def test_removing_a_device_from_the_group_does_not_deregister_it(builder, use_te
     assert device(kept).registered_at is not None
     assert device(kept).readiness_status == ReadinessStatus.ACTIVE
     assert device(kept).in_registration_group is False
+    # It keeps the time it was last found in the group.
+    assert device(kept).sighting.last_discovered_at < DiscoveryRun.objects.latest("pk").started_at
 
 
 def test_an_unregistered_device_that_later_passes_is_registered(builder, use_tenant):

@@ -23,6 +23,7 @@ from devices.queries import (
     filters_for,
     paging,
     status_ring_counts,
+    with_columns,
 )
 
 from .common import TabState, bad_request, registration_group_link, saved_columns, tab_or_404
@@ -87,9 +88,9 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
     devices = device_list(state.tab, state.params)
     page, per_page = paging(state.params)
     columns = saved_columns(request.user, state.tab)
-    fields = {"pk", "readiness_status", "device_name", "azure_ad_device_id"} | {c.field for c in columns}
     start = (page - 1) * per_page
-    found = list(devices.only(*fields)[start : start + per_page + 1])
+    shown = with_columns(devices, columns, "readiness_status", "device_name", "azure_ad_device_id")
+    found = list(shown[start : start + per_page + 1])
     has_next, rows = len(found) > per_page, found[:per_page]
     counts = summary(status_ring_counts())
     total = devices.count() if state.narrowed() else counts["tabs"][state.tab]

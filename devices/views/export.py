@@ -14,7 +14,7 @@ from accounts.models import AuditEvent
 from accounts.roles import Capability
 from devices.columns import COLUMNS, Column
 from devices.export import csv_rows
-from devices.queries import InvalidQuery, device_list
+from devices.queries import InvalidQuery, device_list, with_columns
 
 from .common import TabState, bad_request, parse_column_keys, saved_columns, tab_or_404
 
@@ -48,8 +48,7 @@ def export_csv(request: HttpRequest, tab: str) -> HttpResponse:
         devices = device_list(tab, state.params)
     except (InvalidQuery, ValueError) as exc:
         return bad_request(request, str(exc))
-    fields = {"pk"} | {c.field for c in columns}
-    lines = audited(csv_rows(devices.only(*fields), columns), request, tab, columns, state.params)
+    lines = audited(csv_rows(with_columns(devices, columns), columns), request, tab, columns, state.params)
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="autopatch-devices-{tab}-{stamp}Z.csv"'
