@@ -1,8 +1,9 @@
 """Benchmark: discovery of 1,000, 10,000 and 100,000 devices on PostgreSQL (not a test; figures go to bench/README.md).
 
-For each size: a first run on an empty database, then a second run with nothing changed. Reports wall
-time, the memory the run added on top of the process with the tenant loaded (sampled RSS), Graph
-requests, and the share of time spent outside the simulated Graph (the portal's own work).
+For each size and repetition, in a fresh process: a first run on an empty database, then a second run with
+nothing changed. Reports wall time (and its reading and evaluating parts), the memory the run added on top
+of the process with the tenant loaded (resident memory sampled every 20 ms), Graph requests, and the share of
+time spent outside the simulated Graph (the portal's own work). Medians over the repetitions.
 
     .venv/bin/python bench/discovery.py [--sizes 1000,10000,100000] [--repeat 3]
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/autopatch_bench (the default; dropped and created)
@@ -67,12 +68,8 @@ def recreate_database() -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="1000,10000,100000")
-    parser.add_argument("--repeat", type=int, default=3, help="repetitions of each size (100,000: at most 2)")
-    args = parser.parse_args()
-
+def one(size: int) -> None:
+    """One repetition in a fresh process: an empty database, a first run, then a second with nothing changed."""
     import django
 
     django.setup()
@@ -81,7 +78,6 @@ def main() -> None:
     from django.db import connection
 
     from devices import connector
-    from devices.models import Device, DeviceStatusChange, DiscoveryRun, ReadinessReport
     from devices.runs import discover_now
     from devices.simulated_tenant import SimulatedTenant
 
@@ -97,54 +93,72 @@ def main() -> None:
             graph_seconds[0] += time.perf_counter() - start
 
     SimulatedTenant.handle = timed_handle
-
     recreate_database()
     connection.close()
     call_command("migrate", verbosity=0)
+    path = Path(settings.VAR_DIR) / f"tenant-{size}.json"
+    if not path.exists():
+        call_command("make_tenant", devices=size, out=str(path), seed=1, stdout=open(os.devnull, "w"))
+    settings.AUTOPATCH_TENANT_FILE = str(path)
+    connector.simulated_tenant(path)  # loaded before measuring: it stands for Microsoft's cloud
+    for which in ("first", "second"):
+        gc.collect()
+        base = rss_mb()
+        graph_seconds[0] = 0.0
+        start = time.perf_counter()
+        with PeakRss() as peak:
+            run = discover_now()
+        wall = time.perf_counter() - start
+        assert run.status == "succeeded", run.errors
+        print(json.dumps({
+            "devices": size, "run": which, "wall": wall, "extra_mb": peak.peak - base, "requests": run.graph_requests,
+            "outside": (wall - graph_seconds[0]) / wall, "candidates": run.counts.get("candidates", 0),
+            "changed": run.counts.get("changed", 0), "reading": run.counts.get("seconds_reading"),
+            "evaluating": run.counts.get("seconds_evaluating"),
+        }), flush=True)  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of each size (100,000: at most 2)")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        one(args.one)
+        return
     results = []
     for size in [int(s) for s in args.sizes.split(",")]:
-        path = Path(settings.VAR_DIR) / f"tenant-{size}.json"
-        if not path.exists():
-            call_command("make_tenant", devices=size, out=str(path), seed=1, stdout=open(os.devnull, "w"))
-        settings.AUTOPATCH_TENANT_FILE = str(path)
-        connector.simulated_tenant(path)  # load the tenant before measuring: it stands for Microsoft's cloud
-        repeat = min(args.repeat, 2) if size >= 100_000 else args.repeat
-        rows: dict[str, list[dict]] = {"first": [], "second": []}
-        for _ in range(repeat):
-            for model in (DeviceStatusChange, Device, ReadinessReport, DiscoveryRun):
-                model.objects.all().delete()
-            for which in ("first", "second"):
-                gc.collect()
-                base = rss_mb()
-                graph_seconds[0] = 0.0
-                start = time.perf_counter()
-                with PeakRss() as peak:
-                    run = discover_now()
-                wall = time.perf_counter() - start
-                assert run.status == DiscoveryRun.Status.SUCCEEDED, run.errors
-                rows[which].append({
-                    "wall": wall, "extra_mb": peak.peak - base, "requests": run.graph_requests,
-                    "outside": (wall - graph_seconds[0]) / wall, "candidates": run.counts.get("candidates", 0),
-                    "changed": run.counts.get("changed", 0),
-                })  # fmt: skip
-        for which, runs in rows.items():
+        runs: dict[str, list[dict]] = {"first": [], "second": []}
+        for _ in range(min(args.repeat, 2) if size >= 100_000 else args.repeat):
+            out = subprocess.run([sys.executable, __file__, "--one", str(size)], capture_output=True, text=True)
+            if out.returncode:
+                raise SystemExit(out.stderr[-3000:])
+            for line in out.stdout.splitlines():
+                row = json.loads(line)
+                runs[row["run"]].append(row)
+        for which, rows in runs.items():
             results.append({
-                "devices": size, "run": which, "repeat": len(runs),
-                "candidates": runs[0]["candidates"], "changed": runs[0]["changed"],
-                "wall_s": round(statistics.median(r["wall"] for r in runs), 2),
-                "extra_rss_mb": round(statistics.median(r["extra_mb"] for r in runs), 1),
-                "graph_requests": runs[0]["requests"],
-                "outside_graph": f"{statistics.median(r['outside'] for r in runs):.0%}",
+                "devices": size, "run": which, "repeat": len(rows), "candidates": rows[0]["candidates"],
+                "changed": rows[0]["changed"], "wall_s": round(statistics.median(r["wall"] for r in rows), 2),
+                "reading_s": statistics.median(r["reading"] for r in rows),
+                "evaluating_s": statistics.median(r["evaluating"] for r in rows),
+                "extra_rss_mb": round(statistics.median(r["extra_mb"] for r in rows), 1),
+                "graph_requests": rows[0]["requests"],
+                "outside_graph": f"{statistics.median(r['outside'] for r in rows):.0%}",
             })  # fmt: skip
             print(json.dumps(results[-1]), flush=True)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, " + subprocess.run(
         ["sh", "-c", "free -g | awk '/Mem:/{print $2\" GiB\"}'"], capture_output=True, text=True).stdout.strip()
-    print(f"\nmachine: {machine}, PostgreSQL {connection.cursor().connection.info.server_version}")
-    print("| devices | run | repeats | candidates | devices written | wall (s) | memory added (MB) | Graph requests | time outside Graph |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    version = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip()
+    print(f"\nmachine: {machine}; {version}")
+    print("| devices | run | repeats | candidates | devices written | wall (s) | reading (s) | evaluating (s) "
+          "| memory added (MB) | Graph requests | time outside Graph |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         print(f"| {r['devices']:,} | {r['run']} | {r['repeat']} | {r['candidates']:,} | {r['changed']:,} | {r['wall_s']} "
-              f"| {r['extra_rss_mb']} | {r['graph_requests']} | {r['outside_graph']} |")
+              f"| {r['reading_s']} | {r['evaluating_s']} | {r['extra_rss_mb']} | {r['graph_requests']} "
+              f"| {r['outside_graph']} |")
 
 
 if __name__ == "__main__":

@@ -18,11 +18,16 @@ def _columns(model: type[models.Model]) -> list[models.Field]:
     return [f for f in model._meta.concrete_fields if not f.primary_key]
 
 
-def _value(field: models.Field, obj: models.Model):
-    value = getattr(obj, field.attname)
-    if isinstance(field, models.JSONField):
-        return json.dumps(value)
-    return value
+def _row_maker(fields: Sequence[models.Field]):
+    """A function from an instance to its COPY row; JSON fields go as their text."""
+    plain = [(f.attname, isinstance(f, models.JSONField)) for f in fields]
+    dumps = json.dumps
+
+    def row(obj: models.Model) -> list:
+        values = obj.__dict__
+        return [dumps(values[name]) if is_json else values[name] for name, is_json in plain]
+
+    return row
 
 
 def copy_rows(model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence], *,
@@ -86,8 +91,9 @@ def bulk_write(
         cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {scratch} AS SELECT {names} FROM {table} WITH NO DATA")
         cursor.execute(f"TRUNCATE {scratch}")
         with cursor.cursor.copy(f"COPY {scratch} ({names}) FROM STDIN") as copy:
+            row = _row_maker(fields)
             for obj in objs:
-                copy.write_row([_value(f, obj) for f in fields])
+                copy.write_row(row(obj))
         cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {scratch} {conflict}")
         if unique_field:
             pks = dict((key, pk) for pk, key in cursor.fetchall())
