@@ -8,9 +8,9 @@ conflict handling as bulk_create. Other databases use bulk_create.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
+import orjson
 from django.db import connection, models, transaction
 
 
@@ -21,11 +21,11 @@ def _columns(model: type[models.Model]) -> list[models.Field]:
 def _row_maker(fields: Sequence[models.Field]):
     """A function from an instance to its COPY row; JSON fields go as their text."""
     plain = [(f.attname, isinstance(f, models.JSONField)) for f in fields]
-    dumps = json.dumps
+    dumps = orjson.dumps
 
     def row(obj: models.Model) -> list:
         values = obj.__dict__
-        return [dumps(values[name]) if is_json else values[name] for name, is_json in plain]
+        return [dumps(values[name]).decode() if is_json else values[name] for name, is_json in plain]
 
     return row
 

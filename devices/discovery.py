@@ -8,7 +8,6 @@ writes only the devices whose evaluation changed.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections import Counter
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Q
@@ -448,7 +448,7 @@ def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates:
         "azure_ad_device_id", "fingerprint", *STATE_FIELDS)}  # fmt: skip
     report_times = dict(ReadinessReport.objects.filter(azure_ad_device_id__in=ids)
                         .values_list("azure_ad_device_id", "generated_at"))  # fmt: skip
-    twins = hybrid_twins(run, [json.loads(text) for d, (_, text) in entra_rows.items()
+    twins = hybrid_twins(run, [orjson.loads(text) for d, (_, text) in entra_rows.items()
                                if d not in managed_rows and '"trustType":"Workplace"' in text])  # fmt: skip
     pending: dict[str, tuple[str | None, tuple]] = {}
     for device_id, added_through in subjects.items():
@@ -469,8 +469,8 @@ def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates:
     upserts: list[Device] = []
     changes: list[tuple[Device, str, str]] = []
     for device_id, (added_through, inputs) in pending.items():
-        record = json.loads(entra_rows[device_id][1]) if device_id in entra_rows else None
-        managed = json.loads(managed_rows[device_id][2]) if device_id in managed_rows else None
+        record = orjson.loads(entra_rows[device_id][1]) if device_id in entra_rows else None
+        managed = orjson.loads(managed_rows[device_id][2]) if device_id in managed_rows else None
         device = existing.get(device_id)
         candidate = c.Candidate(
             entra=record or {"deviceId": device_id, "displayName": device.device_name if device else ""},
@@ -518,7 +518,7 @@ def hybrid_twins(run: DiscoveryRun, registered_records: list[dict]) -> dict[str,
     twins: dict[str, str] = {}
     for name, data in StagedObject.objects.filter(run=run, kind=StagedObject.Kind.DEVICE, display_name__in=names
                                                    ).values_list("display_name", "data"):  # fmt: skip
-        if (json.loads(data).get("trustType") or "").lower() == "serverad":
+        if (orjson.loads(data).get("trustType") or "").lower() == "serverad":
             twins[name] = name
     return twins
 

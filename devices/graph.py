@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -10,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import msal
+import orjson
 import requests
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class GraphClient:
                     return {}
                 if 200 <= response.status_code < 300:
                     try:
-                        return response.json()
+                        return orjson.loads(response.content)
                     except ValueError:
                         failure = GraphError(f"Graph sent a malformed page for {_short(url)}: not JSON", url=url)
                 else:
@@ -168,4 +168,5 @@ class GraphClient:
 
 
 def dumps(item: dict) -> str:
-    return json.dumps(item, separators=(",", ":"))
+    """Compact JSON text of a Graph object, for staging."""
+    return orjson.dumps(item).decode()
