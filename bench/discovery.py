@@ -141,8 +141,8 @@ def main() -> None:
             results.append({
                 "devices": size, "run": which, "repeat": len(rows), "candidates": rows[0]["candidates"],
                 "changed": rows[0]["changed"], "wall_s": round(statistics.median(r["wall"] for r in rows), 2),
-                "reading_s": statistics.median(r["reading"] for r in rows),
-                "evaluating_s": statistics.median(r["evaluating"] for r in rows),
+                "reading_s": round(statistics.median(r["reading"] for r in rows), 1),
+                "evaluating_s": round(statistics.median(r["evaluating"] for r in rows), 1),
                 "extra_rss_mb": round(statistics.median(r["extra_mb"] for r in rows), 1),
                 "graph_requests": rows[0]["requests"],
                 "outside_graph": f"{statistics.median(r['outside'] for r in rows):.0%}",
