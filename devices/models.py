@@ -102,6 +102,7 @@ class Device(models.Model):
             models.Index(fields=["readiness_status", "ring"], name="device_status_ring"),
             models.Index(fields=["readiness_status", "serial_number"], name="device_status_serial"),
             models.Index(fields=["readiness_status", "last_intune_checkin"], name="device_status_checkin"),
+            models.Index(fields=["readiness_status", "management"], name="device_status_management"),
         ]
 
     def __str__(self) -> str:

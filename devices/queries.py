@@ -136,8 +136,7 @@ def device_list(tab: str, params: Mapping[str, str] | None = None) -> QuerySet[D
     sort = sort_key(params)
     field = COLUMNS_BY_KEY[sort.removeprefix("-")].field
     prefix = "-" if sort.startswith("-") else ""
-    # The sighting is a one-to-one join: one query, whichever columns are shown or sorted.
-    return devices.select_related("sighting").order_by(f"{prefix}{field}", f"{prefix}pk")
+    return devices.order_by(f"{prefix}{field}", f"{prefix}pk")
 
 
 def is_narrowed(tab: str, params: Mapping[str, str]) -> bool:
@@ -166,5 +165,9 @@ def status_ring_counts() -> dict[tuple[str, str], int]:
 
 
 def with_columns(devices: QuerySet[Device], columns, *always: str) -> QuerySet[Device]:
-    """Load only what the shown columns (and `always`) read; the sighting join comes along in every case."""
-    return devices.only("pk", "sighting__last_discovered_at", *always, *(c.field for c in columns))
+    """Load only what the shown columns (and `always`) read, joining the sighting only when a column shows it
+    (the join costs the planner its index-ordered plans)."""
+    fields = {"pk", *always, *(c.field for c in columns)}
+    if any(name.startswith("sighting__") for name in fields):
+        devices = devices.select_related("sighting")
+    return devices.only(*fields)
