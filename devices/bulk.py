@@ -30,6 +30,16 @@ def _row_maker(fields: Sequence[models.Field]):
     return row
 
 
+def _scratch(cursor, model: type[models.Model]) -> str:
+    """An empty temporary table shaped like the model's table without its key, for this session."""
+    table = model._meta.db_table
+    scratch = connection.ops.quote_name(f"bulk_{table}")
+    names = ", ".join(connection.ops.quote_name(f.column) for f in _columns(model))
+    cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {scratch} AS SELECT {names} FROM {table} WITH NO DATA")
+    cursor.execute(f"TRUNCATE {scratch}")
+    return scratch
+
+
 def copy_rows(model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence], *,
               ignore_conflicts: bool = False) -> None:  # fmt: skip
     """Insert plain rows (values for `columns`, attribute names) without building model instances."""
@@ -41,14 +51,8 @@ def copy_rows(model: type[models.Model], columns: Sequence[str], rows: Sequence[
         return
     table = model._meta.db_table
     names = ", ".join(connection.ops.quote_name(model._meta.get_field(c).column) for c in columns)
-    scratch = connection.ops.quote_name(f"bulk_{table}")
     with transaction.atomic(), connection.cursor() as cursor:
-        if ignore_conflicts:
-            cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {scratch} AS SELECT * FROM {table} WITH NO DATA")
-            cursor.execute(f"TRUNCATE {scratch}")
-            target = scratch
-        else:
-            target = table
+        target = scratch = _scratch(cursor, model) if ignore_conflicts else table
         with cursor.cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -76,7 +80,6 @@ def bulk_write(
     table = model._meta.db_table
     fields = _columns(model)
     names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    scratch = connection.ops.quote_name(f"bulk_{table}")
     if unique_field:
         unique = connection.ops.quote_name(model._meta.get_field(unique_field).column)
         updates = ", ".join(
@@ -88,8 +91,7 @@ def bulk_write(
     else:
         conflict = "ON CONFLICT DO NOTHING" if ignore_conflicts else ""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {scratch} AS SELECT {names} FROM {table} WITH NO DATA")
-        cursor.execute(f"TRUNCATE {scratch}")
+        scratch = _scratch(cursor, model)
         with cursor.cursor.copy(f"COPY {scratch} ({names}) FROM STDIN") as copy:
             row = _row_maker(fields)
             for obj in objs:
