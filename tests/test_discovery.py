@@ -350,3 +350,13 @@ def test_the_run_records_counts_trigger_times_and_graph_requests(builder, use_te
     assert run.counts[ReadinessStatus.PREREQUISITES_FAILED] == 1
     # members, devices and managed devices: one page each.
     assert run.graph_requests == 4
+
+
+def test_a_sign_in_alone_does_not_make_discovery_evaluate_the_device_again(builder, use_tenant):
+    laptop = builder.device()
+    use_tenant(builder)
+    discover_now()
+    laptop["approximateLastSignInDateTime"] = "2030-01-01T00:00:00Z"
+    use_tenant(builder)
+
+    assert discover_now().counts["changed"] == 0
