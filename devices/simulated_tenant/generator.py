@@ -10,6 +10,7 @@ from typing import Any
 from devices.checks import READINESS_CHECKS
 
 REGISTRATION_GROUP = "Windows Autopatch Device Registration"
+INTUNE_ADMINISTRATOR = "3a2c62db-5318-420d-8d74-23affee5d9d5"  # directory role template ID
 NESTED_GROUPS = (
     "Autopatch - Hybrid devices (ConfigMgr collection)",
     "Autopatch - Finance laptops",
@@ -63,9 +64,12 @@ class TenantBuilder:
             parent["members"].append(group["id"])
         return group
 
-    def user(self, name: str, member_of: dict | None = None) -> dict:
+    def user(self, name: str, member_of: dict | None = None, wids: tuple[str, ...] = ()) -> dict:
+        """A user; `wids` are directory role template IDs, which the simulated sign-in puts in the ID token."""
         user = {"id": str(self._uuid()), "displayName": name,
                 "userPrincipalName": f"{name.lower().replace(' ', '.')}@contoso.example"}  # fmt: skip
+        if wids:
+            user["wids"] = list(wids)
         self.users.append(user)
         if member_of is not None:
             member_of["members"].append(user["id"])
@@ -240,4 +244,6 @@ def make_tenant(devices: int, seed: int = 1, now: datetime | None = None) -> Ten
     # Devices outside the group: a readiness report that arrives before registration, and tenant noise.
     for _ in range(max(1, devices // 20)):
         builder.device(member_of=None, report=rng.random() < 0.5)
+    # Someone who may sign in through the simulated Entra ID as a Service Administrator (Intune Administrator).
+    builder.user("Adele Vance", wids=(INTUNE_ADMINISTRATOR,))
     return builder
