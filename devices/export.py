@@ -26,9 +26,14 @@ def neutralise(value: str) -> str:
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
+def line_writer():
+    """A csv.writer whose writerow() returns the line instead of writing it, for streamed responses."""
+    return csv.writer(_Line())
+
+
 def csv_rows(devices: QuerySet[Device], columns: list[Column]) -> Iterator[str]:
     """The header, then one CSV line per device in the queryset's order, read in chunks."""
-    writer = csv.writer(_Line())
+    writer = line_writer()
     yield writer.writerow([column.title for column in columns])
     for device in devices.iterator(chunk_size=CHUNK):
         yield writer.writerow([neutralise(text(column.value(device))) for column in columns])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
@@ -18,6 +17,7 @@ from django.views.decorators.http import require_GET
 from accounts.access import administrator_required
 from accounts.audit import record_event
 from accounts.models import AuditEvent
+from devices.export import line_writer, neutralise
 
 PAGE_SIZE = 50
 FILTER_FIELDS = ("actor", "action", "result", "since", "until", "q")
@@ -82,23 +82,13 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/audit_log.html", {"form": form, "page": page, "query": query})
 
 
-class Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 def csv_rows(events: QuerySet[AuditEvent]) -> Iterator[str]:
-    writer = csv.writer(Echo())
+    writer = line_writer()
     yield writer.writerow(["When (UTC)", "Who", "What", "Target", "Result", "Source IP", "Details"])
     for event in events.iterator(chunk_size=2000):
-        yield writer.writerow([event.at.strftime("%Y-%m-%d %H:%M:%S"), safe_cell(event.actor), event.get_action_display(),
-                               safe_cell(event.target), safe_cell(event.result), event.source_ip or "",
-                               safe_cell(", ".join(f"{k}={v}" for k, v in sorted(event.details.items())))])  # fmt: skip
-
-
-def safe_cell(value: str) -> str:
-    """Spreadsheets run cells that start with = + - @ as formulas; a leading quote keeps them text."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+        yield writer.writerow([event.at.strftime("%Y-%m-%d %H:%M:%S"), neutralise(event.actor), event.get_action_display(),
+                               neutralise(event.target), neutralise(event.result), event.source_ip or "",
+                               neutralise(", ".join(f"{k}={v}" for k, v in sorted(event.details.items())))])  # fmt: skip
 
 
 @require_GET
