@@ -459,7 +459,7 @@ def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates:
         if entra is None and device_id not in stored:
             state.errors.append({"stage": "evaluate", "message": f"Device {device_id} is in the group but not in Azure AD."})
             continue
-        inputs = (entra, managed, report_times.get(device_id), duplicates.get(serial, 1), twins.get(name, ""),
+        inputs = (entra, managed, report_times.get(device_id), duplicates.get(serial, 1), name in twins,
                   check_in_bucket(last_sync, now), added_through, in_group, complete)  # fmt: skip
         if device_id in stored and stored[device_id][0] == input_key(*inputs, *stored[device_id][1:]):
             continue
@@ -478,7 +478,7 @@ def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates:
             entra=record or {"deviceId": device_id, "displayName": device.device_name if device else ""},
             managed=managed, now=now,
             serial_shared_with=duplicates.get(((managed or {}).get("serialNumber") or "").strip(), 1) - 1,
-            hybrid_twin=twins.get((record or {}).get("displayName") or "", ""),
+            hybrid_twin=name if (name := (record or {}).get("displayName") or "") in twins else "",
         )  # fmt: skip
         outcome, cause = evaluate_device(candidate, device, reports.get(device_id), added_through, in_group, complete,
                                          rings)  # fmt: skip
@@ -512,17 +512,14 @@ WRITTEN_FIELDS = [
 ]  # fmt: skip
 
 
-def hybrid_twins(run: DiscoveryRun, registered_records: list[dict]) -> dict[str, str]:
-    """For Azure AD registered records, the name of a hybrid joined record of the same device (dual state)."""
+def hybrid_twins(run: DiscoveryRun, registered_records: list[dict]) -> set[str]:
+    """Names of Azure AD registered records that a hybrid joined record shares (dual state: the same device)."""
     names = {r.get("displayName") for r in registered_records if r.get("displayName")}
     if not names:
-        return {}
-    twins: dict[str, str] = {}
-    for name, data in StagedObject.objects.filter(run=run, kind=StagedObject.Kind.DEVICE, display_name__in=names
-                                                   ).values_list("display_name", "data"):  # fmt: skip
-        if (orjson.loads(data).get("trustType") or "").lower() == "serverad":
-            twins[name] = name
-    return twins
+        return set()
+    return {name for name, data in StagedObject.objects.filter(run=run, kind=StagedObject.Kind.DEVICE,
+                                                               display_name__in=names).values_list("display_name", "data")
+            if (orjson.loads(data).get("trustType") or "").lower() == "serverad"}  # fmt: skip
 
 
 def evaluate_device(candidate: c.Candidate, device: Device | None, report: ReadinessReport | None,
@@ -561,9 +558,8 @@ def evaluate_device(candidate: c.Candidate, device: Device | None, report: Readi
     management = (Management.CO_MANAGED if candidate.co_managed else Management.INTUNE if agent in c.INTUNE_AGENTS
                   else Management.NONE)  # fmt: skip
     edition, _ = c.edition_of(candidate)
-    keep = device if device is not None else None
     fields: dict[str, Any] = {
-        "entra_object_id": e.get("id") or (keep.entra_object_id if keep else ""),
+        "entra_object_id": e.get("id") or (device.entra_object_id if device else ""),
         "intune_device_id": m.get("id") or "",
         "device_name": (e.get("displayName") or m.get("deviceName") or "")[:256],
         "serial_number": (m.get("serialNumber") or "").strip()[:128],
@@ -586,8 +582,8 @@ def evaluate_device(candidate: c.Candidate, device: Device | None, report: Readi
         "ring": ring,
         "ring_assigned_by": ring_by,
         "excluded": excluded,
-        "added_through": added_through if added_through is not None else (keep.added_through if keep else ""),
-        "in_registration_group": in_group or (keep.in_registration_group and not complete if keep else False),
+        "added_through": added_through if added_through is not None else (device.added_through if device else ""),
+        "in_registration_group": in_group or bool(device and device.in_registration_group and not complete),
     }
     if device is not None and not candidate.managed and not in_group:
         # Intune no longer knows the device: keep what was last known of its hardware.

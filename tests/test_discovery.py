@@ -194,27 +194,19 @@ def test_a_device_both_direct_and_nested_is_counted_once_as_direct(builder, use_
     assert run.counts["candidates"] == 1
 
 
-def test_rings_follow_5_15_80_in_a_small_tenant_and_test_is_never_automatic(builder, use_tenant):
-    for _ in range(20):
+@pytest.mark.parametrize(("devices", "first_fast_broad"), [(20, (1, 3, 16)), (200, (10, 30, 160)), (300, (3, 27, 270))])
+def test_rings_follow_5_15_80_up_to_200_devices_then_1_9_90_and_test_is_never_automatic(
+    builder, use_tenant, devices, first_fast_broad
+):
+    for _ in range(devices):
         builder.device()
     use_tenant(builder)
 
     discover_now()
 
     rings = list(Device.objects.values_list("ring", flat=True))
-    assert (rings.count(Ring.FIRST), rings.count(Ring.FAST), rings.count(Ring.BROAD)) == (1, 3, 16)
+    assert (rings.count(Ring.FIRST), rings.count(Ring.FAST), rings.count(Ring.BROAD)) == first_fast_broad
     assert Ring.TEST not in rings
-
-
-def test_rings_follow_1_9_90_above_200_devices(builder, use_tenant):
-    for _ in range(300):
-        builder.device()
-    use_tenant(builder)
-
-    discover_now()
-
-    rings = list(Device.objects.values_list("ring", flat=True))
-    assert (rings.count(Ring.FIRST), rings.count(Ring.FAST), rings.count(Ring.BROAD)) == (3, 27, 270)
 
 
 def test_ring_assignment_is_deterministic(builder, use_tenant):
