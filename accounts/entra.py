@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import msal
-import requests
 from django.conf import settings
 
-from devices import connector
-from devices.graph import GraphError
-from devices.simulated_tenant import SimulatedTenant, simulated_session
+from autopatch_portal.tenant import connection, directory
+from autopatch_portal.tenant.connection import Transport
+from autopatch_portal.tenant.graph import GraphError
+from autopatch_portal.tenant.simulated import signin as simulated_signin
 
-from . import simulated_signin
 from .roles import Role
 
 LOGIN = "https://login.microsoftonline.com"
@@ -34,54 +31,25 @@ class SignInRefused(Exception):
     """The sign-in did not prove who the user is; the message is safe to show and to record."""
 
 
-@dataclass
-class SignInConfig:
-    tenant_id: str
-    client_id: str
-    client_secret: str
-    session: requests.Session
-    simulated: SimulatedTenant | None
-
-    @property
-    def authority(self) -> str:
-        return f"{LOGIN}/{self.tenant_id}"
-
-    @property
-    def issuer(self) -> str:
-        return f"{LOGIN}/{self.tenant_id}/v2.0"
+# The tenant the portal signs users in with is the connector's: same tenant, app and transport.
+SignInConfig = Transport
 
 
-_lock = threading.Lock()
-_sessions: dict[int, requests.Session] = {}
-_real_session: requests.Session | None = None
+def issuer(config: Transport) -> str:
+    return f"{LOGIN}/{config.tenant_id}/v2.0"
 
 
-def signin_config() -> SignInConfig:
-    """The same tenant as the connector: the simulated one (with sign-in installed), or the real one."""
-    global _real_session
-    path = connector.tenant_file()
-    if path is not None:
-        tenant = connector.simulated_tenant(path)
-        simulated_signin.install(tenant)
-        with _lock:
-            session = _sessions.get(id(tenant))
-            if session is None:
-                session = _sessions[id(tenant)] = simulated_session(tenant)
-        return SignInConfig(tenant.tenant_id, connector.SIMULATED_CLIENT_ID, connector.SIMULATED_CLIENT_SECRET,
-                            session, tenant)  # fmt: skip
-    with _lock:
-        if _real_session is None:
-            _real_session = requests.Session()
-    return SignInConfig(settings.AUTOPATCH_TENANT_ID, settings.AUTOPATCH_CLIENT_ID,
-                        settings.AUTOPATCH_CLIENT_SECRET, _real_session, None)  # fmt: skip
+def signin_config() -> Transport:
+    """The connector's tenant; a simulated one learns to sign users in."""
+    config = connection.transport()
+    if config.simulated is not None:
+        simulated_signin.install(config.simulated)
+    return config
 
 
-def msal_app(config: SignInConfig, cache: msal.SerializableTokenCache | None = None) -> msal.ConfidentialClientApplication:
+def msal_app(config: Transport, cache: msal.SerializableTokenCache | None = None) -> msal.ConfidentialClientApplication:
     # One application per request: its token cache is the user's session, not shared between users.
-    return msal.ConfidentialClientApplication(
-        config.client_id, client_credential=config.client_secret, authority=config.authority,
-        http_client=config.session, instance_discovery=False, token_cache=cache,
-    )  # fmt: skip
+    return connection.confidential_app(config, cache if cache is not None else msal.SerializableTokenCache())
 
 
 def load_cache(session) -> msal.SerializableTokenCache:
@@ -129,7 +97,7 @@ def check_claims(config: SignInConfig, claims: dict[str, Any], now: float | None
     audience = claims.get("aud")
     if audience != config.client_id and not (isinstance(audience, list) and config.client_id in audience):
         raise SignInRefused("The ID token was issued to another application (audience mismatch).")
-    if claims.get("iss") != config.issuer or claims.get("tid") != config.tenant_id:
+    if claims.get("iss") != issuer(config) or claims.get("tid") != config.tenant_id:
         raise SignInRefused("The ID token was issued by another tenant (issuer mismatch).")
     moment = now if now is not None else time.time()
     if not isinstance(claims.get("exp"), int | float) or moment - CLOCK_SKEW > claims["exp"]:
@@ -144,12 +112,10 @@ def has_group_overage(claims: dict[str, Any]) -> bool:
 
 def member_groups_from_graph(object_id: str) -> set[str]:
     """The user's groups when the ID token could not carry them all (group overage)."""
-    graph = connector.connect().graph
     try:
-        answer = graph.post(f"v1.0/users/{object_id}/getMemberGroups", {"securityEnabledOnly": False})
+        return directory.member_groups(connection.connect().graph, object_id)
     except GraphError as exc:
         raise SignInRefused("Your group memberships could not be read from Microsoft Graph; try again later.") from exc
-    return {group for group in answer.get("value", []) if isinstance(group, str)}
 
 
 def role_from_claims(claims: dict[str, Any]) -> str | None:

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "csp",
+    "autopatch_portal.tenant",
     "accounts",
     "devices",
 ]

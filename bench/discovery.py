@@ -77,9 +77,9 @@ def one(size: int) -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from devices import connector
+    from autopatch_portal.tenant import connection as tenant_connection
+    from autopatch_portal.tenant.simulated import SimulatedTenant
     from devices.runs import discover_now
-    from devices.simulated_tenant import SimulatedTenant
 
     # Time spent answering inside the simulated tenant, to subtract from the wall time.
     graph_seconds = [0.0]
@@ -100,7 +100,7 @@ def one(size: int) -> None:
     if not path.exists():
         call_command("make_tenant", devices=size, out=str(path), seed=1, stdout=open(os.devnull, "w"))
     settings.AUTOPATCH_TENANT_FILE = str(path)
-    connector.simulated_tenant(path)  # loaded before measuring: it stands for Microsoft's cloud
+    tenant_connection.simulated_tenant(path)  # loaded before measuring: it stands for Microsoft's cloud
     for which in ("first", "second"):
         gc.collect()
         base = rss_mb()

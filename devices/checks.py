@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from autopatch_portal.tenant.reports import READINESS_CHECK_NAMES
+
 CHECK_IN_WINDOW = timedelta(days=28)
 MIN_WINDOWS_10_BUILD = 17763  # Windows 10 1809
 
@@ -27,16 +29,7 @@ PREREQUISITE_CHECKS = (
     OS_BUILD_AND_ARCHITECTURE, CO_MANAGEMENT_WORKLOADS, UNIQUE_SERIAL_NUMBER,
 )  # fmt: skip
 
-READINESS_CHECKS = (
-    "Windows OS build, architecture and edition",
-    "Windows update policies managed via Intune",
-    "Windows update policies managed via GPO",
-    "Office update policy managed via GPO",
-    "Windows Autopatch network endpoints",
-    "Microsoft Teams network endpoints",
-    "Microsoft Edge network endpoints",
-    "Internet connectivity",
-)
+READINESS_CHECKS = READINESS_CHECK_NAMES
 
 # Intune's managementAgent values: managed by Intune alone, or co-managed with Configuration Manager.
 INTUNE_AGENTS = {"mdm", "easmdm", "intuneclient", "easintuneclient", "intuneaosp", "microsoft365managedmdm", "windowsmanagementcloudapi"}

@@ -81,7 +81,7 @@ class Device(models.Model):
     added_through = models.CharField(max_length=256, blank=True)  # "direct" or the nested group's name
     in_registration_group = models.BooleanField(default=True)
     first_discovered_at = models.DateTimeField(default=timezone.now)
-    # Digest of everything the last evaluation read (devices.discovery.input_key): unchanged inputs, no new evaluation.
+    # Digest of everything the last evaluation read (devices.discovery.evaluation.input_key): unchanged inputs, no new evaluation.
     fingerprint = models.CharField(max_length=64, blank=True)
 
     class Meta:

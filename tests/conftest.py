@@ -15,9 +15,9 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from accounts.roles import Role, assign_role
-from devices import connector
-from devices.simulated_tenant import SimulatedTenant
-from devices.simulated_tenant.generator import TenantBuilder
+from autopatch_portal.tenant import connection as tenant_connection
+from autopatch_portal.tenant.simulated import SimulatedTenant
+from autopatch_portal.tenant.simulated.generator import TenantBuilder
 
 PASSWORD = "correct horse battery staple"
 REPO = Path(__file__).resolve().parent.parent
@@ -62,7 +62,7 @@ def use_tenant(tmp_path, settings):
         # A rewrite within the same second keeps the mtime: force the loader to read it again.
         os.utime(path, ns=(time.time_ns(), time.time_ns()))
         settings.AUTOPATCH_TENANT_FILE = str(path)
-        return connector.simulated_tenant(path)
+        return tenant_connection.simulated_tenant(path)
 
     return use
 

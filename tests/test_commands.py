@@ -9,7 +9,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from devices.simulated_tenant import load_tenant_file
+from autopatch_portal.tenant.simulated import load_tenant_file
 
 pytestmark = pytest.mark.django_db
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from autopatch_portal.tenant.simulated.generator import make_tenant
 from devices.checks import PREREQUISITE_CHECKS
 from devices.models import Device, DeviceStatusChange, DiscoveryRun, ReadinessStatus, Ring, RingAssignedBy
 from devices.runs import discover_now
-from devices.simulated_tenant.generator import make_tenant
 
 pytestmark = pytest.mark.django_db
 

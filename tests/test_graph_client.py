@@ -5,9 +5,9 @@ from __future__ import annotations
 import msal
 import pytest
 
-from devices.connector import SIMULATED_CLIENT_ID, SIMULATED_CLIENT_SECRET
-from devices.graph import GraphClient, GraphError, TokenError, client_token_provider
-from devices.simulated_tenant import SimulatedTenant, simulated_session
+from autopatch_portal.tenant.connection import SIMULATED_CLIENT_ID, SIMULATED_CLIENT_SECRET
+from autopatch_portal.tenant.graph import GraphClient, GraphError, TokenError, client_token_provider
+from autopatch_portal.tenant.simulated import SimulatedTenant, simulated_session
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_a_client_error_is_not_retried_and_its_graph_message_is_kept(tenant):
 def test_both_spellings_of_the_request_id_are_read(tenant):
     import requests
 
-    from devices.graph import parse_error
+    from autopatch_portal.tenant.graph import parse_error
 
     response = requests.Response()
     response.status_code = 400

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from devices.connector import SIMULATED_CLIENT_SECRET
+from autopatch_portal.tenant.connection import SIMULATED_CLIENT_SECRET
 
 from .conftest import PASSWORD
 from .portal_client import PortalClient, signed_in

@@ -6,10 +6,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from accounts import simulated_signin
 from accounts.entra import GLOBAL_ADMINISTRATOR, INTUNE_ADMINISTRATOR, signin_config
 from accounts.models import AuditEvent, EntraIdentity
-from devices.connector import SIMULATED_CLIENT_ID
+from autopatch_portal.tenant.connection import SIMULATED_CLIENT_ID
+from autopatch_portal.tenant.simulated import signin as simulated_signin
 
 from .portal_client import PortalClient
 

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET
 from accounts.access import administrator_required
 from accounts.audit import record_event
 from accounts.models import AuditEvent
-from devices.export import line_writer, neutralise
+from autopatch_portal.csvfile import line_writer, neutralise
 
 PAGE_SIZE = 50
 FILTER_FIELDS = ("actor", "action", "result", "since", "until", "q")

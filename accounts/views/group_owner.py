@@ -10,9 +10,9 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.access import administrator_required
 from accounts.audit import record_event
 from accounts.models import AuditEvent, EntraIdentity
-from devices import connector
-from devices.discovery import DiscoveryAborted, registration_group_id
-from devices.graph import GraphError
+from autopatch_portal.tenant import directory
+from autopatch_portal.tenant.connection import connect
+from autopatch_portal.tenant.graph import GraphError
 
 GROUP = "Windows Autopatch Device Registration"
 
@@ -36,23 +36,18 @@ def become_owner(request: HttpRequest) -> HttpResponse:
                       "error": "Your account is a local account of the portal: it has no Entra ID user to make owner."},
                       status=400)  # fmt: skip
     try:
-        tenant = connector.connect()
-        group_id = registration_group_id(tenant)
-        tenant.graph.post(f"v1.0/groups/{group_id}/owners/$ref",
-                          {"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{identity.object_id}"})  # fmt: skip
-    except GraphError as exc:
-        if exc.status == 400 and "already exist" in str(exc):
-            result, level = "already an owner", messages.INFO
-        else:
-            record_event(request.user, AuditEvent.Action.GROUP_OWNER, target=GROUP, result=f"failed: {exc}"[:500],
-                         request=request)  # fmt: skip
-            return render(request, "accounts/group_owner.html", {"identity": identity, "group": GROUP,
-                          "error": f"Microsoft Graph refused: {exc}"}, status=502)  # fmt: skip
-    except DiscoveryAborted as exc:
+        tenant = connect()
+        group_id = directory.registration_group_id(tenant.graph, tenant.registration_group_id)
+        added = directory.add_group_owner(tenant.graph, group_id, identity.object_id)
+    except directory.RegistrationGroupError as exc:
         return render(request, "accounts/group_owner.html", {"identity": identity, "group": GROUP,
                       "error": str(exc)}, status=502)  # fmt: skip
-    else:
-        result, level = "became owner", messages.SUCCESS
+    except GraphError as exc:
+        record_event(request.user, AuditEvent.Action.GROUP_OWNER, target=GROUP, result=f"failed: {exc}"[:500],
+                     request=request)  # fmt: skip
+        return render(request, "accounts/group_owner.html", {"identity": identity, "group": GROUP,
+                      "error": f"Microsoft Graph refused: {exc}"}, status=502)  # fmt: skip
+    result, level = ("became owner", messages.SUCCESS) if added else ("already an owner", messages.INFO)
     record_event(request.user, AuditEvent.Action.GROUP_OWNER, target=GROUP, result=result, request=request,
                  object_id=identity.object_id, group_id=group_id)  # fmt: skip
     messages.add_message(request, level, f"You are an owner of {GROUP}." if result == "became owner"

@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from devices import connector
+from autopatch_portal.tenant import connection
 from devices.columns import COLUMNS_BY_KEY, DEFAULT_COLUMNS, Column, columns_for
 from devices.models import TAB_STATUSES, ColumnChoice, Tab
 from devices.queries import FILTER_PARAMS, is_narrowed, search_text, sort_key
@@ -56,7 +56,7 @@ def parse_column_keys(raw: list[str]) -> list[Column]:
 
 def registration_group_link() -> tuple[str, bool]:
     """Where the registration group link goes, and whether it leaves the portal (the Entra admin center)."""
-    if connector.tenant_file() is None and settings.AUTOPATCH_REGISTRATION_GROUP_ID:
+    if connection.tenant_file() is None and settings.AUTOPATCH_REGISTRATION_GROUP_ID:
         return ENTRA_GROUP_URL.format(settings.AUTOPATCH_REGISTRATION_GROUP_ID), True
     return reverse("devices:registration_group"), False
 

@@ -9,10 +9,10 @@ from django.views.decorators.http import require_GET
 
 from accounts.access import capability_required
 from accounts.roles import Capability
-from devices import connector
+from autopatch_portal.tenant import directory
+from autopatch_portal.tenant.connection import connect
+from autopatch_portal.tenant.graph import GraphError
 from devices.columns import COLUMNS, text
-from devices.discovery import DiscoveryAborted, registration_group_id
-from devices.graph import GRAPH, GraphError
 from devices.models import Device
 
 from .common import ENTRA_GROUP_URL, bad_request
@@ -44,21 +44,18 @@ def device_details(request: HttpRequest, pk: int) -> HttpResponse:
 def registration_group(request: HttpRequest) -> HttpResponse:
     """A simulated tenant's registration group: its members and nested groups, read through Graph page by page."""
     try:
-        tenant = connector.connect()
-        group_id = registration_group_id(tenant)
-    except (GraphError, DiscoveryAborted) as exc:
+        tenant = connect()
+        group_id = directory.registration_group_id(tenant.graph, tenant.registration_group_id)
+    except GraphError as exc:
         return bad_request(request, f"The registration group could not be read: {exc}", status=502)
     if tenant.simulated is None:
         return redirect(ENTRA_GROUP_URL.format(group_id))
-    members_url = f"{GRAPH}/v1.0/groups/{group_id}/members"
     next_link = request.GET.get("next", "")
-    # Only Graph's own next page of this group is followed: the token must never go anywhere else.
-    if next_link and not next_link.startswith(f"{members_url}?"):
-        return bad_request(request, "That is not a next page of the registration group's members.")
     try:
-        group = tenant.graph.get(f"/v1.0/groups/{group_id}", {"$select": "id,displayName"})
-        params = None if next_link else {"$select": "id,displayName,deviceId", "$top": MEMBERS_PAGE}
-        page = tenant.graph.get(next_link or members_url, params)
+        group = directory.group(tenant.graph, group_id)
+        page = directory.members_page(tenant.graph, group_id, next_link, MEMBERS_PAGE)
+    except ValueError as exc:
+        return bad_request(request, str(exc))
     except GraphError as exc:
         return bad_request(request, f"The registration group could not be read: {exc}", status=502)
     members = page.get("value") or []

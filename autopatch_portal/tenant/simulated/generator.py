@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from devices.checks import READINESS_CHECKS
+from ..reports import READINESS_CHECK_NAMES as READINESS_CHECKS
 
 REGISTRATION_GROUP = "Windows Autopatch Device Registration"
 INTUNE_ADMINISTRATOR = "3a2c62db-5318-420d-8d74-23affee5d9d5"  # directory role template ID

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from devices.simulated_tenant.tenant import (
+from .tenant import (
     GRAPH_HOST,
     LOGIN_HOST,
     Response,

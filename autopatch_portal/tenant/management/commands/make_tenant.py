@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from devices.simulated_tenant.generator import make_tenant
+from autopatch_portal.tenant.simulated.generator import make_tenant
 
 
 class Command(BaseCommand):

@@ -1,0 +1,215 @@
+"""Evaluation: every candidate whose inputs changed is evaluated and written, in chunks."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime
+
+import orjson
+from django.db import connection, transaction
+from django.db.models import Count
+
+from .. import checks as c
+from ..bulk import bulk_write
+from ..models import (
+    Device,
+    DeviceSighting,
+    DeviceStatusChange,
+    DiscoveryRun,
+    ReadinessReport,
+    ReadinessStatus,
+    StagedObject,
+)
+from .rings import RingAssigner, tenant_size
+from .state import RunState
+from .status import evaluate_device
+
+CHUNK = 2000
+
+
+def duplicate_serials(run: DiscoveryRun) -> dict[str, int]:
+    """Serial numbers held by more than one candidate or registered device, with how many hold them."""
+    staged = StagedObject._meta.db_table
+    devices = Device._meta.db_table
+    sql = f"""
+        SELECT serial, COUNT(DISTINCT device_id) FROM (
+            SELECT m.serial_number AS serial, m.device_id AS device_id
+              FROM {staged} m JOIN {staged} mem
+                ON mem.run_id = m.run_id AND mem.kind = 'member' AND mem.device_id = m.device_id
+             WHERE m.run_id = %s AND m.kind = 'managed' AND m.serial_number <> ''
+            UNION
+            SELECT serial_number, azure_ad_device_id FROM {devices}
+             WHERE registered_at IS NOT NULL AND excluded = %s AND serial_number <> ''
+        ) held GROUP BY serial HAVING COUNT(DISTINCT device_id) > 1
+    """  # noqa: S608 - table names come from the models
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [run.pk, False])
+        return {serial: count for serial, count in cursor.fetchall()}
+
+
+def latest_managed(rows: Iterable[tuple[str, str, str, str]]) -> dict[str, tuple[str, str, str]]:
+    """The most recently synced managed device of each Azure AD device ID (re-enrollments leave several).
+
+    Rows are (device_id, lastSyncDateTime, serial number, JSON); Graph's ISO times compare as text."""
+    best: dict[str, tuple[str, str, str]] = {}
+    for device_id, synced, serial, data in rows:
+        kept = best.get(device_id)
+        if kept is None or synced > kept[0]:
+            best[device_id] = (synced, serial, data)
+    return best
+
+
+def apply_evaluation(state: RunState) -> None:
+    run = state.run
+    complete = not state.unreadable_groups
+    duplicates = duplicate_serials(run)
+    rings = RingAssigner(tenant_size(run))
+    state.counts.update(changed=0, registered_now=0)
+    members = StagedObject.objects.filter(run=run, kind=StagedObject.Kind.MEMBER).order_by("pk")
+    last_pk, done = 0, 0
+    while chunk := list(members.filter(pk__gt=last_pk).values_list("pk", "device_id", "extra")[:CHUNK]):
+        last_pk = chunk[-1][0]
+        evaluate_chunk(state, {device_id: extra for _, device_id, extra in chunk}, duplicates, rings)
+        done += len(chunk)
+        state.progress(f"Evaluated {done} devices")
+    record_sightings(run, state.now)
+    # Registered devices no longer in the group stay registered: refresh their readiness status.
+    seen = members.values("device_id")
+    stale = Device.objects.filter(registered_at__isnull=False).exclude(azure_ad_device_id__in=seen).order_by("pk")
+    last_pk = 0
+    while chunk_ids := list(stale.filter(pk__gt=last_pk).values_list("pk", "azure_ad_device_id")[:CHUNK]):
+        last_pk = chunk_ids[-1][0]
+        evaluate_chunk(state, {device_id: None for _, device_id in chunk_ids}, duplicates, rings, in_group=False,
+                       complete=complete)  # fmt: skip
+    if complete:
+        Device.objects.filter(registered_at__isnull=True, in_registration_group=True).exclude(
+            azure_ad_device_id__in=seen
+        ).update(in_registration_group=False, fingerprint="")  # evaluated afresh if it comes back
+    state.counts["candidates"] = StagedObject.objects.filter(run=run, kind=StagedObject.Kind.MEMBER).count()
+    for status, n in Device.objects.values("readiness_status").annotate(n=Count("pk")).values_list("readiness_status", "n"):
+        state.counts[status] = n
+
+
+# Part of every device's input key: bump it when evaluation changes, so that every device is evaluated again.
+EVALUATION_VERSION = "1"
+
+
+# A device's own state, which admins change too (ring, exclusion): part of its input key.
+STATE_FIELDS = ("readiness_status", "registered_at", "ring", "ring_assigned_by", "excluded", "added_through",
+                "in_registration_group")  # fmt: skip
+
+
+def input_key(*parts: object) -> str:
+    """A digest of everything a device's evaluation depends on: the same key means the same outcome."""
+    return hashlib.sha1("\x1f".join(map(str, (EVALUATION_VERSION, *parts))).encode(), usedforsecurity=False).hexdigest()
+
+
+def check_in_bucket(last_sync: str | None, now: datetime) -> str:
+    """What time changes in an evaluation: within 28 days or not, and for a stale device the days it has been."""
+    synced = c.parse_graph_time(last_sync)
+    if synced is None:
+        return "never"
+    return "fresh" if now - synced <= c.CHECK_IN_WINDOW else f"stale:{(now - synced).days}"
+
+
+def record_sightings(run: DiscoveryRun, now: datetime) -> None:
+    """One statement: every device this run found in the registration group was last discovered now."""
+    sightings, devices, staged = DeviceSighting._meta.db_table, Device._meta.db_table, StagedObject._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {sightings} (device_id, last_discovered_at)
+                SELECT d.id, %s FROM {devices} d JOIN {staged} m ON m.device_id = d.azure_ad_device_id
+                 WHERE m.run_id = %s AND m.kind = 'member'
+                ON CONFLICT (device_id) DO UPDATE SET last_discovered_at = excluded.last_discovered_at""",
+            [now, run.pk],
+        )  # noqa: S608 - table names come from the models
+
+
+def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates: dict[str, int], rings: RingAssigner,
+                   in_group: bool = True, complete: bool = True) -> None:  # fmt: skip
+    """Evaluate one chunk of devices (candidates, or registered devices outside the group) and write changes.
+
+    A device whose inputs (Graph records, report, serial duplicates, its own state) match the key stored at
+    its last evaluation is not evaluated again: an hourly run over an unchanged tenant reads, but writes little."""
+    run, now = state.run, state.now
+    ids = list(subjects)
+    staged = StagedObject.objects.filter(run=run)
+    entra_rows = {d: (name, data) for d, name, data in staged.filter(kind=StagedObject.Kind.DEVICE, device_id__in=ids)
+                  .values_list("device_id", "display_name", "data")}  # fmt: skip
+    managed_rows = latest_managed(staged.filter(kind=StagedObject.Kind.MANAGED, device_id__in=ids)
+                                  .values_list("device_id", "extra", "serial_number", "data"))  # fmt: skip
+    stored = {row[0]: row[1:] for row in Device.objects.filter(azure_ad_device_id__in=ids).values_list(
+        "azure_ad_device_id", "fingerprint", *STATE_FIELDS)}  # fmt: skip
+    report_times = dict(ReadinessReport.objects.filter(azure_ad_device_id__in=ids)
+                        .values_list("azure_ad_device_id", "generated_at"))  # fmt: skip
+    twins = hybrid_twins(run, [orjson.loads(text) for d, (_, text) in entra_rows.items()
+                               if d not in managed_rows and '"trustType":"Workplace"' in text])  # fmt: skip
+    pending: dict[str, tuple[str | None, tuple]] = {}
+    for device_id, added_through in subjects.items():
+        name, entra = entra_rows.get(device_id, ("", None))
+        last_sync, serial, managed = managed_rows.get(device_id, (None, "", None))
+        if entra is None and device_id not in stored:
+            state.errors.append({"stage": "evaluate", "message": f"Device {device_id} is in the group but not in Azure AD."})
+            continue
+        inputs = (entra, managed, report_times.get(device_id), duplicates.get(serial, 1), name in twins,
+                  check_in_bucket(last_sync, now), added_through, in_group, complete)  # fmt: skip
+        if device_id in stored and stored[device_id][0] == input_key(*inputs, *stored[device_id][1:]):
+            continue
+        pending[device_id] = (added_through, inputs)
+    if not pending:
+        return
+    existing = {d.azure_ad_device_id: d for d in Device.objects.filter(azure_ad_device_id__in=pending).defer("checks")}
+    reports = {r.azure_ad_device_id: r for r in ReadinessReport.objects.filter(azure_ad_device_id__in=pending)}
+    upserts: list[Device] = []
+    changes: list[tuple[Device, str, str]] = []
+    for device_id, (added_through, inputs) in pending.items():
+        record = orjson.loads(entra_rows[device_id][1]) if device_id in entra_rows else None
+        managed = orjson.loads(managed_rows[device_id][2]) if device_id in managed_rows else None
+        device = existing.get(device_id)
+        candidate = c.Candidate(
+            entra=record or {"deviceId": device_id, "displayName": device.device_name if device else ""},
+            managed=managed, now=now,
+            serial_shared_with=duplicates.get(((managed or {}).get("serialNumber") or "").strip(), 1) - 1,
+            hybrid_twin=name if (name := (record or {}).get("displayName") or "") in twins else "",
+        )  # fmt: skip
+        outcome, cause = evaluate_device(candidate, device, reports.get(device_id), added_through, in_group, complete,
+                                         rings)  # fmt: skip
+        # The key is stored with the state this evaluation leaves, which the next run reads back.
+        outcome["fingerprint"] = input_key(*inputs, *(outcome[f] for f in STATE_FIELDS))
+        new = Device(azure_ad_device_id=device_id, **outcome)
+        if device is not None:
+            new.pk, new.first_discovered_at = device.pk, device.first_discovered_at
+        upserts.append(new)
+        before = device.readiness_status if device else ""
+        if before != outcome["readiness_status"]:
+            changes.append((new, before, cause))
+    with transaction.atomic():
+        bulk_write(upserts, unique_field="azure_ad_device_id",
+                   update_fields=[f for f in WRITTEN_FIELDS if f != "azure_ad_device_id"])  # fmt: skip
+        bulk_write([
+            DeviceStatusChange(device_id=d.pk, from_status=before, to_status=d.readiness_status, changed_at=now,
+                               cause=cause, run=run)
+            for d, before, cause in changes
+        ])  # fmt: skip
+    state.counts["changed"] += len(upserts)
+    state.counts["registered_now"] += sum(1 for d, before, _ in changes if before in ("", ReadinessStatus.PREREQUISITES_FAILED)
+                                          and d.registered_at == now)  # fmt: skip
+
+
+WRITTEN_FIELDS = [
+    "azure_ad_device_id", "entra_object_id", "intune_device_id", "device_name", "serial_number", "model",
+    "manufacturer", "operating_system", "os_version", "edition", "architecture", "join_type", "management", "owner",
+    "primary_user", "last_intune_checkin", "readiness_status", "failed_checks", "checks", "report_generated_at",
+    "registered_at", "ring", "ring_assigned_by", "excluded", "added_through", "in_registration_group", "fingerprint",
+]  # fmt: skip
+
+
+def hybrid_twins(run: DiscoveryRun, registered_records: list[dict]) -> set[str]:
+    """Names of Azure AD registered records that a hybrid joined record shares (dual state: the same device)."""
+    names = {r.get("displayName") for r in registered_records if r.get("displayName")}
+    if not names:
+        return set()
+    return {name for name, data in StagedObject.objects.filter(run=run, kind=StagedObject.Kind.DEVICE,
+                                                               display_name__in=names).values_list("display_name", "data")
+            if (orjson.loads(data).get("trustType") or "").lower() == "serverad"}  # fmt: skip

@@ -1,0 +1,85 @@
+"""The status rules: a device's fields and readiness status after a run, from what the run read (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import checks as c
+from ..models import Device, Management, ReadinessReport, ReadinessStatus, RingAssignedBy
+from .rings import RingAssigner
+
+JOIN_TYPES = {
+    "azureadjoined": "Azure AD joined", "hybridazureadjoined": "Hybrid Azure AD joined",
+    "azureadregistered": "Azure AD registered", "azuread": "Azure AD joined", "serverad": "Hybrid Azure AD joined",
+    "workplace": "Azure AD registered",
+}  # fmt: skip
+
+
+def evaluate_device(candidate: c.Candidate, device: Device | None, report: ReadinessReport | None,
+                    added_through: str | None, in_group: bool, complete: bool,
+                    rings: RingAssigner) -> tuple[dict[str, Any], str]:  # fmt: skip
+    """The device's fields after this run, and the cause to record if its readiness status changes."""
+    now, m, e = candidate.now, candidate.managed or {}, candidate.entra
+    prerequisites = c.evaluate_prerequisites(candidate)
+    failed_prerequisites = [r.name for r in prerequisites if not r.passed]
+    registered_at = device.registered_at if device else None
+    ring = device.ring if device else ""
+    ring_by = device.ring_assigned_by if device else ""
+    excluded = device.excluded if device else False
+    readiness = c.readiness_results(report.checks) if report else []
+    last_sync = c.parse_graph_time(m.get("lastSyncDateTime"))
+    if excluded:
+        status, cause, failed = ReadinessStatus.EXCLUDED, "Excluded by an admin", []
+    elif registered_at is None and failed_prerequisites:
+        status, failed = ReadinessStatus.PREREQUISITES_FAILED, failed_prerequisites
+        cause = "Pre-requisite checks failed: " + "; ".join(failed_prerequisites)
+    else:
+        if registered_at is None:
+            registered_at, ring, ring_by = now, rings.next(), RingAssignedBy.AUTOPATCH
+        failed = [r.name for r in readiness if not r.passed]
+        if last_sync is None or now - last_sync > c.CHECK_IN_WINDOW:
+            status, cause = ReadinessStatus.INACTIVE, "No Intune check-in in the last 28 days"
+            failed = [c.LAST_INTUNE_CHECK_IN, *failed]
+        elif failed:
+            status = ReadinessStatus.READINESS_FAILED
+            cause = f"Readiness report of {report.generated_at:%Y-%m-%d %H:%M} UTC: " + "; ".join(failed)
+        else:
+            status = ReadinessStatus.ACTIVE
+            cause = "Registered: every prerequisite check passed" if device is None or device.registered_at is None \
+                else "Every readiness check passed"  # fmt: skip
+    agent = candidate.agent
+    management = (Management.CO_MANAGED if candidate.co_managed else Management.INTUNE if agent in c.INTUNE_AGENTS
+                  else Management.NONE)  # fmt: skip
+    edition, _ = c.edition_of(candidate)
+    fields: dict[str, Any] = {
+        "entra_object_id": e.get("id") or (device.entra_object_id if device else ""),
+        "intune_device_id": m.get("id") or "",
+        "device_name": (e.get("displayName") or m.get("deviceName") or "")[:256],
+        "serial_number": (m.get("serialNumber") or "").strip()[:128],
+        "model": (m.get("model") or "")[:256],
+        "manufacturer": (m.get("manufacturer") or "")[:256],
+        "operating_system": (e.get("operatingSystem") or m.get("operatingSystem") or "")[:128],
+        "os_version": (m.get("osVersion") or e.get("operatingSystemVersion") or "")[:64],
+        "edition": edition,
+        "architecture": (m.get("processorArchitecture") or "")[:32],
+        "join_type": JOIN_TYPES.get((m.get("joinType") or e.get("trustType") or "").lower(), ""),
+        "management": management,
+        "owner": {"company": "Corporate", "personal": "Personal"}.get((m.get("ownerType") or "").lower(), ""),
+        "primary_user": (m.get("userPrincipalName") or "")[:256],
+        "last_intune_checkin": last_sync,
+        "readiness_status": status,
+        "failed_checks": "; ".join(failed),
+        "checks": [r.as_dict() for r in prerequisites + readiness],
+        "report_generated_at": report.generated_at if report else None,
+        "registered_at": registered_at,
+        "ring": ring,
+        "ring_assigned_by": ring_by,
+        "excluded": excluded,
+        "added_through": added_through if added_through is not None else (device.added_through if device else ""),
+        "in_registration_group": in_group or bool(device and device.in_registration_group and not complete),
+    }
+    if device is not None and not candidate.managed and not in_group:
+        # Intune no longer knows the device: keep what was last known of its hardware.
+        for name in ("intune_device_id", "serial_number", "model", "manufacturer", "architecture", "primary_user", "owner"):
+            fields[name] = getattr(device, name)
+    return fields, cause
