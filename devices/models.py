@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 
@@ -47,6 +50,29 @@ class Management(models.TextChoices):
     NONE = "none", "Not managed"
 
 
+class JoinType(models.TextChoices):
+    """How the device is joined to Entra ID (Intune's joinType, or the Entra record's trustType)."""
+
+    AZURE_AD_JOINED = "azure_ad_joined", "Azure AD joined"
+    HYBRID_AZURE_AD_JOINED = "hybrid_azure_ad_joined", "Hybrid Azure AD joined"
+    AZURE_AD_REGISTERED = "azure_ad_registered", "Azure AD registered"
+
+
+class Owner(models.TextChoices):
+    CORPORATE = "corporate", "Corporate"
+    PERSONAL = "personal", "Personal"
+
+
+# A device is registered while it has a registration and is not excluded: the one definition, used by
+# DeviceQuerySet.registered() and Device.is_registered.
+REGISTERED = Q(registered_at__isnull=False, excluded=False)
+
+
+class DeviceQuerySet(models.QuerySet):
+    def registered(self) -> DeviceQuerySet:
+        return self.filter(REGISTERED)
+
+
 class Device(models.Model):
     """A device discovered through the registration group, registered or not."""
 
@@ -61,9 +87,9 @@ class Device(models.Model):
     os_version = models.CharField("OS version", max_length=64, blank=True)
     edition = models.CharField(max_length=64, blank=True)
     architecture = models.CharField(max_length=32, blank=True)
-    join_type = models.CharField(max_length=32, blank=True)
+    join_type = models.CharField(max_length=32, choices=JoinType.choices, blank=True)
     management = models.CharField(max_length=16, choices=Management.choices, default=Management.NONE)
-    owner = models.CharField(max_length=32, blank=True)
+    owner = models.CharField(max_length=32, choices=Owner.choices, blank=True)
     primary_user = models.CharField(max_length=256, blank=True)
     last_intune_checkin = models.DateTimeField("Last Intune check-in", null=True, blank=True)
 
@@ -83,6 +109,8 @@ class Device(models.Model):
     first_discovered_at = models.DateTimeField(default=timezone.now)
     # Digest of everything the last evaluation read (devices.discovery.evaluation.input_key): unchanged inputs, no new evaluation.
     fingerprint = models.CharField(max_length=64, blank=True)
+
+    objects = DeviceQuerySet.as_manager()
 
     class Meta:
         # The capabilities of the seed's role table; accounts.roles maps roles onto them.
@@ -110,6 +138,7 @@ class Device(models.Model):
 
     @property
     def is_registered(self) -> bool:
+        """REGISTERED, for a device in hand."""
         return self.registered_at is not None and not self.excluded
 
 
@@ -155,6 +184,17 @@ class ReadinessReport(models.Model):
         return f"Readiness report of {self.azure_ad_device_id} at {self.generated_at}"
 
 
+class DiscoveryRunQuerySet(models.QuerySet):
+    def in_progress(self) -> DiscoveryRunQuerySet:
+        """Runs under way: the holder of a live lease, or a run queued within a lease's time and waiting for a
+        worker. A run whose worker died keeps its "running" status until the next run takes the lease over,
+        but it is not in progress: its lease has lapsed."""
+        now = timezone.now()
+        held = DiscoveryLease.objects.filter(holder__isnull=False, expires_at__gte=now).values("holder")
+        waiting_since = now - timedelta(seconds=settings.AUTOPATCH_DISCOVERY_LEASE_SECONDS)
+        return self.filter(Q(pk__in=held) | Q(status=DiscoveryRun.Status.QUEUED, queued_at__gte=waiting_since))
+
+
 class DiscoveryRun(models.Model):
     """One discovery of the registration group: who or what started it, and how it ended."""
 
@@ -184,6 +224,8 @@ class DiscoveryRun(models.Model):
     ignored = models.JSONField(default=list)  # members not discovered: [{"id", "name", "type", "reason"}]
     graph_requests = models.PositiveIntegerField(default=0)
 
+    objects = DiscoveryRunQuerySet.as_manager()
+
     class Meta:
         ordering = ["-queued_at", "-id"]
 
@@ -192,7 +234,8 @@ class DiscoveryRun(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+        """In progress, as the lease says (see DiscoveryRunQuerySet.in_progress)."""
+        return self.pk is not None and DiscoveryRun.objects.in_progress().filter(pk=self.pk).exists()
 
 
 class DiscoveryLease(models.Model):

@@ -9,8 +9,7 @@ from django.db.models import Count, Q, QuerySet
 
 from .checks import LAST_INTUNE_CHECK_IN, PREREQUISITE_CHECKS, READINESS_CHECKS
 from .columns import COLUMNS_BY_KEY
-from .discovery import JOIN_TYPES
-from .models import TAB_STATUSES, Device, Management, ReadinessStatus, Ring, Tab
+from .models import TAB_STATUSES, Device, JoinType, Management, ReadinessStatus, Ring, Tab
 
 
 class InvalidQuery(ValueError):
@@ -52,7 +51,7 @@ def filters_for(tab: str) -> tuple[Filter, ...]:
         Filter("status", "Readiness status", tab_status_choices(tab)),
         Filter("ring", "Ring", (*Ring.choices, (NO_RING, "No ring"))),
         Filter("failed_check", "Failed check", tuple((name, name) for name in FAILED_CHECK_NAMES)),
-        Filter("join_type", "Join type", tuple((name, name) for name in dict.fromkeys(JOIN_TYPES.values()))),
+        Filter("join_type", "Join type", tuple(JoinType.choices)),
         Filter("management", "Management", tuple(Management.choices)),
     )
 

@@ -31,7 +31,8 @@ CHUNK = 2000
 def duplicate_serials(run: DiscoveryRun) -> dict[str, int]:
     """Serial numbers held by more than one candidate or registered device, with how many hold them."""
     staged = StagedObject._meta.db_table
-    devices = Device._meta.db_table
+    registered, registered_params = (Device.objects.registered().exclude(serial_number="")
+                                     .values_list("serial_number", "azure_ad_device_id").query.sql_with_params())  # fmt: skip
     sql = f"""
         SELECT serial, COUNT(DISTINCT device_id) FROM (
             SELECT m.serial_number AS serial, m.device_id AS device_id
@@ -39,12 +40,11 @@ def duplicate_serials(run: DiscoveryRun) -> dict[str, int]:
                 ON mem.run_id = m.run_id AND mem.kind = 'member' AND mem.device_id = m.device_id
              WHERE m.run_id = %s AND m.kind = 'managed' AND m.serial_number <> ''
             UNION
-            SELECT serial_number, azure_ad_device_id FROM {devices}
-             WHERE registered_at IS NOT NULL AND excluded = %s AND serial_number <> ''
+            {registered}
         ) held GROUP BY serial HAVING COUNT(DISTINCT device_id) > 1
     """  # noqa: S608 - table names come from the models
     with connection.cursor() as cursor:
-        cursor.execute(sql, [run.pk, False])
+        cursor.execute(sql, [run.pk, *registered_params])
         return {serial: count for serial, count in cursor.fetchall()}
 
 
@@ -74,7 +74,7 @@ def apply_evaluation(state: RunState) -> None:
         done += len(chunk)
         state.progress(f"Evaluated {done} devices")
     record_sightings(run, state.now)
-    # Registered devices no longer in the group stay registered: refresh their readiness status.
+    # Devices once registered (excluded too) that left the group stay registered: refresh their readiness status.
     seen = members.values("device_id")
     stale = Device.objects.filter(registered_at__isnull=False).exclude(azure_ad_device_id__in=seen).order_by("pk")
     last_pk = 0

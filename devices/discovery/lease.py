@@ -43,9 +43,6 @@ def release_lease(run: DiscoveryRun) -> None:
 
 def active_run() -> DiscoveryRun | None:
     """The run under way or waiting for a worker, if any (a run whose worker died does not count)."""
-    now = timezone.now()
-    lease = DiscoveryLease.objects.filter(name=LEASE, holder__isnull=False, expires_at__gte=now).first()
-    if lease is not None:
-        return lease.holder
-    recent = now - timedelta(seconds=settings.AUTOPATCH_DISCOVERY_LEASE_SECONDS)
-    return DiscoveryRun.objects.filter(status=DiscoveryRun.Status.QUEUED, queued_at__gte=recent).first()
+    runs = DiscoveryRun.objects.in_progress()
+    held = DiscoveryLease.objects.filter(name=LEASE, holder__in=runs).values_list("holder_id", flat=True).first()
+    return runs.filter(pk=held).first() if held else runs.first()

@@ -14,7 +14,7 @@ SMALL_TENANT = 200
 
 def tenant_size(run: DiscoveryRun) -> int:
     """Devices the rings are shared among: registered ones plus candidates not registered yet."""
-    registered = Device.objects.filter(registered_at__isnull=False, excluded=False)
+    registered = Device.objects.registered()
     members = StagedObject.objects.filter(run=run, kind=StagedObject.Kind.MEMBER)
     return registered.count() + members.exclude(device_id__in=registered.values("azure_ad_device_id")).count()
 
@@ -24,7 +24,7 @@ class RingAssigner:
 
     def __init__(self, size: int):
         self.shares = RING_SHARES_SMALL if size <= SMALL_TENANT else RING_SHARES_LARGE
-        counts = Counter(Device.objects.filter(registered_at__isnull=False, excluded=False, ring__in=self.shares)
+        counts = Counter(Device.objects.registered().filter(ring__in=self.shares)
                          .values_list("ring", flat=True))  # fmt: skip
         self.counts = {ring: counts.get(ring, 0) for ring in self.shares}
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from .. import checks as c
-from ..models import Device, Management, ReadinessReport, ReadinessStatus, RingAssignedBy
+from ..models import Device, JoinType, Management, Owner, ReadinessReport, ReadinessStatus, RingAssignedBy
 from .rings import RingAssigner
 
+# Intune's joinType, or the Entra record's trustType when Intune does not know the device (lower-cased).
 JOIN_TYPES = {
-    "azureadjoined": "Azure AD joined", "hybridazureadjoined": "Hybrid Azure AD joined",
-    "azureadregistered": "Azure AD registered", "azuread": "Azure AD joined", "serverad": "Hybrid Azure AD joined",
-    "workplace": "Azure AD registered",
+    "azureadjoined": JoinType.AZURE_AD_JOINED, "hybridazureadjoined": JoinType.HYBRID_AZURE_AD_JOINED,
+    "azureadregistered": JoinType.AZURE_AD_REGISTERED, "azuread": JoinType.AZURE_AD_JOINED,
+    "serverad": JoinType.HYBRID_AZURE_AD_JOINED, "workplace": JoinType.AZURE_AD_REGISTERED,
 }  # fmt: skip
+OWNERS = {"company": Owner.CORPORATE, "personal": Owner.PERSONAL}  # Intune's ownerType
 
 
 def evaluate_device(candidate: c.Candidate, device: Device | None, report: ReadinessReport | None,
@@ -64,7 +66,7 @@ def evaluate_device(candidate: c.Candidate, device: Device | None, report: Readi
         "architecture": (m.get("processorArchitecture") or "")[:32],
         "join_type": JOIN_TYPES.get((m.get("joinType") or e.get("trustType") or "").lower(), ""),
         "management": management,
-        "owner": {"company": "Corporate", "personal": "Personal"}.get((m.get("ownerType") or "").lower(), ""),
+        "owner": OWNERS.get((m.get("ownerType") or "").lower(), ""),
         "primary_user": (m.get("userPrincipalName") or "")[:256],
         "last_intune_checkin": last_sync,
         "readiness_status": status,

@@ -78,8 +78,9 @@ def last_runs() -> tuple[DiscoveryRun | None, DiscoveryRun | None]:
     """The run under way (if any) and the last one that ended."""
     runs = DiscoveryRun.objects.only("trigger", "requested_by", "status", "queued_at", "started_at", "finished_at",
                                      "progress", "counts", "errors")  # fmt: skip
-    active = runs.filter(status__in=(DiscoveryRun.Status.QUEUED, DiscoveryRun.Status.RUNNING)).first()
-    ended = runs.exclude(status__in=(DiscoveryRun.Status.QUEUED, DiscoveryRun.Status.RUNNING)).first()
+    active = runs.in_progress().first()
+    ended = runs.exclude(pk__in=DiscoveryRun.objects.in_progress().values("pk")).exclude(
+        status=DiscoveryRun.Status.QUEUED).first()  # fmt: skip
     return active, ended
 
 
