@@ -198,6 +198,11 @@ AUTOPATCH_GRAPH_BACKOFF_MS = envint("AUTOPATCH_GRAPH_BACKOFF_MS", 1000)  # first
 AUTOPATCH_GRAPH_PAGE_SIZE = envint("AUTOPATCH_GRAPH_PAGE_SIZE", 999)  # Graph's most for directory objects
 # A discovery lease is renewed as the run goes; a crashed worker's lease lapses after this.
 AUTOPATCH_DISCOVERY_LEASE_SECONDS = envint("AUTOPATCH_DISCOVERY_LEASE_SECONDS", 300)
+# Intune's managed devices have no delta query: runs read those synced since the last read (less a margin,
+# as a device's lastSyncDateTime can be written after the moment it names), and all of them this often so
+# that deleted devices are seen.
+AUTOPATCH_INTUNE_FULL_READ_HOURS = envint("AUTOPATCH_INTUNE_FULL_READ_HOURS", 24)
+AUTOPATCH_INTUNE_SYNC_MARGIN_MINUTES = envint("AUTOPATCH_INTUNE_SYNC_MARGIN_MINUTES", 60)
 
 LOGGING = {
     "version": 1,

@@ -249,23 +249,73 @@ class DiscoveryLease(models.Model):
         return f"{self.name} lease held by run {self.holder_id}"
 
 
-class StagedObject(models.Model):
-    """What one discovery run read from Graph, held in the database so memory stays flat."""
+class ObjectKind(models.TextChoices):
+    """What a row read from Graph holds."""
 
-    class Kind(models.TextChoices):
-        MEMBER = "member"
-        DEVICE = "device"
-        MANAGED = "managed"
+    MEMBER = "member"  # a direct member of the registration group or of a group nested in it
+    GROUP = "group"  # the registration group and the groups nested in it
+    DEVICE = "device"  # an Entra device record
+    MANAGED = "managed"  # an Intune managed device
+    CANDIDATE = "candidate"  # a device this run evaluates as a member of the registration group (staging only)
 
-    run = models.ForeignKey(DiscoveryRun, on_delete=models.CASCADE)
-    kind = models.CharField(max_length=8, choices=Kind.choices)
-    object_id = models.CharField(max_length=64, blank=True)  # Entra object id (members, devices)
+
+class TenantObject(models.Model):
+    """The portal's copy of what Graph reported, kept between runs so that delta reads can bring it up to date.
+
+    A run changes it only once every read it started has completed (see devices.discovery.reading)."""
+
+    kind = models.CharField(max_length=9, choices=ObjectKind.choices)
+    group_id = models.CharField(max_length=64, blank=True)  # members: the group they are a member of
+    object_id = models.CharField(max_length=64)  # Entra object id (members, groups, devices), Intune id (managed)
     device_id = models.CharField(max_length=64, blank=True)  # Entra deviceId (devices, managed)
     display_name = models.CharField(max_length=256, blank=True)
     serial_number = models.CharField(max_length=128, blank=True)
-    # members: "direct" or the nested group's name; managed devices: lastSyncDateTime
+    # members: the member's @odata.type; managed devices: lastSyncDateTime
+    extra = models.CharField(max_length=256, blank=True)
+    data = models.TextField(blank=True)  # the Graph object, as JSON (devices and managed devices)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "group_id", "object_id"], name="one_tenant_object_per_key"),
+        ]
+        indexes = [
+            models.Index(fields=["kind", "device_id"], name="tenant_object_device"),
+            models.Index(fields=["kind", "display_name"], name="tenant_object_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.object_id}"
+
+
+class DeltaLink(models.Model):
+    """Where the next read of a Graph collection starts: its @odata.deltaLink, or the time of the last read."""
+
+    name = models.CharField(max_length=128, unique=True)  # "devices", "group:<id>", "managed"
+    link = models.TextField(blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)  # when the last complete read started
+    full_read_at = models.DateTimeField(null=True, blank=True)  # when the last full read started
+
+    def __str__(self) -> str:
+        return f"{self.name} read {self.read_at}"
+
+
+class StagedObject(models.Model):
+    """What one discovery run read from Graph, held in the database until every read has completed."""
+
+    Kind = ObjectKind
+
+    run = models.ForeignKey(DiscoveryRun, on_delete=models.CASCADE)
+    kind = models.CharField(max_length=9, choices=ObjectKind.choices)
+    group_id = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    device_id = models.CharField(max_length=64, blank=True)
+    display_name = models.CharField(max_length=256, blank=True)
+    serial_number = models.CharField(max_length=128, blank=True)
+    # members: @odata.type; managed devices: lastSyncDateTime; candidates: "direct" or the nested group's name
     extra = models.CharField(max_length=256, blank=True)
     data = models.TextField(blank=True)  # the Graph object, as JSON
+    removed = models.BooleanField(default=False)  # a delta read's @removed
 
     class Meta:
         indexes = [
@@ -276,8 +326,8 @@ class StagedObject(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["run", "kind", "object_id"],
-                condition=models.Q(kind="member"),
-                name="one_staged_member_per_object",
+                condition=models.Q(kind="candidate"),
+                name="one_staged_candidate_per_object",
             )
         ]
 

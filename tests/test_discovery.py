@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autopatch_portal.tenant.simulated.generator import make_tenant
+from autopatch_portal.tenant.simulated.generator import iso, make_tenant
 from devices.checks import PREREQUISITE_CHECKS
 from devices.models import Device, DeviceStatusChange, DiscoveryRun, ReadinessStatus, Ring, RingAssignedBy
 from devices.runs import discover_now
@@ -250,10 +250,12 @@ def test_a_report_that_arrives_before_registration_counts_once_registered_in_the
     assert failed(later) == ["Internet connectivity"]
 
 
-def test_inactive_wins_over_readiness_failed_and_the_history_keeps_each_change(builder, use_tenant):
+def test_inactive_wins_over_readiness_failed_and_the_history_keeps_each_change(builder, use_tenant, settings):
     laptop = builder.device(report={"Internet connectivity": "No route."})
     use_tenant(builder)
     discover_now()
+    # A check-in time that goes back is no change Intune's "synced since" read can see: the daily full read does.
+    settings.AUTOPATCH_INTUNE_FULL_READ_HOURS = 0
     builder.managed_device_of(laptop)["lastSyncDateTime"] = "2020-01-01T00:00:00Z"
     use_tenant(builder)
 
@@ -290,7 +292,7 @@ def test_an_unregistered_device_that_later_passes_is_registered(builder, use_ten
     use_tenant(builder)
     discover_now()
     assert device(late).readiness_status == ReadinessStatus.PREREQUISITES_FAILED
-    builder.managed_device_of(late)["skuNumber"] = 4
+    builder.managed_device_of(late).update(skuNumber=4, lastSyncDateTime=iso(builder.now))  # upgraded, then synced
     use_tenant(builder)
 
     run = discover_now()

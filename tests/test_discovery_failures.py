@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from autopatch_portal.tenant.simulated.generator import iso
 from devices.discovery import acquire_lease, active_run, run_discovery
 from devices.models import Device, DiscoveryLease, DiscoveryRun, ReadinessStatus
 from devices.runs import discover_now, start_discovery
@@ -88,12 +89,12 @@ def test_transient_failures_are_retried(builder, use_tenant, fault):
 ])  # fmt: skip
 def test_a_failure_that_persists_on_a_later_page_changes_nothing(builder, use_tenant, settings, fault, message):
     devices, tenant = registered(builder, use_tenant, n=5)
-    for d in devices:
-        builder.managed_device_of(d)["osVersion"] = "10.0.17134.1"
+    for d in devices:  # each device went back to an unsupported build, then synced
+        builder.managed_device_of(d).update(osVersion="10.0.17134.1", lastSyncDateTime=iso(builder.now))
     tenant = use_tenant(builder)
     before = snapshot()
-    # The first page of members reads fine; the next one keeps failing.
-    tenant.inject(f"/v1.0/groups/{builder.registration_group['id']}/members", fault, times=50, skip=1)
+    # The first page of managed devices reads fine; the next one keeps failing.
+    tenant.inject(MANAGED, fault, times=50, skip=1)
     settings.AUTOPATCH_GRAPH_PAGE_SIZE = 2
 
     run = discover_now()
@@ -103,17 +104,19 @@ def test_a_failure_that_persists_on_a_later_page_changes_nothing(builder, use_te
     assert snapshot() == before
 
 
-def test_a_nested_group_that_cannot_be_read_leaves_its_devices_as_they_were(builder, use_tenant):
+def test_a_nested_group_that_cannot_be_read_leaves_its_devices_as_they_were(builder, use_tenant, settings):
     nested = builder.group("Autopatch - Finance laptops", parent=builder.registration_group)
     direct = builder.device()
     in_nested = builder.device(member_of=nested)
     tenant = use_tenant(builder)
     discover_now()
+    settings.AUTOPATCH_INTUNE_FULL_READ_HOURS = 0  # a check-in time that goes back is seen by a full read
     builder.managed_device_of(direct)["skuNumber"] = 121
     builder.managed_device_of(in_nested)["lastSyncDateTime"] = "2020-01-01T00:00:00Z"
     newcomer = builder.device(member_of=nested)
     tenant = use_tenant(builder)
-    tenant.inject(f"/v1.0/groups/{nested['id']}/members", 500, times=50)
+    # The registration group's delta round comes first and reads fine; the nested group's round keeps failing.
+    tenant.inject("/v1.0/groups/delta", 500, times=50, skip=1)
 
     partial = discover_now()
 

@@ -17,7 +17,7 @@ import requests
 from django.conf import settings
 
 from .graph import GraphClient, client_token_provider
-from .simulated import SimulatedTenant, load_tenant_file, simulated_session
+from .simulated import SimulatedTenant, delta, load_tenant_file, simulated_session
 
 LOGIN = "https://login.microsoftonline.com"
 DEMO_TENANT_FILE = Path(__file__).parent / "simulated" / "demo_tenant.json"
@@ -77,7 +77,9 @@ def simulated_tenant(path: Path) -> SimulatedTenant:
     with _lock:
         cached = _simulated.get(key)
         if cached is None or cached[0] != mtime:
-            cached = (mtime, load_tenant_file(path))
+            tenant = load_tenant_file(path)
+            delta.install(tenant)
+            cached = (mtime, tenant)
             _simulated[key] = cached
         return cached[1]
 

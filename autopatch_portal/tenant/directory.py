@@ -82,6 +82,15 @@ def managed_device_pages(graph: GraphClient, page_size: int | None = None) -> It
     return graph.pages("/beta/deviceManagement/managedDevices", params)
 
 
+def member_names(graph: GraphClient, group_id: str, odata_type: str) -> dict[str, str]:
+    """The names of the group's direct members of one type (`microsoft.graph.user`, `microsoft.graph.group`):
+    a cast of the members list, which takes `ConsistencyLevel: eventual` with `$count`
+    (api-reference/v1.0/api/group-list-members.md, "Get only a count of all membership" and the cast examples)."""
+    params = {"$select": "id,displayName", "$count": "true", "$top": settings.AUTOPATCH_GRAPH_PAGE_SIZE}
+    pages = graph.pages(f"{members_url(group_id)}/{odata_type}", params, headers={"ConsistencyLevel": "eventual"})
+    return {m["id"]: m.get("displayName") or "" for page in pages for m in page if isinstance(m.get("id"), str)}
+
+
 def group(graph: GraphClient, group_id: str) -> dict[str, Any]:
     return graph.get(f"/v1.0/groups/{group_id}", {"$select": "id,displayName"})
 

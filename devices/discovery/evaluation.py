@@ -17,9 +17,11 @@ from ..models import (
     DeviceSighting,
     DeviceStatusChange,
     DiscoveryRun,
+    ObjectKind,
     ReadinessReport,
     ReadinessStatus,
     StagedObject,
+    TenantObject,
 )
 from .rings import RingAssigner, tenant_size
 from .state import RunState
@@ -30,15 +32,15 @@ CHUNK = 2000
 
 def duplicate_serials(run: DiscoveryRun) -> dict[str, int]:
     """Serial numbers held by more than one candidate or registered device, with how many hold them."""
-    staged = StagedObject._meta.db_table
+    staged, copy = StagedObject._meta.db_table, TenantObject._meta.db_table
     registered, registered_params = (Device.objects.registered().exclude(serial_number="")
                                      .values_list("serial_number", "azure_ad_device_id").query.sql_with_params())  # fmt: skip
     sql = f"""
         SELECT serial, COUNT(DISTINCT device_id) FROM (
             SELECT m.serial_number AS serial, m.device_id AS device_id
-              FROM {staged} m JOIN {staged} mem
-                ON mem.run_id = m.run_id AND mem.kind = 'member' AND mem.device_id = m.device_id
-             WHERE m.run_id = %s AND m.kind = 'managed' AND m.serial_number <> ''
+              FROM {copy} m JOIN {staged} mem
+                ON mem.run_id = %s AND mem.kind = 'candidate' AND mem.device_id = m.device_id
+             WHERE m.kind = 'managed' AND m.serial_number <> ''
             UNION
             {registered}
         ) held GROUP BY serial HAVING COUNT(DISTINCT device_id) > 1
@@ -66,7 +68,7 @@ def apply_evaluation(state: RunState) -> None:
     duplicates = duplicate_serials(run)
     rings = RingAssigner(tenant_size(run))
     state.counts.update(changed=0, registered_now=0)
-    members = StagedObject.objects.filter(run=run, kind=StagedObject.Kind.MEMBER).order_by("pk")
+    members = StagedObject.objects.filter(run=run, kind=ObjectKind.CANDIDATE).order_by("pk")
     last_pk, done = 0, 0
     while chunk := list(members.filter(pk__gt=last_pk).values_list("pk", "device_id", "extra")[:CHUNK]):
         last_pk = chunk[-1][0]
@@ -86,7 +88,7 @@ def apply_evaluation(state: RunState) -> None:
         Device.objects.filter(registered_at__isnull=True, in_registration_group=True).exclude(
             azure_ad_device_id__in=seen
         ).update(in_registration_group=False, fingerprint="")  # evaluated afresh if it comes back
-    state.counts["candidates"] = StagedObject.objects.filter(run=run, kind=StagedObject.Kind.MEMBER).count()
+    state.counts["candidates"] = members.count()
     for status, n in Device.objects.values("readiness_status").annotate(n=Count("pk")).values_list("readiness_status", "n"):
         state.counts[status] = n
 
@@ -120,7 +122,7 @@ def record_sightings(run: DiscoveryRun, now: datetime) -> None:
         cursor.execute(
             f"""INSERT INTO {sightings} (device_id, last_discovered_at)
                 SELECT d.id, %s FROM {devices} d JOIN {staged} m ON m.device_id = d.azure_ad_device_id
-                 WHERE m.run_id = %s AND m.kind = 'member'
+                 WHERE m.run_id = %s AND m.kind = 'candidate'
                 ON CONFLICT (device_id) DO UPDATE SET last_discovered_at = excluded.last_discovered_at""",
             [now, run.pk],
         )  # noqa: S608 - table names come from the models
@@ -134,10 +136,10 @@ def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates:
     its last evaluation is not evaluated again: an hourly run over an unchanged tenant reads, but writes little."""
     run, now = state.run, state.now
     ids = list(subjects)
-    staged = StagedObject.objects.filter(run=run)
-    entra_rows = {d: (name, data) for d, name, data in staged.filter(kind=StagedObject.Kind.DEVICE, device_id__in=ids)
+    copy = TenantObject.objects.all()
+    entra_rows = {d: (name, data) for d, name, data in copy.filter(kind=ObjectKind.DEVICE, device_id__in=ids)
                   .values_list("device_id", "display_name", "data")}  # fmt: skip
-    managed_rows = latest_managed(staged.filter(kind=StagedObject.Kind.MANAGED, device_id__in=ids)
+    managed_rows = latest_managed(copy.filter(kind=ObjectKind.MANAGED, device_id__in=ids)
                                   .values_list("device_id", "extra", "serial_number", "data"))  # fmt: skip
     stored = {row[0]: row[1:] for row in Device.objects.filter(azure_ad_device_id__in=ids).values_list(
         "azure_ad_device_id", "fingerprint", *STATE_FIELDS)}  # fmt: skip
@@ -210,6 +212,6 @@ def hybrid_twins(run: DiscoveryRun, registered_records: list[dict]) -> set[str]:
     names = {r.get("displayName") for r in registered_records if r.get("displayName")}
     if not names:
         return set()
-    return {name for name, data in StagedObject.objects.filter(run=run, kind=StagedObject.Kind.DEVICE,
+    return {name for name, data in TenantObject.objects.filter(kind=ObjectKind.DEVICE,
                                                                display_name__in=names).values_list("display_name", "data")
             if (orjson.loads(data).get("trustType") or "").lower() == "serverad"}  # fmt: skip

@@ -1,17 +1,44 @@
-"""Reading the tenant into staging rows: members (one level of nesting), devices and managed devices."""
+"""Reading the tenant: delta rounds and Intune reads, run at once, staged, then applied to the tenant copy.
+
+Three streams run concurrently (each in a thread that only talks to Graph; this thread writes every row):
+- devices: `/devices/delta` from the last delta link (a full round without one, or when Graph says it expired);
+- groups: the registration group's `/groups/delta` round, then one per group nested in it (one link each);
+- managed devices: Intune has no delta, so those synced since the last read (less a margin), and every
+  device once a day (AUTOPATCH_INTUNE_FULL_READ_HOURS) so that deleted ones are seen.
+What a run reads is staged first and applied to the tenant copy (TenantObject) in one transaction once every
+stream has completed: a run changes nothing from a read that did not complete. A nested group that cannot be
+read keeps its members as they were (the run ends Partial).
+"""
 
 from __future__ import annotations
 
-from django.db import connection
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
-from autopatch_portal.tenant import directory
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from autopatch_portal.tenant import delta, directory
 from autopatch_portal.tenant.connection import TenantConnection
 from autopatch_portal.tenant.directory import DEVICE_TYPE, GROUP_TYPE
-from autopatch_portal.tenant.graph import GraphError, dumps
+from autopatch_portal.tenant.graph import GraphClient, GraphError, dumps
 
 from ..bulk import copy_rows
-from ..models import DiscoveryRun, StagedObject
+from ..models import DeltaLink, Device, DiscoveryRun, ObjectKind, StagedObject, TenantObject
 from .state import RunState
+
+DEVICES, MANAGED = "devices", "managed"
+STAGED_COLUMNS = ("kind", "group_id", "object_id", "device_id", "display_name", "serial_number", "extra", "data",
+                  "removed")  # fmt: skip
+
+
+def group_link(group_id: str) -> str:
+    return f"group:{group_id}"
 
 
 def clear_staging() -> None:
@@ -23,68 +50,382 @@ def clear_staging() -> None:
         StagedObject.objects.all().delete()
 
 
-def stage_tenant(tenant: TenantConnection, state: RunState) -> None:
-    """Read members (one level of nesting), devices and Windows managed devices, page by page."""
-    run, graph = state.run, tenant.graph
-    group_id = directory.registration_group_id(graph, tenant.registration_group_id)
-    nested: list[dict] = []
-    state.progress("Reading the registration group")
-    for page in directory.member_pages(graph, group_id):
-        stage_members(run, page, "direct", state, nested)
-    for group in nested:
-        name = group.get("displayName") or group["id"]
-        state.progress(f"Reading nested group {name}")
-        try:
-            for page in directory.member_pages(graph, group["id"]):
-                stage_members(run, page, name, state, None)
-        except GraphError as exc:
-            # Its devices are left as they were; the next run reads the group again.
-            StagedObject.objects.filter(run=run, kind=StagedObject.Kind.MEMBER, extra=name).delete()
-            state.unreadable_groups.append(group["id"])
-            state.errors.append({"stage": f"nested group {name}", "message": str(exc)})
-    read = 0
-    for page in directory.device_pages(graph):
-        stage(run, [(StagedObject.Kind.DEVICE, d.get("id") or "", d["deviceId"], (d.get("displayName") or "")[:256],
-                     "", "", dumps(d)) for d in page if d.get("deviceId")])  # fmt: skip
-        read += len(page)
-        state.progress(f"Read {read} Azure AD devices")
-    read = 0
-    for page in directory.managed_device_pages(graph):
-        stage(run, [(StagedObject.Kind.MANAGED, m.get("id") or "", m["azureADDeviceId"], "",
-                     (m.get("serialNumber") or "").strip()[:128], (m.get("lastSyncDateTime") or "")[:256], dumps(m))
-                    for m in page if m.get("azureADDeviceId")])  # fmt: skip
-        read += len(page)
-        state.progress(f"Read {read} Intune managed devices")
-    if connection.vendor == "postgresql":
-        # Fresh staging rows have no statistics; without them the joins below are planned badly.
-        with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {StagedObject._meta.db_table}")
-
-
-STAGED_COLUMNS = ("kind", "object_id", "device_id", "display_name", "serial_number", "extra", "data")
-
-
-def stage(run: DiscoveryRun, rows: list[tuple[str, ...]], ignore_conflicts: bool = False) -> None:
-    """Insert one page of staging rows."""
+def stage(run: DiscoveryRun, rows: list[tuple], ignore_conflicts: bool = False) -> None:
+    """Insert one page of staging rows (values for STAGED_COLUMNS)."""
     copy_rows(StagedObject, ("run_id", *STAGED_COLUMNS), [(run.pk, *row) for row in rows],
               ignore_conflicts=ignore_conflicts)  # fmt: skip
 
 
-def stage_members(run: DiscoveryRun, page: list[dict], added_through: str, state: RunState,
-                  nested: list[dict] | None) -> None:  # fmt: skip
-    rows = []
-    for member in page:
-        kind = member.get("@odata.type")
-        if kind == DEVICE_TYPE and member.get("deviceId"):
-            rows.append((StagedObject.Kind.MEMBER, member["id"], member["deviceId"], "", "", added_through[:256], ""))
-        elif kind == GROUP_TYPE and nested is not None:
-            nested.append(member)
-        elif kind == GROUP_TYPE:
-            state.ignore(member, f"Nested two levels deep (in {added_through}); Autopatch supports one level "
-                                 "of nesting, so its devices are not discovered.", "group")  # fmt: skip
-        elif kind == DEVICE_TYPE:
-            state.ignore(member, "Device without an Azure AD device ID.", "device")
+# -- the streams, each in its own thread ---------------------------------------------------------
+
+
+@dataclass
+class Completed:
+    """A round or read that completed: where the next one starts, and whether it listed everything."""
+
+    scope: str  # DEVICES, MANAGED or group_link(id)
+    full: bool
+    link: str = ""
+
+
+@dataclass
+class Plan:
+    """What this run reads: the registration group, the groups nested in it so far, and each stream's start."""
+
+    group_id: str
+    nested: set[str]
+    links: dict[str, DeltaLink]
+    managed_since: Any  # a datetime, or None for a full read
+
+    def link(self, scope: str) -> str:
+        found = self.links.get(scope)
+        return found.link if found else ""
+
+
+Emit = Callable[[tuple], None]
+
+
+def device_stream(graph: GraphClient, plan: Plan, emit: Emit) -> None:
+    round_ = delta.device_changes(graph, plan.link(DEVICES))
+    try:
+        for page in round_:
+            emit(("page", DEVICES, page))
+    except delta.DeltaExpired:
+        emit(("restart", DEVICES))
+        round_ = delta.device_changes(graph)
+        for page in round_:
+            emit(("page", DEVICES, page))
+    emit(("done", Completed(DEVICES, round_.full, round_.delta_link)))
+
+
+def group_round(graph: GraphClient, plan: Plan, group_id: str, emit: Emit) -> tuple[list[dict], bool]:
+    """One group's round; returns its member changes of group type (they say which groups are nested) and
+    whether the round listed the whole membership."""
+    scope = group_link(group_id)
+    groups: list[dict] = []
+
+    def read(round_: delta.DeltaRound) -> delta.DeltaRound:
+        for page in round_:
+            emit(("page", scope, page))
+            for item in page:
+                groups.extend(m for m in item.get("members@delta") or () if isinstance(m, dict)
+                              and m.get("@odata.type") == GROUP_TYPE)  # fmt: skip
+        return round_
+
+    try:
+        round_ = read(delta.group_changes(graph, group_id, plan.link(scope)))
+    except delta.DeltaExpired:
+        emit(("restart", scope))
+        groups.clear()
+        round_ = read(delta.group_changes(graph, group_id))
+    emit(("done", Completed(scope, round_.full, round_.delta_link)))
+    return groups, round_.full
+
+
+def group_stream(graph: GraphClient, plan: Plan, emit: Emit) -> None:
+    """The registration group first (its changes say which groups are nested now), then each nested group."""
+    changes, full = group_round(graph, plan, plan.group_id, emit)
+    nested = set() if full else set(plan.nested)
+    for member in changes:
+        if member.get("@removed"):
+            nested.discard(member["id"])
+        elif member.get("id"):
+            nested.add(member["id"])
+    emit(("nested", nested))
+    for group_id in sorted(nested):
+        try:
+            group_round(graph, plan, group_id, emit)
+        except GraphError as exc:
+            emit(("unreadable", group_id, exc))
+
+
+def managed_stream(graph: GraphClient, plan: Plan, emit: Emit) -> None:
+    for page in delta.managed_changes(graph, plan.managed_since):
+        emit(("page", MANAGED, page))
+    emit(("done", Completed(MANAGED, plan.managed_since is None)))
+
+
+_END = object()
+
+
+def concurrently(streams: dict[str, Callable[[Emit], None]]) -> Iterator[tuple]:
+    """The messages of every stream as they come; the first stream to fail stops the others and raises here.
+
+    Pages wait in a short queue, so a slow consumer holds back the readers instead of growing memory."""
+    messages: queue.Queue = queue.Queue(maxsize=16)
+    stop = threading.Event()
+
+    def emit(message: tuple) -> None:
+        while not stop.is_set():
+            try:
+                messages.put(message, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise SystemExit  # the run stopped: end this reader quietly
+
+    def work(name: str, stream: Callable[[Emit], None]) -> None:
+        try:
+            stream(emit)
+        except SystemExit:
+            return
+        except BaseException as exc:  # handed to the consuming thread, which raises it
+            emit(("failed", name, exc))
+            return
+        emit(("finished", name, _END))
+
+    threads = [threading.Thread(target=work, args=item, name=f"discovery-{item[0]}", daemon=True)
+               for item in streams.items()]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    running = len(threads)
+    try:
+        while running:
+            message = messages.get()
+            if message[0] == "finished":
+                running -= 1
+            elif message[0] == "failed":
+                raise message[2]
+            else:
+                yield message
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=5)
+
+
+# -- staging what the streams read -----------------------------------------------------------------
+
+
+@dataclass
+class Reading:
+    """What the streams reported, apart from the staged rows."""
+
+    completed: dict[str, Completed] = field(default_factory=dict)
+    nested: set[str] = field(default_factory=set)
+    read_devices: int = 0
+    read_managed: int = 0
+
+
+def stage_page(run: DiscoveryRun, scope: str, page: list[dict]) -> int:
+    """Stage one page of a stream; returns how many objects it held."""
+    if scope == DEVICES:
+        stage(run, [(ObjectKind.DEVICE, "", d.get("id") or "", d.get("deviceId") or "",
+                     (d.get("displayName") or "")[:256], "", "", "" if d.get("@removed") else dumps(d),
+                     bool(d.get("@removed"))) for d in page if d.get("id")])  # fmt: skip
+    elif scope == MANAGED:
+        stage(run, [(ObjectKind.MANAGED, "", m.get("id") or "", m["azureADDeviceId"], "",
+                     (m.get("serialNumber") or "").strip()[:128], (m.get("lastSyncDateTime") or "")[:256], dumps(m),
+                     False) for m in page if m.get("azureADDeviceId")])  # fmt: skip
+    else:
+        rows: list[tuple] = []
+        for group in page:
+            group_id = group.get("id") or ""
+            rows.append((ObjectKind.GROUP, "", group_id, "", (group.get("displayName") or "")[:256], "", "", "",
+                         bool(group.get("@removed"))))  # fmt: skip
+            for member in group.get("members@delta") or ():
+                if isinstance(member, dict) and member.get("id"):
+                    rows.append((ObjectKind.MEMBER, group_id, member["id"], "", "", "",
+                                 (member.get("@odata.type") or "")[:256], "", bool(member.get("@removed"))))  # fmt: skip
+        stage(run, rows)
+    return len(page)
+
+
+def forget_staged(run: DiscoveryRun, scope: str) -> None:
+    """A round that starts over (its link expired) drops what it staged so far."""
+    staged = StagedObject.objects.filter(run=run)
+    if scope == DEVICES:
+        staged.filter(kind=ObjectKind.DEVICE).delete()
+    else:
+        group_id = scope.split(":", 1)[1]
+        staged.filter(kind=ObjectKind.MEMBER, group_id=group_id).delete()
+        staged.filter(kind=ObjectKind.GROUP, object_id=group_id).delete()
+
+
+def plan_reading(tenant: TenantConnection, state: RunState) -> Plan:
+    group_id = directory.registration_group_id(tenant.graph, tenant.registration_group_id)
+    links = {link.name: link for link in DeltaLink.objects.all()}
+    nested = set(TenantObject.objects.filter(kind=ObjectKind.MEMBER, group_id=group_id, extra=GROUP_TYPE)
+                 .values_list("object_id", flat=True))  # fmt: skip
+    managed = links.get(MANAGED)
+    every = timedelta(hours=settings.AUTOPATCH_INTUNE_FULL_READ_HOURS)
+    since = None
+    if managed and managed.read_at and managed.full_read_at and state.now - managed.full_read_at < every:
+        since = managed.read_at - timedelta(minutes=settings.AUTOPATCH_INTUNE_SYNC_MARGIN_MINUTES)
+    return Plan(group_id, nested, links, since)
+
+
+def read_tenant(tenant: TenantConnection, state: RunState) -> str:
+    """Read every stream into staging, then apply it to the tenant copy; returns the registration group's ID."""
+    run, graph = state.run, tenant.graph
+    plan = plan_reading(tenant, state)
+    reading = Reading()
+    streams = {
+        DEVICES: lambda emit: device_stream(graph, plan, emit),
+        "groups": lambda emit: group_stream(graph, plan, emit),
+        MANAGED: lambda emit: managed_stream(graph, plan, emit),
+    }
+    state.progress("Reading the registration group, devices and managed devices")
+    for message in concurrently(streams):
+        kind = message[0]
+        if kind == "page":
+            read = stage_page(run, message[1], message[2])
+            if message[1] == DEVICES:
+                reading.read_devices += read
+            elif message[1] == MANAGED:
+                reading.read_managed += read
+            state.progress(f"Read {reading.read_devices} Azure AD devices and {reading.read_managed} managed devices")
+        elif kind == "restart":
+            forget_staged(run, message[1])
+        elif kind == "done":
+            reading.completed[message[1].scope] = message[1]
+        elif kind == "nested":
+            reading.nested = message[1]
+        elif kind == "unreadable":
+            group_id, exc = message[1], message[2]
+            forget_staged(run, group_link(group_id))
+            state.unreadable_groups.append(group_id)
+            name = TenantObject.objects.filter(kind=ObjectKind.GROUP, object_id=group_id).values_list(
+                "display_name", flat=True).first() or group_id  # fmt: skip
+            state.errors.append({"stage": f"nested group {name}", "message": str(exc)})
+    apply_reading(run, plan, reading, state)
+    stage_candidates(run, plan.group_id)
+    if plan.managed_since is not None and unseen_in_intune(run):
+        # A device new to the portal whose Intune record the copy lacks: Intune's list cannot be asked for
+        # one device, and a record that has not synced since the last read is not among the changes.
+        state.progress("Reading every managed device")
+        StagedObject.objects.filter(run=run, kind=ObjectKind.MANAGED).delete()
+        for page in delta.managed_changes(graph):
+            reading.read_managed += stage_page(run, MANAGED, page)
+        with transaction.atomic():
+            apply_scope(run, ObjectKind.MANAGED, full=True)
+            DeltaLink.objects.filter(name=MANAGED).update(full_read_at=state.now)
+    state.counts["read_devices"], state.counts["read_managed"] = reading.read_devices, reading.read_managed
+    if connection.vendor == "postgresql":
+        # Fresh rows have no statistics; without them the joins of evaluation are planned badly.
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {StagedObject._meta.db_table}")
+            cursor.execute(f"ANALYZE {TenantObject._meta.db_table}")
+    return plan.group_id
+
+
+# -- applying a completed reading to the tenant copy ------------------------------------------------
+
+
+def _sql(text: str, **parts: str) -> str:
+    return text.format(copy=TenantObject._meta.db_table, staged=StagedObject._meta.db_table, **parts)
+
+
+def apply_scope(run: DiscoveryRun, kind: str, full: bool, group_id: str | None = None) -> None:
+    """Bring one scope of the tenant copy up to date: the latest staged row of each object replaces it (or
+    removes it, for @removed); a full read replaces the whole scope."""
+    in_group = "" if group_id is None else " AND group_id = %s"
+    group_params = [] if group_id is None else [group_id]
+    latest = _sql("SELECT MAX(id) FROM {staged} WHERE run_id = %s AND kind = %s" + in_group + " GROUP BY group_id, object_id")
+    with connection.cursor() as cursor:
+        if full:
+            cursor.execute(_sql("DELETE FROM {copy} WHERE kind = %s" + in_group), [str(kind), *group_params])
         else:
-            state.ignore(member, "Not a device: only devices are registered.", (kind or "").rsplit(".", 1)[-1] or "other")
-    # A device that is both a direct member and in a nested group counts as direct (read first).
-    stage(run, rows, ignore_conflicts=True)
+            cursor.execute(_sql("DELETE FROM {copy} WHERE kind = %s" + in_group + " AND object_id IN "
+                                "(SELECT object_id FROM {staged} WHERE run_id = %s AND kind = %s" + in_group + ")"),
+                           [str(kind), *group_params, run.pk, str(kind), *group_params])  # fmt: skip
+        cursor.execute(
+            _sql("INSERT INTO {copy} (kind, group_id, object_id, device_id, display_name, serial_number, extra, data, "
+                 "changed_at) SELECT kind, group_id, object_id, device_id, display_name, serial_number, extra, data, %s "
+                 "FROM {staged} WHERE id IN (" + latest + ") AND removed = %s"),
+            [timezone.now(), run.pk, str(kind), *group_params, False],
+        )  # fmt: skip
+
+
+def apply_reading(run: DiscoveryRun, plan: Plan, reading: Reading, state: RunState) -> None:
+    tracked = {plan.group_id, *reading.nested}
+    with transaction.atomic():
+        for scope, completed in reading.completed.items():
+            if scope == DEVICES:
+                apply_scope(run, ObjectKind.DEVICE, completed.full)
+            elif scope == MANAGED:
+                apply_scope(run, ObjectKind.MANAGED, completed.full)
+            else:
+                group_id = scope.split(":", 1)[1]
+                apply_scope(run, ObjectKind.MEMBER, completed.full, group_id)
+            DeltaLink.objects.update_or_create(name=scope, defaults={
+                "link": completed.link, "read_at": state.now,
+                **({"full_read_at": state.now} if completed.full else {}),
+            })  # fmt: skip
+        apply_scope(run, ObjectKind.GROUP, full=False, group_id="")  # the names of the groups read
+        # Groups no longer nested in the registration group are no longer followed.
+        TenantObject.objects.filter(kind=ObjectKind.MEMBER).exclude(group_id__in=tracked).delete()
+        TenantObject.objects.filter(kind=ObjectKind.GROUP).exclude(object_id__in=tracked).delete()
+        DeltaLink.objects.filter(name__startswith="group:").exclude(
+            name__in=[group_link(g) for g in tracked]).delete()  # fmt: skip
+
+
+def unseen_in_intune(run: DiscoveryRun) -> bool:
+    """Whether a candidate the portal has never evaluated has no Intune record in the copy."""
+    known = Device.objects.values("azure_ad_device_id")
+    managed = TenantObject.objects.filter(kind=ObjectKind.MANAGED).values("device_id")
+    return (StagedObject.objects.filter(run=run, kind=ObjectKind.CANDIDATE).exclude(device_id__in=known)
+            .exclude(device_id__in=managed).exists())  # fmt: skip
+
+
+def stage_candidates(run: DiscoveryRun, group_id: str) -> None:
+    """The devices this run evaluates: device members of the registration group ("direct") and of the groups
+    nested in it (the group's name), each with the Entra device ID of its device record. Direct wins."""
+    insert = (
+        "INSERT INTO {staged} (run_id, kind, group_id, object_id, device_id, display_name, serial_number, extra, data, "
+        "removed) SELECT %s, %s, m.group_id, m.object_id, d.device_id, '', '', {through}, '', %s "
+        "FROM {copy} m JOIN {copy} d ON d.kind = %s AND d.group_id = '' AND d.object_id = m.object_id "
+        "{join} WHERE m.kind = %s AND m.extra = %s AND d.device_id <> '' AND {where} "
+        "ORDER BY {order} ON CONFLICT DO NOTHING"
+    )
+    base = [run.pk, ObjectKind.CANDIDATE.value, False, ObjectKind.DEVICE.value]
+    with connection.cursor() as cursor:
+        cursor.execute(_sql(insert, through="'direct'", join="", where="m.group_id = %s", order="m.object_id"),
+                       [*base, ObjectKind.MEMBER.value, DEVICE_TYPE, group_id])  # fmt: skip
+        cursor.execute(_sql(
+            insert, through="SUBSTR(g.display_name, 1, 256)",
+            join=f"JOIN {TenantObject._meta.db_table} g ON g.kind = 'group' AND g.object_id = m.group_id",
+            where="m.group_id <> %s", order="g.display_name, m.object_id"),
+            [*base, ObjectKind.MEMBER.value, DEVICE_TYPE, group_id])  # fmt: skip
+
+
+def record_ignored(graph: GraphClient, group_id: str, state: RunState) -> None:
+    """Members that are not discovered, and why: non-devices, groups nested two levels deep, devices without
+    an Entra device ID. Delta rounds give members' IDs only: names come from the groups the portal follows, or
+    once from the group's members of that type (kept on the copy's rows)."""
+    copy = TenantObject.objects
+    groups = dict(copy.filter(kind=ObjectKind.GROUP).values_list("object_id", "display_name"))
+    devices = copy.filter(kind=ObjectKind.DEVICE).exclude(device_id="").values("object_id")
+    members = copy.filter(kind=ObjectKind.MEMBER)
+    suspects = (members.exclude(extra=DEVICE_TYPE) | members.filter(extra=DEVICE_TYPE).exclude(object_id__in=devices))
+    ignored: list[tuple[TenantObject, str, str]] = []
+    for member in suspects.order_by("group_id", "object_id"):
+        where = "the registration group" if member.group_id == group_id else groups.get(member.group_id, member.group_id)
+        if member.extra == DEVICE_TYPE:
+            ignored.append((member, "Device without an Azure AD device ID.", "device"))
+        elif member.extra == GROUP_TYPE and member.group_id != group_id:
+            ignored.append((member, f"Nested two levels deep (in {where}); Autopatch supports one level of "
+                                    "nesting, so its devices are not discovered.", "group"))  # fmt: skip
+        elif member.extra != GROUP_TYPE:
+            ignored.append((member, "Not a device: only devices are registered.",
+                            member.extra.rsplit(".", 1)[-1] or "other"))  # fmt: skip
+    name_ignored(graph, [m for m, _, _ in ignored[:200] if not m.display_name and m.object_id not in groups])
+    for member, reason, kind in ignored:
+        name = member.display_name or groups.get(member.object_id, "")
+        state.ignore({"id": member.object_id, "displayName": name, "@odata.type": member.extra}, reason, kind)
+
+
+def name_ignored(graph: GraphClient, unnamed: list[TenantObject]) -> None:
+    """Give ignored members their names, from each group's members of their type (one short list each)."""
+    wanted: dict[tuple[str, str], list[TenantObject]] = {}
+    for member in unnamed:
+        if member.extra.startswith("#microsoft.graph."):
+            wanted.setdefault((member.group_id, member.extra), []).append(member)
+    for (group, odata_type), rows in wanted.items():
+        try:
+            names = directory.member_names(graph, group, odata_type.removeprefix("#"))
+        except GraphError:
+            continue  # names are a courtesy: the IDs are listed anyway
+        for member in rows:
+            member.display_name = (names.get(member.object_id) or "")[:256]
+    TenantObject.objects.bulk_update([m for rows in wanted.values() for m in rows], ["display_name"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..models import Device, DiscoveryRun, Ring, StagedObject
+from ..models import Device, DiscoveryRun, ObjectKind, Ring, StagedObject
 
 # Ring shares of First, Fast and Broad; Test is only ever assigned by an admin.
 RING_SHARES_SMALL = {Ring.FIRST: 0.05, Ring.FAST: 0.15, Ring.BROAD: 0.80}
@@ -15,7 +15,7 @@ SMALL_TENANT = 200
 def tenant_size(run: DiscoveryRun) -> int:
     """Devices the rings are shared among: registered ones plus candidates not registered yet."""
     registered = Device.objects.registered()
-    members = StagedObject.objects.filter(run=run, kind=StagedObject.Kind.MEMBER)
+    members = StagedObject.objects.filter(run=run, kind=ObjectKind.CANDIDATE)
     return registered.count() + members.exclude(device_id__in=registered.values("azure_ad_device_id")).count()
 
 

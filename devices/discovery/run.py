@@ -16,7 +16,7 @@ from ..models import DiscoveryLease, DiscoveryRun
 from ..readiness import ingest_reports
 from .evaluation import apply_evaluation
 from .lease import LEASE, acquire_lease, release_lease
-from .reading import clear_staging, stage_tenant
+from .reading import clear_staging, read_tenant, record_ignored
 from .state import DiscoveryAborted, RunState
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,8 @@ def run_discovery(run: DiscoveryRun, tenant: TenantConnection | None = None) -> 
             ingest = ingest_reports(tenant.readiness_reports())
             for problem in ingest.rejected[:20]:
                 state.errors.append({"stage": "readiness reports", "message": f"Report rejected: {problem}"})
-            stage_tenant(tenant, state)
+            group_id = read_tenant(tenant, state)
+            record_ignored(tenant.graph, group_id, state)
         finally:
             graph_requests = tenant.graph.requests_made
         read = time.monotonic()

@@ -146,6 +146,7 @@ class SimulatedTenant:
         if isinstance(body, str):
             body = body.encode()
         form = {k: v[-1] for k, v in parse_qs((body or b"").decode(errors="replace")).items()}
+        form["_body"] = (body or b"").decode(errors="replace")  # extra routes that take JSON read it whole
         for route_method, host, pattern, handler in self.extra_routes:
             match = re.fullmatch(pattern, parts.path)
             if route_method == method and parts.netloc == host and match:
@@ -271,10 +272,14 @@ class SimulatedTenant:
             items = self.managed_devices
             wanted = query.get("$filter", "")
             if wanted:
-                os_match = re.fullmatch(r"operatingSystem eq '([^']*)'", wanted)
+                os_match = re.fullmatch(r"operatingSystem eq '([^']*)'(?: and lastSyncDateTime gt (\S+))?", wanted)
                 if not os_match:
                     return graph_error(400, "BadRequest", f"Unsupported filter: {wanted}")
                 items = self._filtered(("operatingSystem", os_match.group(1)))
+                if os_match.group(2):
+                    # Graph's ISO times in the same form compare as text.
+                    since = os_match.group(2)
+                    items = [m for m in items if (m.get("lastSyncDateTime") or "") > since]
             return self._page(items, query, parts)
         return graph_error(400, "BadRequest", f"Resource not found for the segment '{resource.split('/')[0]}'.")
 

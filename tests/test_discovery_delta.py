@@ -1,0 +1,190 @@
+"""Delta reads: a run reads what changed since the last one, keeps its delta links, and reads in full when it must."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from autopatch_portal.tenant.simulated import delta as simulated_delta
+from autopatch_portal.tenant.simulated.generator import iso
+from devices.models import DeltaLink, Device, DiscoveryRun, ReadinessStatus
+from devices.runs import discover_now
+
+pytestmark = pytest.mark.django_db
+
+MANAGED = "GET /beta/deviceManagement/managedDevices"
+
+
+def device(builder_device: dict) -> Device:
+    return Device.objects.get(azure_ad_device_id=builder_device["deviceId"])
+
+
+@pytest.fixture
+def tenant_of_three_groups(builder, use_tenant):
+    """Two devices direct, one in each of two nested groups, and a deeper group and a user that are ignored."""
+    finance = builder.group("Autopatch - Finance laptops", parent=builder.registration_group)
+    hosts = builder.group("Autopatch - Host pool", parent=builder.registration_group)
+    builder.group("Autopatch - Too deep", parent=finance)
+    builder.user("Megan Bowen", member_of=builder.registration_group)
+    devices = {"direct": [builder.device(), builder.device()], "finance": builder.device(member_of=finance),
+               "hosts": builder.device(member_of=hosts)}  # fmt: skip
+    return devices, finance, hosts
+
+
+def test_the_first_run_reads_in_full_and_keeps_a_delta_link_per_collection(builder, use_tenant, tenant_of_three_groups):
+    devices, finance, hosts = tenant_of_three_groups
+    use_tenant(builder)
+
+    run = discover_now()
+
+    assert run.status == DiscoveryRun.Status.SUCCEEDED
+    assert Device.objects.filter(readiness_status=ReadinessStatus.ACTIVE).count() == 4
+    assert device(devices["finance"]).added_through == "Autopatch - Finance laptops"
+    links = {link.name: link for link in DeltaLink.objects.all()}
+    group_id = builder.registration_group["id"]
+    assert set(links) == {"devices", "managed", f"group:{group_id}", f"group:{finance['id']}", f"group:{hosts['id']}"}
+    assert "$deltatoken=" in links["devices"].link and "$deltatoken=" in links[f"group:{group_id}"].link
+    assert links["managed"].full_read_at == links["managed"].read_at == run.started_at
+    ignored = {item["name"]: item["type"] for item in run.ignored}
+    assert ignored == {"Autopatch - Too deep": "group", "Megan Bowen": "user"}
+
+
+def test_a_second_run_with_nothing_changed_asks_for_changes_only(builder, use_tenant, tenant_of_three_groups):
+    use_tenant(builder)
+    discover_now()
+    tenant = use_tenant(builder)  # the same tenant, read again from its file
+    tenant.requests.clear()
+
+    run = discover_now()
+
+    assert run.status == DiscoveryRun.Status.SUCCEEDED
+    assert run.counts["read_devices"] == 0 and run.counts["read_managed"] == 0
+    assert run.counts["changed"] == 0
+    requests = tenant.requests
+    assert requests["GET /v1.0/devices/delta"] == 1
+    assert requests["GET /v1.0/groups/delta"] == 3  # the registration group and its two nested groups
+    assert requests[MANAGED] == 1
+    assert requests["GET /v1.0/devices"] == 0 and not any("/members" in key for key in requests)
+    assert run.graph_requests <= 7
+    ignored = {item["name"] for item in run.ignored}
+    assert ignored == {"Autopatch - Too deep", "Megan Bowen"}  # names kept from the first run
+    assert not any("microsoft.graph.user" in key or "microsoft.graph.group" in key for key in requests)
+
+
+def test_intune_is_read_since_the_last_read_with_a_margin(builder, use_tenant, settings):
+    builder.device()
+    use_tenant(builder)
+    first = discover_now()
+    tenant = use_tenant(builder)
+    seen: list[str] = []
+    original = tenant.handle
+
+    def spy(method, url, headers, body):
+        if "managedDevices" in url:
+            seen.append(url)
+        return original(method, url, headers, body)
+
+    tenant.handle = spy
+
+    discover_now()
+
+    since = first.started_at.replace(microsecond=0) - timedelta(minutes=60)
+    assert len(seen) == 1 and "lastSyncDateTime+gt+" + iso(since).replace(":", "%3A") in seen[0]
+
+
+def test_changes_between_runs_are_read_through_delta(builder, use_tenant, tenant_of_three_groups):
+    devices, finance, hosts = tenant_of_three_groups
+    use_tenant(builder)
+    discover_now()
+    renamed = devices["direct"][0]
+    renamed["displayName"] = "FIN-LT-RENAMED"
+    builder.registration_group["members"].remove(devices["direct"][1]["id"])  # removed: stays registered
+    newcomer = builder.device()  # added straight into the registration group
+    builder.registration_group["members"].remove(hosts["id"])  # a nested group taken out
+    upgraded = builder.device(member_of=finance, sku_number=101)
+    tenant = use_tenant(builder)
+    discover_now()
+    builder.managed_device_of(upgraded).update(skuNumber=4, lastSyncDateTime=iso(builder.now))
+    tenant = use_tenant(builder)
+    tenant.requests.clear()
+
+    run = discover_now()
+
+    assert run.status == DiscoveryRun.Status.SUCCEEDED
+    assert device(renamed).device_name == "FIN-LT-RENAMED"
+    assert device(devices["direct"][1]).in_registration_group is False
+    assert device(devices["direct"][1]).readiness_status == ReadinessStatus.ACTIVE
+    assert device(newcomer).readiness_status == ReadinessStatus.ACTIVE
+    assert device(devices["hosts"]).in_registration_group is False
+    assert device(upgraded).readiness_status == ReadinessStatus.ACTIVE  # read as a change since the last run
+    assert not DeltaLink.objects.filter(name=f"group:{hosts['id']}").exists()
+    assert tenant.requests["GET /v1.0/groups/delta"] == 2 and tenant.requests["GET /v1.0/devices/delta"] == 1
+
+
+def test_a_nested_group_added_later_is_read_in_full(builder, use_tenant):
+    builder.device()
+    use_tenant(builder)
+    discover_now()
+    pilot = builder.group("Autopatch - Pilot")
+    laptops = [builder.device(member_of=pilot) for _ in range(3)]
+    builder.registration_group["members"].append(pilot["id"])
+    use_tenant(builder)
+
+    run = discover_now()
+
+    assert run.status == DiscoveryRun.Status.SUCCEEDED
+    assert {device(d).added_through for d in laptops} == {"Autopatch - Pilot"}
+    assert DeltaLink.objects.filter(name=f"group:{pilot['id']}").exists()
+
+
+def test_an_expired_delta_link_starts_over_with_a_full_read(builder, use_tenant, tenant_of_three_groups):
+    devices, _, _ = tenant_of_three_groups
+    use_tenant(builder)
+    discover_now()
+    devices["direct"][0]["displayName"] = "AFTER-EXPIRY"
+    tenant = use_tenant(builder)
+    simulated_delta.expire_tokens(tenant.tenant_id)
+
+    run = discover_now()
+
+    assert run.status == DiscoveryRun.Status.SUCCEEDED
+    assert run.counts["read_devices"] == len(builder.devices)  # read in full again
+    assert tenant.requests["GET /v1.0/devices/delta"] == 2  # 410 Gone, then a new round
+    assert device(devices["direct"][0]).device_name == "AFTER-EXPIRY"
+    assert Device.objects.filter(readiness_status=ReadinessStatus.ACTIVE).count() == 4
+
+
+def test_a_run_that_fails_keeps_the_old_links_so_the_next_run_sees_the_changes(builder, use_tenant):
+    laptop = builder.device()
+    use_tenant(builder)
+    discover_now()
+    links = dict(DeltaLink.objects.values_list("name", "link"))
+    laptop["displayName"] = "CHANGED-ONCE"
+    tenant = use_tenant(builder)
+    tenant.inject("/beta/deviceManagement/managedDevices", 403, times=1)
+
+    failed = discover_now()
+
+    assert failed.status == DiscoveryRun.Status.FAILED
+    assert dict(DeltaLink.objects.values_list("name", "link")) == links
+    assert device(laptop).device_name != "CHANGED-ONCE"
+    assert discover_now().status == DiscoveryRun.Status.SUCCEEDED
+    assert device(laptop).device_name == "CHANGED-ONCE"
+
+
+def test_a_daily_full_intune_read_sees_devices_deleted_from_intune(builder, use_tenant, settings):
+    laptop = builder.device()
+    use_tenant(builder)
+    discover_now()
+    builder.managed.remove(builder.managed_device_of(laptop))
+    use_tenant(builder)
+    discover_now()
+    assert device(laptop).readiness_status == ReadinessStatus.ACTIVE  # not seen by a "synced since" read
+    settings.AUTOPATCH_INTUNE_FULL_READ_HOURS = 0
+
+    run = discover_now()
+
+    assert run.counts["read_managed"] == len(builder.managed)
+    assert device(laptop).readiness_status == ReadinessStatus.INACTIVE
+    assert device(laptop).intune_device_id == "" or device(laptop).last_intune_checkin is None
