@@ -188,3 +188,19 @@ def test_a_daily_full_intune_read_sees_devices_deleted_from_intune(builder, use_
     assert run.counts["read_managed"] == len(builder.managed)
     assert device(laptop).readiness_status == ReadinessStatus.INACTIVE
     assert device(laptop).intune_device_id == "" or device(laptop).last_intune_checkin is None
+
+
+def test_a_delta_run_evaluates_only_the_devices_whose_inputs_may_have_changed(builder, use_tenant):
+    laptops = [builder.device(report=True) for _ in range(20)]
+    use_tenant(builder)
+    discover_now()
+    builder.report(laptops[3]["deviceId"], {"Internet connectivity": "No route to the internet."}, age_hours=0)
+    builder.managed_device_of(laptops[7]).update(osVersion="10.0.26100.9999", lastSyncDateTime=iso(builder.now))
+    use_tenant(builder)
+
+    run = discover_now()
+
+    assert run.counts["evaluated"] == 2 and run.counts["candidates"] == 20
+    assert device(laptops[3]).readiness_status == ReadinessStatus.READINESS_FAILED
+    assert device(laptops[7]).os_version == "10.0.26100.9999"
+    assert Device.objects.filter(readiness_status=ReadinessStatus.ACTIVE).count() == 19

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import orjson
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from .. import checks as c
 from ..bulk import bulk_write
@@ -67,12 +67,16 @@ def apply_evaluation(state: RunState) -> None:
     complete = not state.unreadable_groups
     duplicates = duplicate_serials(run)
     rings = RingAssigner(tenant_size(run))
-    state.counts.update(changed=0, registered_now=0)
+    state.counts.update(changed=0, registered_now=0, evaluated=0)
     members = StagedObject.objects.filter(run=run, kind=ObjectKind.CANDIDATE).order_by("pk")
+    wanted = None if needs_every_candidate(state) else maybe_changed(state, duplicates)
     last_pk, done = 0, 0
     while chunk := list(members.filter(pk__gt=last_pk).values_list("pk", "device_id", "extra")[:CHUNK]):
         last_pk = chunk[-1][0]
-        evaluate_chunk(state, {device_id: extra for _, device_id, extra in chunk}, duplicates, rings)
+        subjects = {device_id: extra for _, device_id, extra in chunk if wanted is None or device_id in wanted}
+        if subjects:
+            evaluate_chunk(state, subjects, duplicates, rings)
+        state.counts["evaluated"] += len(subjects)
         done += len(chunk)
         state.progress(f"Evaluated {done} devices")
     record_sightings(run, state.now)
@@ -95,6 +99,48 @@ def apply_evaluation(state: RunState) -> None:
 
 # Part of every device's input key: bump it when evaluation changes, so that every device is evaluated again.
 EVALUATION_VERSION = "1"
+
+
+def needs_every_candidate(state: RunState) -> bool:
+    """A full read, a change of evaluation, or a last run that did not end well: evaluate every candidate (their
+    input keys still spare the unchanged ones the writes)."""
+    last = (DiscoveryRun.objects.exclude(pk=state.run.pk).filter(finished_at__isnull=False)
+            .exclude(status=DiscoveryRun.Status.SKIPPED).only("status", "counts").first())  # fmt: skip
+    state.counts["evaluation_version"] = EVALUATION_VERSION
+    return (state.full_read or bool(state.unreadable_groups) or last is None
+            or last.status != DiscoveryRun.Status.SUCCEEDED or last.counts.get("evaluation_version") != EVALUATION_VERSION)  # fmt: skip
+
+
+def maybe_changed(state: RunState, duplicates: dict[str, int]) -> set[str]:
+    """The Entra device IDs whose evaluation this run may change, after delta reads: records, memberships and
+    group names that changed, new readiness reports, devices an admin excluded or restored, check-ins near or
+    past the 28-day window (time alone moves them), shared serial numbers and dual-state names, and an
+    exclusion the status does not show yet."""
+    run = state.run
+    staged = StagedObject.objects.filter(run=run)
+    copy = TenantObject.objects.all()
+    changed = set(staged.filter(kind__in=(ObjectKind.DEVICE, ObjectKind.MANAGED)).exclude(device_id="")
+                  .values_list("device_id", flat=True))  # fmt: skip
+    members = staged.filter(kind=ObjectKind.MEMBER).values("object_id")
+    changed |= set(copy.filter(kind=ObjectKind.DEVICE, object_id__in=members).values_list("device_id", flat=True))
+    renamed = staged.filter(kind=ObjectKind.GROUP).values("object_id")
+    changed |= set(staged.filter(kind=ObjectKind.CANDIDATE, group_id__in=renamed).values_list("device_id", flat=True))
+    # Reports the last run took in were evaluated by it: newer ones came after it ended.
+    since = DiscoveryRun.objects.filter(pk__lt=run.pk, finished_at__isnull=False).exclude(
+        status=DiscoveryRun.Status.SKIPPED).values_list("finished_at", flat=True).first()  # fmt: skip
+    if since is not None:
+        changed |= set(ReadinessReport.objects.filter(received_at__gte=since).values_list("azure_ad_device_id", flat=True))
+    names = staged.filter(kind=ObjectKind.DEVICE).exclude(display_name="").values("display_name")
+    near_window = state.now - c.CHECK_IN_WINDOW + timedelta(days=1)
+    changed |= set(Device.objects.filter(
+        Q(fingerprint="") | (Q(excluded=True) & ~Q(readiness_status=ReadinessStatus.EXCLUDED))
+        | Q(excluded=False, readiness_status=ReadinessStatus.EXCLUDED) | Q(last_intune_checkin__isnull=True) | Q(last_intune_checkin__lt=near_window)
+        | Q(serial_number__in=list(duplicates)) | Q(failed_checks__contains=c.UNIQUE_SERIAL_NUMBER)
+        | Q(device_name__in=names)
+    ).values_list("azure_ad_device_id", flat=True))  # fmt: skip
+    known = Device.objects.values("azure_ad_device_id")
+    changed |= set(staged.filter(kind=ObjectKind.CANDIDATE).exclude(device_id__in=known).values_list("device_id", flat=True))
+    return changed
 
 
 # A device's own state, which admins change too (ring, exclusion): part of its input key.

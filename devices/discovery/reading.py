@@ -289,6 +289,7 @@ def read_tenant(tenant: TenantConnection, state: RunState) -> str:
                 "display_name", flat=True).first() or group_id  # fmt: skip
             state.errors.append({"stage": f"nested group {name}", "message": str(exc)})
     apply_reading(run, plan, reading, state)
+    state.full_read = any(completed.full for completed in reading.completed.values())
     stage_candidates(run, plan.group_id)
     if plan.managed_since is not None and unseen_in_intune(run):
         # A device new to the portal whose Intune record the copy lacks: Intune's list cannot be asked for
@@ -297,6 +298,7 @@ def read_tenant(tenant: TenantConnection, state: RunState) -> str:
         StagedObject.objects.filter(run=run, kind=ObjectKind.MANAGED).delete()
         for page in delta.managed_changes(graph):
             reading.read_managed += stage_page(run, MANAGED, page)
+        state.full_read = True
         with transaction.atomic():
             apply_scope(run, ObjectKind.MANAGED, full=True)
             DeltaLink.objects.filter(name=MANAGED).update(full_read_at=state.now)

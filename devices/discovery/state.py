@@ -26,6 +26,9 @@ class RunState:
     ignored_counts: Counter[str] = field(default_factory=Counter)
     unreadable_groups: list[str] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    # A stream read its collection in full (a first run, an expired link, Intune's daily read): every candidate
+    # is evaluated. Otherwise only those whose inputs may have changed (devices.discovery.evaluation).
+    full_read: bool = True
 
     def ignore(self, item: dict, reason: str, kind: str) -> None:
         self.ignored_counts[kind] += 1
