@@ -204,3 +204,33 @@ def test_a_delta_run_evaluates_only_the_devices_whose_inputs_may_have_changed(bu
     assert device(laptops[3]).readiness_status == ReadinessStatus.READINESS_FAILED
     assert device(laptops[7]).os_version == "10.0.26100.9999"
     assert Device.objects.filter(readiness_status=ReadinessStatus.ACTIVE).count() == 19
+
+
+def test_a_renamed_nested_group_is_shown_on_its_devices(builder, use_tenant):
+    finance = builder.group("Autopatch - Finance laptops", parent=builder.registration_group)
+    laptop = builder.device(member_of=finance)
+    builder.device()
+    use_tenant(builder)
+    discover_now()
+    finance["displayName"] = "Autopatch - Finance devices"
+    use_tenant(builder)
+
+    run = discover_now()
+
+    assert device(laptop).added_through == "Autopatch - Finance devices"
+    assert run.counts["evaluated"] == 1
+
+
+def test_a_device_whose_check_in_ages_past_28_days_between_runs_becomes_inactive(builder, use_tenant):
+    import time
+
+    ageing = builder.device(last_sync_days=28 - 4 / 86400)  # 28 days less four seconds
+    use_tenant(builder)
+    discover_now()
+    assert device(ageing).readiness_status == ReadinessStatus.ACTIVE
+    time.sleep(5)  # nothing changes in the tenant; only time passes
+
+    run = discover_now()
+
+    assert run.counts["evaluated"] == 1
+    assert device(ageing).readiness_status == ReadinessStatus.INACTIVE

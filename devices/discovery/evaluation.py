@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import orjson
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 
 from .. import checks as c
 from ..bulk import bulk_write
@@ -111,32 +111,42 @@ def needs_every_candidate(state: RunState) -> bool:
             or last.status != DiscoveryRun.Status.SUCCEEDED or last.counts.get("evaluation_version") != EVALUATION_VERSION)  # fmt: skip
 
 
+def aged_since(now: datetime, then: datetime) -> set[str]:
+    """Devices whose check-in bucket (check_in_bucket) time alone changed between two runs: they crossed the
+    28-day window, or a stale one's count of days went up."""
+    window = c.CHECK_IN_WINDOW
+    aged = Device.objects.filter(last_intune_checkin__lt=now - window + timedelta(days=1))
+    return {device_id for device_id, synced in aged.values_list("azure_ad_device_id", "last_intune_checkin")
+            if (now - synced > window) != (then - synced > window) or (now - synced).days != (then - synced).days}
+
+
 def maybe_changed(state: RunState, duplicates: dict[str, int]) -> set[str]:
-    """The Entra device IDs whose evaluation this run may change, after delta reads: records, memberships and
-    group names that changed, new readiness reports, devices an admin excluded or restored, check-ins near or
-    past the 28-day window (time alone moves them), shared serial numbers and dual-state names, and an
-    exclusion the status does not show yet."""
+    """The Entra device IDs whose evaluation this run may change, after delta reads: records and memberships
+    that changed, devices in the group through another path (a renamed group) or back in it, readiness reports
+    newer than the last run, check-ins that time alone moved, devices an admin excluded or restored, shared
+    serial numbers, names a changed record carries (dual state), and devices new to the portal."""
     run = state.run
     staged = StagedObject.objects.filter(run=run)
-    copy = TenantObject.objects.all()
     changed = set(staged.filter(kind__in=(ObjectKind.DEVICE, ObjectKind.MANAGED)).exclude(device_id="")
                   .values_list("device_id", flat=True))  # fmt: skip
     members = staged.filter(kind=ObjectKind.MEMBER).values("object_id")
-    changed |= set(copy.filter(kind=ObjectKind.DEVICE, object_id__in=members).values_list("device_id", flat=True))
-    renamed = staged.filter(kind=ObjectKind.GROUP).values("object_id")
-    changed |= set(staged.filter(kind=ObjectKind.CANDIDATE, group_id__in=renamed).values_list("device_id", flat=True))
+    changed |= set(TenantObject.objects.filter(kind=ObjectKind.DEVICE, object_id__in=members)
+                   .values_list("device_id", flat=True))  # fmt: skip
+    moved = Device.objects.filter(azure_ad_device_id=OuterRef("device_id")).filter(
+        ~Q(added_through=OuterRef("extra")) | Q(in_registration_group=False))  # fmt: skip
+    changed |= set(staged.filter(kind=ObjectKind.CANDIDATE).filter(Exists(moved)).values_list("device_id", flat=True))
     # Reports the last run took in were evaluated by it: newer ones came after it ended.
-    since = DiscoveryRun.objects.filter(pk__lt=run.pk, finished_at__isnull=False).exclude(
-        status=DiscoveryRun.Status.SKIPPED).values_list("finished_at", flat=True).first()  # fmt: skip
-    if since is not None:
-        changed |= set(ReadinessReport.objects.filter(received_at__gte=since).values_list("azure_ad_device_id", flat=True))
+    last_started, last_finished = DiscoveryRun.objects.filter(pk__lt=run.pk, finished_at__isnull=False).exclude(
+        status=DiscoveryRun.Status.SKIPPED).values_list("started_at", "finished_at").first() or (None, None)  # fmt: skip
+    if last_finished is not None:
+        changed |= set(ReadinessReport.objects.filter(received_at__gte=last_finished)
+                       .values_list("azure_ad_device_id", flat=True))  # fmt: skip
+    changed |= aged_since(state.now, last_started or state.now)
     names = staged.filter(kind=ObjectKind.DEVICE).exclude(display_name="").values("display_name")
-    near_window = state.now - c.CHECK_IN_WINDOW + timedelta(days=1)
     changed |= set(Device.objects.filter(
         Q(fingerprint="") | (Q(excluded=True) & ~Q(readiness_status=ReadinessStatus.EXCLUDED))
-        | Q(excluded=False, readiness_status=ReadinessStatus.EXCLUDED) | Q(last_intune_checkin__isnull=True) | Q(last_intune_checkin__lt=near_window)
-        | Q(serial_number__in=list(duplicates)) | Q(failed_checks__contains=c.UNIQUE_SERIAL_NUMBER)
-        | Q(device_name__in=names)
+        | Q(excluded=False, readiness_status=ReadinessStatus.EXCLUDED) | Q(serial_number__in=list(duplicates))
+        | Q(failed_checks__contains=c.UNIQUE_SERIAL_NUMBER) | Q(device_name__in=names)
     ).values_list("azure_ad_device_id", flat=True))  # fmt: skip
     known = Device.objects.values("azure_ad_device_id")
     changed |= set(staged.filter(kind=ObjectKind.CANDIDATE).exclude(device_id__in=known).values_list("device_id", flat=True))

@@ -152,7 +152,7 @@ def concurrently(streams: dict[str, Callable[[Emit], None]]) -> Iterator[tuple]:
     """The messages of every stream as they come; the first stream to fail stops the others and raises here.
 
     Pages wait in a short queue, so a slow consumer holds back the readers instead of growing memory."""
-    messages: queue.Queue = queue.Queue(maxsize=16)
+    messages: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
 
     def emit(message: tuple) -> None:
@@ -289,8 +289,10 @@ def read_tenant(tenant: TenantConnection, state: RunState) -> str:
                 "display_name", flat=True).first() or group_id  # fmt: skip
             state.errors.append({"stage": f"nested group {name}", "message": str(exc)})
     apply_reading(run, plan, reading, state)
+    analyze(TenantObject)  # fresh rows have no statistics: without them the joins below are planned badly
     state.full_read = any(completed.full for completed in reading.completed.values())
     stage_candidates(run, plan.group_id)
+    analyze(StagedObject)
     if plan.managed_since is not None and unseen_in_intune(run):
         # A device new to the portal whose Intune record the copy lacks: Intune's list cannot be asked for
         # one device, and a record that has not synced since the last read is not among the changes.
@@ -302,13 +304,15 @@ def read_tenant(tenant: TenantConnection, state: RunState) -> str:
         with transaction.atomic():
             apply_scope(run, ObjectKind.MANAGED, full=True)
             DeltaLink.objects.filter(name=MANAGED).update(full_read_at=state.now)
+        analyze(TenantObject)
     state.counts["read_devices"], state.counts["read_managed"] = reading.read_devices, reading.read_managed
-    if connection.vendor == "postgresql":
-        # Fresh rows have no statistics; without them the joins of evaluation are planned badly.
-        with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {StagedObject._meta.db_table}")
-            cursor.execute(f"ANALYZE {TenantObject._meta.db_table}")
     return plan.group_id
+
+
+def analyze(model) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {model._meta.db_table}")
 
 
 # -- applying a completed reading to the tenant copy ------------------------------------------------

@@ -102,8 +102,9 @@ def _answer(tenant: SimulatedTenant, path: str, query: dict[str, str], collectio
             round_id = secrets.token_urlsafe(9)
             tokens.rounds = {round_id: Round(pages or [[]], state, round_query)}  # one round at a time
             current, page_index = tokens.rounds[round_id], 0
+        page = current.pages[page_index]
         payload: dict[str, Any] = {"@odata.context": f"https://{GRAPH_HOST}{path}/$metadata",
-                                   "value": current.pages[page_index]}  # fmt: skip
+                                   "value": page.shown() if isinstance(page, Projected) else page}  # fmt: skip
         base = f"https://{GRAPH_HOST}{path}"
         if page_index + 1 < len(current.pages):
             payload["@odata.nextLink"] = f"{base}?{urlencode({'$skiptoken': f'{round_id}.{page_index + 1}'}, safe='$')}"
@@ -118,18 +119,29 @@ def _paged(items: list[dict]) -> list[list[dict]]:
     return [items[i : i + MAX_PAGE_SIZE] for i in range(0, len(items), MAX_PAGE_SIZE)]
 
 
-def _device_changes(tenant: SimulatedTenant, query: dict[str, str], previous: dict[str, bytes] | None):
-    state: dict[str, bytes] = {}
+class Projected(list):
+    """A page of devices kept as the tenant's own objects, projected with $select only when served."""
+
+    def __init__(self, items: list[dict], query: dict[str, str]):
+        super().__init__(items)
+        self.query = query
+
+    def shown(self) -> list[dict]:
+        return [item if "@removed" in item else select(item, self.query) for item in self]
+
+
+def _device_changes(tenant: SimulatedTenant, query: dict[str, str], previous: dict[str, int] | None):
+    # The state a token stands for: a hash of each device as selected (small enough for 100,000 devices).
+    state: dict[str, int] = {}
     changed: list[dict] = []
     for device in tenant.devices:
-        shown = select(device, query)
-        digest = orjson.dumps(shown)
+        digest = hash(orjson.dumps(select(device, query)))
         state[device["id"]] = digest
         if previous is None or previous.get(device["id"]) != digest:
-            changed.append(shown)
+            changed.append(device)
     if previous is not None:
         changed.extend({"id": gone, "@removed": {"reason": "deleted"}} for gone in previous.keys() - state.keys())
-    return _paged(changed), state
+    return [Projected(page, query) for page in _paged(changed)], state
 
 
 def _devices_delta(tenant: SimulatedTenant, match, query: dict[str, str], headers, form) -> Response:
