@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -247,6 +247,18 @@ def test_a_quote_in_a_filtered_name_is_doubled(builder, settings):
     assert directory.equals("operatingSystem", "Windows") == directory.WINDOWS_ONLY == "operatingSystem eq 'Windows'"
 
 
+def test_managed_devices_filter_on_their_last_check_in(builder):
+    builder.device(last_sync_days=0.5)
+    builder.device(last_sync_days=3)
+    builder.device(operating_system="iOS", last_sync_days=0.1)
+    graph = client_for(SimulatedTenant(builder.as_json()))
+    since = (builder.now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    answer = graph.get(MANAGED, {"$filter": f"{directory.WINDOWS_ONLY} and lastSyncDateTime gt {since}"})
+
+    assert [m["azureADDeviceId"] for m in answer["value"]] == [builder.devices[0]["deviceId"]]
+
+
 def test_directory_lists_come_in_pages_of_999_and_intunes_in_pages_of_1000(builder):
     for _ in range(1001):
         builder.device(member_of=None)
@@ -299,3 +311,20 @@ def test_latency_is_applied_per_request_and_concurrent_requests_wait_together(bu
 
     assert one_after_another >= 0.45
     assert 0.15 <= at_once < 0.45
+
+
+def test_batches_can_go_out_at_once(builder, settings):
+    for _ in range(60):
+        builder.device()
+    tenant = SimulatedTenant(builder.as_json())
+    graph = client_for(tenant)
+    graph.get("/v1.0/devices")
+    settings.AUTOPATCH_SIMULATED_LATENCY_MS = 200
+    urls = [managed_device_url(m["id"]) for m in builder.managed]
+
+    started = time.monotonic()
+    answers = graph.batch(urls, workers=3)
+    elapsed = time.monotonic() - started
+
+    assert tenant.requests["POST /beta/$batch"] == 3 and all(a.error is None for a in answers)
+    assert 0.2 <= elapsed < 0.5  # one after another, three batches take 0.6 s

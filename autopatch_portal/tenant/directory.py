@@ -116,16 +116,17 @@ def managed_device_url(managed_id: str) -> str:
     return f"/beta/deviceManagement/managedDevices/{managed_id}?$select={MANAGED_SELECT}"
 
 
-def fill_list_blanks(graph: GraphClient, managed_items: Iterable[dict[str, Any]]) -> tuple[list[dict], dict[str, str]]:
+def fill_list_blanks(graph: GraphClient, managed_items: Iterable[dict[str, Any]],
+                     workers: int = 1) -> tuple[list[dict], dict[str, str]]:  # fmt: skip
     """Look up, through JSON batching, every listed managed device with list blanks, and complete it with the
     device's own GET. The items are completed in place and returned, with those that could not be looked up
     (their answer was an error, after the throttled ones were retried) as {managed device ID: error}: each of
     those carries, under BLANKS, the names of its properties still blank, so that evaluation does not fail a
-    device on them."""
+    device on them. `workers` batches are sent at once."""
     items = list(managed_items)
     blank = [(item, names) for item in items if (names := list_blanks(item)) and item.get("id")]
     unresolved: dict[str, str] = {}
-    answers = graph.batch([managed_device_url(str(item["id"])) for item, _ in blank]) if blank else []
+    answers = graph.batch([managed_device_url(str(item["id"])) for item, _ in blank], workers) if blank else []
     for (item, names), answer in zip(blank, answers, strict=True):
         body = answer.body if isinstance(answer.body, dict) else {}
         # The reference page's example wraps the device in "value"; Graph answers it bare: take either.

@@ -6,8 +6,10 @@ import json
 import logging
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,6 +162,7 @@ class GraphClient:
         self.max_backoff = max_backoff
         self.sleep = sleep
         self.requests_made = 0
+        self._count = threading.Lock()  # reads that run at once share the client
 
     def get(self, url: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> dict:
         """One GET, retried on throttling, 5xx, time-outs and malformed JSON, at most max_retries times."""
@@ -178,7 +181,8 @@ class GraphClient:
             attempt += 1
             wait: float | None = None
             try:
-                self.requests_made += 1
+                with self._count:
+                    self.requests_made += 1
                 response = self.session.request(
                     method, url, params=params, json=json_body, timeout=self.timeout,
                     headers={"Authorization": f"Bearer {self.token()}", "Accept": "application/json", **(headers or {})},
@@ -210,41 +214,51 @@ class GraphClient:
     def _backoff(self, attempt: int) -> float:
         return min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
 
-    def batch(self, requests_: Sequence[str | dict[str, Any]]) -> list[BatchAnswer]:
+    def batch(self, requests_: Sequence[str | dict[str, Any]], workers: int = 1) -> list[BatchAnswer]:
         """Send requests through JSON batching (concepts/json-batching.md): `POST /v1.0/$batch` or `/beta/$batch`
-        after the requests' own version, at most 20 a batch. A request is a GET URL ("/beta/...") or a dict with
-        method, url and optionally body and headers. Answers come back in the requests' order (Graph answers in
-        any order, correlated by id). Items throttled (429) or asked to come back (503) are sent again, and only
-        they, after the longest of their Retry-Afters (concepts/throttling.md, "Throttling and batching"); any
-        other item error is returned on its answer, not raised."""
+        after the requests' own version, at most 20 a batch, up to `workers` batches at once. A request is a GET URL
+        ("/beta/...") or a dict with method, url and optionally body and headers. Answers come back in the
+        requests' order (Graph answers in any order, correlated by id). Items throttled (429) or asked to come back
+        (503) are sent again, and only they, after the longest of their Retry-Afters (concepts/throttling.md,
+        "Throttling and batching"); any other item error is returned on its answer, not raised."""
         prepared = [_batch_request(request) for request in requests_]
         answers: list[BatchAnswer] = [BatchAnswer(0) for _ in prepared]
         attempts = [0] * len(prepared)
         pending = list(range(len(prepared)))
         while pending:
+            chunks = [(version, same[start : start + BATCH_LIMIT])
+                      for version in dict.fromkeys(prepared[i][0] for i in pending)
+                      for same in [[i for i in pending if prepared[i][0] == version]]
+                      for start in range(0, len(same), BATCH_LIMIT)]  # fmt: skip
+
+            def send(chunk: tuple[str, list[int]]) -> dict[str, BatchAnswer]:
+                return self._send_batch(chunk[0], {str(i): prepared[i][1] for i in chunk[1]})
+
+            if workers > 1 and len(chunks) > 1:
+                with ThreadPoolExecutor(min(workers, len(chunks))) as pool:
+                    results = list(pool.map(send, chunks))
+            else:
+                results = [send(chunk) for chunk in chunks]
             again: list[int] = []
             wait = 0.0
-            for version in dict.fromkeys(prepared[i][0] for i in pending):
-                same = [i for i in pending if prepared[i][0] == version]
-                for start in range(0, len(same), BATCH_LIMIT):
-                    chunk = same[start : start + BATCH_LIMIT]
-                    answered = self._send_batch(version, {str(i): prepared[i][1] for i in chunk})
-                    for i in chunk:
-                        attempts[i] += 1
-                        url = f"{GRAPH}/{version}{prepared[i][1]['url']}"
-                        answer = answers[i] = answered.get(str(i)) or BatchAnswer(0)
-                        if answer.status in WAIT_AND_RETRY and attempts[i] <= self.max_retries:
-                            again.append(i)
-                            after = retry_after_seconds(answer.headers)
-                            wait = max(wait, after if after is not None else self._backoff(attempts[i]))
-                        elif answer.status == 0:
-                            answer.error = GraphError(f"Graph's batch answer has no response for {_short(url)}", url=url)
-                        elif not 200 <= answer.status < 300:
-                            error = error_from(answer.status, answer.body, url)
-                            if answer.status in WAIT_AND_RETRY:
-                                error = GraphError(f"{error} (gave up after {attempts[i]} attempts)", status=error.status,
-                                                   code=error.code, request_id=error.request_id, url=url)  # fmt: skip
-                            answer.error = error
+            for (version, chunk), answered in zip(chunks, results, strict=True):
+                for i in chunk:
+                    attempts[i] += 1
+                    url = f"{GRAPH}/{version}{prepared[i][1]['url']}"
+                    answer = answers[i] = answered.get(str(i)) or BatchAnswer(0)
+                    if answer.status in WAIT_AND_RETRY and attempts[i] <= self.max_retries:
+                        again.append(i)
+                        after = retry_after_seconds(answer.headers)
+                        wait = max(wait, after if after is not None else self._backoff(attempts[i]))
+                    elif answer.status == 0:
+                        answer.error = GraphError(f"Graph's batch answer has no response for {_short(url)}", url=url)
+                    elif not 200 <= answer.status < 300:
+                        text = answer.body[:200] if isinstance(answer.body, str) else ""
+                        error = error_from(answer.status, answer.body, url, text=text)
+                        if answer.status in WAIT_AND_RETRY:
+                            error = GraphError(f"{error} (gave up after {attempts[i]} attempts)", status=error.status,
+                                               code=error.code, request_id=error.request_id, url=url)  # fmt: skip
+                        answer.error = error
             if again:
                 log.info("%d batched Graph requests throttled; retrying in %.2f s", len(again), wait)
                 self.sleep(wait)

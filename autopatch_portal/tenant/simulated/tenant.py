@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import operator
 import re
 import secrets
 import threading
@@ -38,6 +39,18 @@ MANAGED_DEVICE_FIELDS = (
     "managementAgent", "ownerType", "skuFamily", "skuNumber", "processorArchitecture", "joinType",
     "serialNumber", "model", "manufacturer", "userPrincipalName",
 )  # fmt: skip
+
+
+# A `$filter` clause on managed devices: a property eq a quoted string ('' is a quote), or compared with a time.
+FILTER_CLAUSE = r"(\w+) (eq|gt|ge|lt|le) ('(?:[^']|'')*'|\d{4}-\d\d-\d\dT[0-9:.]+(?:Z|[+-]\d\d:\d\d))"
+COMPARISONS = {"eq": operator.eq, "gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}
+
+
+def _moment(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
 
 
 class TenantFileError(ValueError):
@@ -145,7 +158,7 @@ class SimulatedTenant:
         self._lock = threading.Lock()
         # (method, host, path pattern, handler(tenant, match, query, headers, form)): sign-in adds its own.
         self.extra_routes: list[tuple[str, str, str, Any]] = []
-        self._filter_cache: dict[tuple[str, str], list[dict]] = {}
+        self._filter_cache: dict[str, list[dict]] = {}
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -292,13 +305,12 @@ class SimulatedTenant:
                                    "'microsoft.graph.managedDevice'.")  # fmt: skip
             if managed_match.group(1):
                 return self._managed_device(managed_match.group(1), query, parts)
-            items = self.managed_devices
+            items: list[dict] | None = self.managed_devices
             wanted = query.get("$filter", "")
             if wanted:
-                os_match = re.fullmatch(r"operatingSystem eq '((?:[^']|'')*)'", wanted)
-                if not os_match:
+                items = self._filtered(wanted)
+                if items is None:
                     return intune_error(400, "BadRequest", f"Unsupported filter: {wanted}")
-                items = self._filtered(("operatingSystem", os_match.group(1).replace("''", "'")))
             return self._page(items, query, parts, resolve=self._listed, intune=True)
         return graph_error(400, "BadRequest", f"Resource not found for the segment '{resource.split('/')[0]}'.")
 
@@ -388,14 +400,35 @@ class SimulatedTenant:
                               "body": answered})  # fmt: skip
         return json_response(200, {"responses": responses[::-1]})
 
-    def _filtered(self, key: tuple[str, str]) -> list[dict]:
-        """Managed devices whose field equals a value, computed once per filter (pages ask again and again)."""
-        cached = self._filter_cache.get(key)
-        if cached is None:
-            field_name, value = key
-            cached = [m for m in self.managed_devices if (m.get(field_name) or "") == value]
-            self._filter_cache[key] = cached
-        return cached
+    def _filtered(self, wanted: str) -> list[dict] | None:
+        """Managed devices that match a `$filter` of clauses joined by `and` (a property eq a quoted string, or
+        a date-time property compared with a time), computed once per filter (pages ask again and again); None
+        for a filter the simulation does not understand, such as a string with a lone quote."""
+        cached = self._filter_cache.get(wanted)
+        if cached is not None:
+            return cached
+        if not re.fullmatch(rf"{FILTER_CLAUSE}(?: and {FILTER_CLAUSE})*", wanted):
+            return None
+        clauses: list[tuple[str, Any, Any, bool]] = []  # (property, comparison, value, whether a time)
+        for name, op, literal in re.findall(FILTER_CLAUSE, wanted):
+            if literal.startswith("'") and op != "eq":
+                return None
+            timed = not literal.startswith("'")
+            clauses.append((name, COMPARISONS[op], _moment(literal) if timed else literal[1:-1].replace("''", "'"), timed))
+
+        def matches(managed: dict) -> bool:
+            for name, compare, value, timed in clauses:
+                have = _moment(managed.get(name)) if timed else managed.get(name) or ""
+                if have is None or not compare(have, value):
+                    return False
+            return True
+
+        found = [m for m in self.managed_devices if matches(m)]
+        with self._lock:
+            if len(self._filter_cache) >= 8:  # a run's filter changes with its time: keep the memory bounded
+                self._filter_cache.pop(next(iter(self._filter_cache)))
+            self._filter_cache[wanted] = found
+        return found
 
     def _page(self, items: list, query: dict[str, str], parts, typed: bool = False, resolve=None,
               intune: bool = False) -> Response:  # fmt: skip
