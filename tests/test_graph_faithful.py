@@ -70,6 +70,11 @@ def test_intunes_inline_support_details_are_shortened_too():
     assert intune_message(text) == ("Application is not authorized to perform this operation "
                                     "(activity ID cc7fa3b3-bb25-420b-bfb2-1498e598ba43)")  # fmt: skip
     assert intune_message("Resource 'x' does not exist.") == "Resource 'x' does not exist."
+    nested = ('{\r\n  "_version": 3,\r\n  "Message": "An internal server error has occurred - Operation ID (for customer '
+              'support): 5c0e6f2a-1b7d-4e55-9a54-3f0f2a4c1d11 - Activity ID: 7d2f1c7e-88aa-4b0e-b5a7-0e4c9d1f2a33 - Url: '
+              'https://fef.msua06.manage.microsoft.com/x",\r\n  "CustomApiErrorPhrase": "",\r\n  "RetryAfter": null\r\n}')
+    assert intune_message(nested) == ("An internal server error has occurred (operation ID "
+                                      "5c0e6f2a-1b7d-4e55-9a54-3f0f2a4c1d11, activity ID 7d2f1c7e-88aa-4b0e-b5a7-0e4c9d1f2a33)")
 
 
 @pytest.mark.django_db

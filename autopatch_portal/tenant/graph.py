@@ -70,7 +70,7 @@ def error_from(status: int, payload: Any, url: str, reason: str = "", text: str 
 # Intune appends support details to its messages: " - Operation ID (for customer support): ... - Activity ID: ...
 # - Url: ..." (the Url is Intune's internal service address, of no use to an admin).
 _INTUNE_DETAIL = re.compile(r"\s+-\s+(?=(?:Operation ID|Activity ID|Url|CustomApiErrorPhrase)\b)")
-_NO_ID = re.compile(r"[0-]*")
+_NO_ID = re.compile(r"[0-]*")  # Intune often sends an all-zero operation ID: nothing worth quoting
 
 
 def intune_message(message: str) -> str:
