@@ -194,6 +194,18 @@ def test_a_share_of_a_generated_tenant_lists_blank_and_a_file_without_it_lists_n
     assert with_share.list_blank_ids == SimulatedTenant(builder.as_json()).list_blank_ids  # the same at every load
 
 
+def test_generated_tenants_and_the_demo_tenant_list_a_few_blanks():
+    from autopatch_portal.tenant.connection import DEMO_TENANT_FILE
+    from autopatch_portal.tenant.simulated import load_tenant_file
+    from autopatch_portal.tenant.simulated.generator import make_tenant
+
+    generated = SimulatedTenant(make_tenant(500, seed=2).as_json())
+    demo = load_tenant_file(DEMO_TENANT_FILE)
+
+    assert 0 < len(generated.list_blank_ids) < len(generated.managed_devices) * 0.05
+    assert 0 < len(demo.list_blank_ids) < len(demo.managed_devices) * 0.05
+
+
 @pytest.mark.parametrize("simulation", [{"listBlankShare": 2}, {"listBlankShare": "5%"}, {"listBlankIds": ["nope"]}, []])
 def test_a_wrong_simulation_setting_names_what_is_wrong(builder, simulation):
     builder.device()

@@ -375,8 +375,10 @@ class SimulatedTenant:
         except (ValueError, KeyError, TypeError):
             return graph_error(400, "BadRequest", "Invalid batch payload format.")
         if not isinstance(requests, list) or not all(isinstance(r, dict) and {"id", "method", "url"} <= set(r)
+                                                     and isinstance(r.get("headers", {}), dict)
                                                      for r in requests):  # fmt: skip
-            return graph_error(400, "BadRequest", "Each request in a batch needs an id, a method and a url.")
+            return graph_error(400, "BadRequest", "Each request in a batch needs an id, a method and a url, and its "
+                               "headers are an object.")  # fmt: skip
         if not 1 <= len(requests) <= BATCH_LIMIT:
             return graph_error(400, "BadRequest", f"The batch holds {len(requests)} requests; the limit is 20.")
         if len({str(r["id"]).lower() for r in requests}) != len(requests):
