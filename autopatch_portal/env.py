@@ -26,14 +26,18 @@ def envbool(name: str, default: bool) -> bool:
     raise ImproperEnvironment(f"{name} must be True or False, not {value!r}")
 
 
-def envint(name: str, default: int) -> int:
+def envint(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
     value = os.environ.get(name)
     if value is None or value == "":
         return default
     try:
-        return int(value)
+        number = int(value)
     except ValueError as exc:
         raise ImproperEnvironment(f"{name} must be a whole number, not {value!r}") from exc
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        bounds = f"from {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise ImproperEnvironment(f"{name} must be a whole number {bounds}, not {value!r}")
+    return number
 
 
 def envlist(name: str, default: str) -> list[str]:

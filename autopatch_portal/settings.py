@@ -196,6 +196,9 @@ AUTOPATCH_GRAPH_TIMEOUT = envint("AUTOPATCH_GRAPH_TIMEOUT", 30)
 AUTOPATCH_GRAPH_MAX_RETRIES = envint("AUTOPATCH_GRAPH_MAX_RETRIES", 5)
 AUTOPATCH_GRAPH_BACKOFF_MS = envint("AUTOPATCH_GRAPH_BACKOFF_MS", 1000)  # first retry's wait; doubles, capped at 30 s
 AUTOPATCH_GRAPH_PAGE_SIZE = envint("AUTOPATCH_GRAPH_PAGE_SIZE", 999)  # Graph's most for directory objects
+AUTOPATCH_INTUNE_PAGE_SIZE = envint("AUTOPATCH_INTUNE_PAGE_SIZE", 1000, minimum=1, maximum=1000)  # Intune's most
+# The simulated tenant's answer time per request, so that concurrent reads can be measured; 0 answers at once.
+AUTOPATCH_SIMULATED_LATENCY_MS = envint("AUTOPATCH_SIMULATED_LATENCY_MS", 0, minimum=0)
 # A discovery lease is renewed as the run goes; a crashed worker's lease lapses after this.
 AUTOPATCH_DISCOVERY_LEASE_SECONDS = envint("AUTOPATCH_DISCOVERY_LEASE_SECONDS", 300)
 # Intune's managed devices have no delta query: runs read those synced since the last read (less a margin,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from autopatch_portal.tenant.directory import BLANKS, CO_MANAGED_AGENTS
 from autopatch_portal.tenant.reports import READINESS_CHECK_NAMES
 
 CHECK_IN_WINDOW = timedelta(days=28)
@@ -31,9 +32,8 @@ PREREQUISITE_CHECKS = (
 
 READINESS_CHECKS = READINESS_CHECK_NAMES
 
-# Intune's managementAgent values: managed by Intune alone, or co-managed with Configuration Manager.
+# Intune's managementAgent values: managed by Intune alone (co-managed with Configuration Manager: CO_MANAGED_AGENTS).
 INTUNE_AGENTS = {"mdm", "easmdm", "intuneclient", "easintuneclient", "intuneaosp", "microsoft365managedmdm", "windowsmanagementcloudapi"}
-CO_MANAGED_AGENTS = {"configurationmanagerclientmdm", "configurationmanagerclientmdmeas"}
 CO_MANAGEMENT_WORKLOADS_NEEDED = {
     "windowsUpdateForBusiness": "Windows Update policies",
     "deviceConfiguration": "Device configuration",
@@ -85,6 +85,11 @@ class Candidate:
     def co_managed(self) -> bool:
         return self.agent in CO_MANAGED_AGENTS
 
+    def not_reported(self, prop: str) -> bool:
+        """Intune's list left the property blank and the device's own GET could not be made: its value is not
+        known yet, so no check fails on it (the next run looks it up again)."""
+        return prop in ((self.managed or {}).get(BLANKS) or ())
+
 
 def parse_graph_time(value: str | None) -> datetime | None:
     if not value or value.startswith("0001-01-01"):
@@ -101,6 +106,11 @@ def passed(name: str) -> CheckResult:
 
 def failed(name: str, reason: str, remediation: str) -> CheckResult:
     return CheckResult(name, False, reason, remediation)
+
+
+def not_reported_yet(name: str, what: str) -> CheckResult:
+    """A check that cannot be made yet passes, saying why: a blank Intune has yet to report never fails a device."""
+    return CheckResult(name, True, f"Intune has not reported the device's {what} yet; it is checked when it does.")
 
 
 def intune_or_cloud_attached(c: Candidate) -> CheckResult:
@@ -199,6 +209,8 @@ def windows_edition(c: Candidate) -> CheckResult:
     edition, supported = edition_of(c)
     if supported:
         return passed(name)
+    if supported is None and c.not_reported("skuNumber"):
+        return not_reported_yet(name, "Windows edition (SKU)")
     if supported is None:
         return failed(name, "The Windows edition could not be determined from Intune or Azure AD.",
                       f"Make sure the device runs Windows {SUPPORTED_EDITION_NAMES} and syncs with Intune.")
@@ -231,6 +243,8 @@ def os_build_and_architecture(c: Candidate) -> CheckResult:
                             "Windows 11, is required.",
                       "Update the device to a supported release of Windows 10 or to Windows 11.")  # fmt: skip
     arch = (m.get("processorArchitecture") or "").lower()
+    if c.not_reported("processorArchitecture"):
+        return not_reported_yet(name, "processor architecture")
     if arch not in ("x64", "amd64"):
         return failed(name, f"The device's processor architecture is {arch or 'not reported'}; only x64 is supported.",
                       "Register x64 devices only.")
@@ -241,6 +255,8 @@ def co_management_workloads(c: Candidate) -> CheckResult:
     name = CO_MANAGEMENT_WORKLOADS
     if not c.co_managed:
         return passed(name)
+    if c.not_reported("configurationManagerClientEnabledFeatures"):
+        return not_reported_yet(name, "co-management workloads")
     features = (c.managed or {}).get("configurationManagerClientEnabledFeatures") or {}
     missing = [label for key, label in CO_MANAGEMENT_WORKLOADS_NEEDED.items() if not features.get(key)]
     if not missing:

@@ -234,3 +234,27 @@ def test_a_device_whose_check_in_ages_past_28_days_between_runs_becomes_inactive
 
     assert run.counts["evaluated"] == 1
     assert device(ageing).readiness_status == ReadinessStatus.INACTIVE
+
+
+def test_list_blanks_are_looked_up_and_one_that_was_throttled_is_looked_up_again_next_run(builder, use_tenant):
+    filled = builder.device(list_blank=True)
+    throttled = builder.device(list_blank=True)
+    tenant = use_tenant(builder)
+    # Every batch answers the second device 429 until the client gives up on it (5 retries).
+    throttled_id = builder.managed_device_of(throttled)["id"]
+    tenant.inject(f"/beta/deviceManagement/managedDevices/{throttled_id}", 429, times=6, retry_after="0")
+
+    first = discover_now()
+
+    assert first.status == DiscoveryRun.Status.PARTIAL
+    assert any(throttled_id in error["message"] for error in first.errors)
+    assert device(filled).architecture == "x64" and device(filled).edition == "Enterprise"
+    assert device(throttled).readiness_status == ReadinessStatus.ACTIVE  # not failed on a blank not looked up
+    assert "not reported" in str(device(throttled).checks)
+    tenant.requests.clear()
+
+    second = discover_now()  # nothing synced: the blank is looked up again all the same
+
+    assert second.status == DiscoveryRun.Status.SUCCEEDED
+    assert tenant.requests["POST /beta/$batch"] == 1
+    assert device(throttled).architecture == "x64"

@@ -5,14 +5,16 @@ URLs themselves. Routes and properties follow Microsoft's Graph reference (micro
 - group members: api-reference/v1.0/api/group-list-members.md (direct members, `$top` up to 999)
 - devices: api-reference/v1.0/api/device-list.md (`$select`, `$top` up to 999)
 - managed devices: api-reference/beta/api/intune-devices-manageddevice-list.md (beta for skuNumber,
-  processorArchitecture, joinType, ownerType and the co-management workloads)
+  processorArchitecture, joinType, ownerType and the co-management workloads; Intune pages hold up to 1,000)
+- one managed device: api-reference/beta/api/intune-devices-manageddevice-get.md, through JSON batching
+  (concepts/json-batching.md) to fill what the list left blank
 - group owners: api-reference/v1.0/api/group-post-owners.md
 - member groups: api-reference/v1.0/api/directoryobject-getmembergroups.md
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.conf import settings
@@ -34,7 +36,10 @@ MANAGED_SELECT = ",".join(
      "ownerType", "skuFamily", "skuNumber", "processorArchitecture", "joinType", "serialNumber", "model",
      "manufacturer", "userPrincipalName", "configurationManagerClientEnabledFeatures")
 )  # fmt: skip
-WINDOWS_ONLY = "operatingSystem eq 'Windows'"
+# Intune's managementAgent values of a device co-managed with Configuration Manager (lower-cased).
+CO_MANAGED_AGENTS = frozenset({"configurationmanagerclientmdm", "configurationmanagerclientmdmeas"})
+# Set on a managed device whose list blanks could not be looked up: the names of the properties still blank.
+BLANKS = "@portal.blanks"
 
 
 class RegistrationGroupError(GraphError):
@@ -46,12 +51,20 @@ def quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def equals(name: str, value: str) -> str:
+    """A `$filter` clause `name eq 'value'`; every string a filter compares goes through quote()."""
+    return f"{name} eq {quote(value)}"
+
+
+WINDOWS_ONLY = equals("operatingSystem", "Windows")
+
+
 def registration_group_id(graph: GraphClient, configured_id: str = "") -> str:
     """The registration group's object ID: the configured one, or the one group carrying its name."""
     if configured_id:
         return configured_id
     name = settings.AUTOPATCH_REGISTRATION_GROUP_NAME
-    found = [g for page in graph.pages("/v1.0/groups", {"$filter": f"displayName eq {quote(name)}",
+    found = [g for page in graph.pages("/v1.0/groups", {"$filter": equals("displayName", name),
                                                         "$select": "id,displayName"}) for g in page]  # fmt: skip
     if len(found) != 1:
         raise RegistrationGroupError(
@@ -77,8 +90,10 @@ def device_pages(graph: GraphClient, page_size: int | None = None) -> Iterator[l
 
 
 def managed_device_pages(graph: GraphClient, page_size: int | None = None) -> Iterator[list[dict]]:
-    """Every Windows device Intune manages, from beta (see the module's note)."""
-    params = {"$select": MANAGED_SELECT, "$filter": WINDOWS_ONLY, "$top": page_size or settings.AUTOPATCH_GRAPH_PAGE_SIZE}
+    """Every Windows device Intune manages, from beta (see the module's note), in Intune's pages of up to 1,000.
+    Some items may hold list blanks: see fill_list_blanks()."""
+    params = {"$select": MANAGED_SELECT, "$filter": WINDOWS_ONLY,
+              "$top": page_size or settings.AUTOPATCH_INTUNE_PAGE_SIZE}  # fmt: skip
     return graph.pages("/beta/deviceManagement/managedDevices", params)
 
 
@@ -89,6 +104,49 @@ def member_names(graph: GraphClient, group_id: str, odata_type: str) -> dict[str
     params = {"$select": "id,displayName", "$count": "true", "$top": settings.AUTOPATCH_GRAPH_PAGE_SIZE}
     pages = graph.pages(f"{members_url(group_id)}/{odata_type}", params, headers={"ConsistencyLevel": "eventual"})
     return {m["id"]: m.get("displayName") or "" for page in pages for m in page if isinstance(m.get("id"), str)}
+
+
+def list_blanks(managed: dict[str, Any]) -> list[str]:
+    """The properties of a listed managed device that Intune's list answer may have left at their defaults, which
+    a GET of the one device fills in: processorArchitecture "unknown", skuNumber missing or 0, and the co-management
+    workloads (configurationManagerClientEnabledFeatures) missing on a co-managed device."""
+    blanks = []
+    if str(managed.get("processorArchitecture") or "unknown").lower() == "unknown":
+        blanks.append("processorArchitecture")
+    if not managed.get("skuNumber"):
+        blanks.append("skuNumber")
+    agent = str(managed.get("managementAgent") or "").lower()
+    if agent in CO_MANAGED_AGENTS and not managed.get("configurationManagerClientEnabledFeatures"):
+        blanks.append("configurationManagerClientEnabledFeatures")
+    return blanks
+
+
+def managed_device_url(managed_id: str) -> str:
+    return f"/beta/deviceManagement/managedDevices/{managed_id}?$select={MANAGED_SELECT}"
+
+
+def fill_list_blanks(graph: GraphClient, managed_items: Iterable[dict[str, Any]],
+                     workers: int = 1) -> tuple[list[dict], dict[str, str]]:  # fmt: skip
+    """Look up, through JSON batching, every listed managed device with list blanks, and complete it with the
+    device's own GET. The items are completed in place and returned, with those that could not be looked up
+    (their answer was an error, after the throttled ones were retried) as {managed device ID: error}: each of
+    those carries, under BLANKS, the names of its properties still blank, so that evaluation does not fail a
+    device on them. `workers` batches are sent at once."""
+    items = list(managed_items)
+    blank = [(item, names) for item in items if (names := list_blanks(item)) and item.get("id")]
+    unresolved: dict[str, str] = {}
+    answers = graph.batch([managed_device_url(str(item["id"])) for item, _ in blank], workers) if blank else []
+    for (item, names), answer in zip(blank, answers, strict=True):
+        body = answer.body if isinstance(answer.body, dict) else {}
+        # The reference page's example wraps the device in "value"; Graph answers it bare: take either.
+        found = body.get("value") if isinstance(body.get("value"), dict) else body
+        if answer.error is None and found.get("id") == item["id"]:
+            item.update({key: value for key, value in found.items() if not key.startswith("@")})
+            item.pop(BLANKS, None)
+        else:
+            unresolved[str(item["id"])] = str(answer.error or f"Graph answered another device for {item['id']}")
+            item[BLANKS] = names
+    return items, unresolved
 
 
 def group(graph: GraphClient, group_id: str) -> dict[str, Any]:

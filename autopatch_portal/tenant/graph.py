@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
+import re
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import msal
 import orjson
 import requests
+from requests.structures import CaseInsensitiveDict
 
 log = logging.getLogger(__name__)
 
 GRAPH = "https://graph.microsoft.com"
 GRAPH_SCOPE = ["https://graph.microsoft.com/.default"]
+# concepts/json-batching.md: "JSON batch requests are currently limited to 20 individual requests."
+BATCH_LIMIT = 20
+# Answers that carry a Retry-After worth waiting for: throttling, and a service that asks to come back later.
+WAIT_AND_RETRY = (429, 503)
 
 
 class GraphError(Exception):
@@ -35,31 +45,69 @@ class TokenError(GraphError):
 
 def parse_error(response: requests.Response) -> GraphError:
     """Turn Graph's error JSON ({"error": {"code", "message", "innerError"}}) into a GraphError."""
-    code, message, request_id = "", response.text[:200] or response.reason, ""
     try:
-        error = response.json().get("error", {})
-        if isinstance(error, dict):
-            code = error.get("code", "")
-            message = error.get("message", message)
-            inner = error.get("innerError") or error.get("innererror") or {}
-            request_id = inner.get("request-id") or inner.get("requestId") or ""
+        payload = response.json()
     except ValueError:
-        pass
+        payload = None
+    return error_from(response.status_code, payload, response.url, response.reason, response.text[:200])
+
+
+def error_from(status: int, payload: Any, url: str, reason: str = "", text: str = "") -> GraphError:
+    """A GraphError from an error answer's status and JSON (a whole response's or one batch item's)."""
+    code, message, request_id = "", text or reason, ""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        code = str(error.get("code") or "")
+        message = intune_message(str(error.get("message") or message))
+        inner = error.get("innerError") or error.get("innererror") or {}
+        if isinstance(inner, dict):
+            request_id = str(inner.get("request-id") or inner.get("requestId") or "")
     detail = f" (request-id {request_id})" if request_id else ""
-    return GraphError(
-        f"Graph answered {response.status_code} {code or response.reason} for {_short(response.url)}: "
-        f"{message}{detail}",
-        status=response.status_code, code=code, request_id=request_id, url=response.url,
-    )  # fmt: skip
+    return GraphError(f"Graph answered {status} {code or reason} for {_short(url)}: {message}{detail}",
+                      status=status, code=code, request_id=request_id, url=url)  # fmt: skip
+
+
+# Intune appends support details to its messages: " - Operation ID (for customer support): ... - Activity ID: ...
+# - Url: ..." (the Url is Intune's internal service address, of no use to an admin).
+_INTUNE_DETAIL = re.compile(r"\s+-\s+(?=(?:Operation ID|Activity ID|Url|CustomApiErrorPhrase)\b)")
+_NO_ID = re.compile(r"[0-]*")  # Intune often sends an all-zero operation ID: nothing worth quoting
+
+
+def intune_message(message: str) -> str:
+    """Intune's errors carry a JSON text in `error.message` ({"_version": 3, "Message": "...", "CustomApiErrorPhrase":
+    "", ...}, or the same details inline): its readable Message with the operation and activity IDs support asks for.
+    Any other message is returned as it is."""
+    text, phrase = message, ""
+    if message.lstrip().startswith("{"):
+        try:
+            inner = json.loads(message)
+        except ValueError:
+            return message
+        if not isinstance(inner, dict) or not isinstance(inner.get("Message"), str):
+            return message
+        text, phrase = inner["Message"], str(inner.get("CustomApiErrorPhrase") or "")
+    readable, *details = _INTUNE_DETAIL.split(text)
+    ids = []
+    for detail in details:
+        label, _, value = detail.partition(":")
+        value = value.strip()
+        if label.startswith("CustomApiErrorPhrase"):
+            phrase = phrase or value
+        elif label.startswith(("Operation ID", "Activity ID")) and value and not _NO_ID.fullmatch(value):
+            ids.append(f"{'operation' if label.startswith('Operation') else 'activity'} ID {value}")
+    readable = readable.strip() or text.strip()
+    if phrase:
+        readable = f"{readable} [{phrase}]"
+    return f"{readable} ({', '.join(ids)})" if ids else readable
 
 
 def _short(url: str) -> str:
     return url.split("?", 1)[0]
 
 
-def retry_after_seconds(response: requests.Response) -> float | None:
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """Graph's Retry-After is seconds and may be a decimal such as 2.128."""
-    value = response.headers.get("Retry-After")
+    value = CaseInsensitiveDict(headers).get("Retry-After")
     if value is None:
         return None
     try:
@@ -80,6 +128,16 @@ def client_token_provider(app: msal.ConfidentialClientApplication) -> Callable[[
         return result["access_token"]
 
     return token
+
+
+@dataclass
+class BatchAnswer:
+    """One request's answer inside a JSON batch: its status, body and headers, and its error if it failed."""
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    error: GraphError | None = None
 
 
 class GraphClient:
@@ -104,6 +162,7 @@ class GraphClient:
         self.max_backoff = max_backoff
         self.sleep = sleep
         self.requests_made = 0
+        self._count = threading.Lock()  # reads that run at once share the client
 
     def get(self, url: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> dict:
         """One GET, retried on throttling, 5xx, time-outs and malformed JSON, at most max_retries times."""
@@ -122,7 +181,8 @@ class GraphClient:
             attempt += 1
             wait: float | None = None
             try:
-                self.requests_made += 1
+                with self._count:
+                    self.requests_made += 1
                 response = self.session.request(
                     method, url, params=params, json=json_body, timeout=self.timeout,
                     headers={"Authorization": f"Bearer {self.token()}", "Accept": "application/json", **(headers or {})},
@@ -139,17 +199,88 @@ class GraphClient:
                         failure = GraphError(f"Graph sent a malformed page for {_short(url)}: not JSON", url=url)
                 else:
                     failure = parse_error(response)
-                    if response.status_code == 429:
-                        wait = retry_after_seconds(response)
+                    if response.status_code in WAIT_AND_RETRY:
+                        wait = retry_after_seconds(response.headers)
                     elif response.status_code < 500 and response.status_code != 408:
                         raise failure
             if attempt > self.max_retries:
                 raise GraphError(f"{failure} (gave up after {attempt} attempts)", status=failure.status,
                                  code=failure.code, request_id=failure.request_id, url=url)  # fmt: skip
             if wait is None:
-                wait = min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+                wait = self._backoff(attempt)
             log.info("Graph request to %s failed (%s); retrying in %.2f s", _short(url), failure.status, wait)
             self.sleep(wait)
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+
+    def batch(self, requests_: Sequence[str | dict[str, Any]], workers: int = 1) -> list[BatchAnswer]:
+        """Send requests through JSON batching (concepts/json-batching.md): `POST /v1.0/$batch` or `/beta/$batch`
+        after the requests' own version, at most 20 a batch, up to `workers` batches at once. A request is a GET URL
+        ("/beta/...") or a dict with method, url and optionally body and headers. Answers come back in the
+        requests' order (Graph answers in any order, correlated by id). Items throttled (429) or asked to come back
+        (503) are sent again, and only they, after the longest of their Retry-Afters (concepts/throttling.md,
+        "Throttling and batching"); any other item error is returned on its answer, not raised."""
+        prepared = [_batch_request(request) for request in requests_]
+        answers: list[BatchAnswer] = [BatchAnswer(0) for _ in prepared]
+        attempts = [0] * len(prepared)
+        pending = list(range(len(prepared)))
+        while pending:
+            chunks = [(version, same[start : start + BATCH_LIMIT])
+                      for version in dict.fromkeys(prepared[i][0] for i in pending)
+                      for same in [[i for i in pending if prepared[i][0] == version]]
+                      for start in range(0, len(same), BATCH_LIMIT)]  # fmt: skip
+
+            def send(chunk: tuple[str, list[int]]) -> dict[str, BatchAnswer]:
+                return self._send_batch(chunk[0], {str(i): prepared[i][1] for i in chunk[1]})
+
+            if workers > 1 and len(chunks) > 1:
+                with ThreadPoolExecutor(min(workers, len(chunks))) as pool:
+                    results = list(pool.map(send, chunks))
+            else:
+                results = [send(chunk) for chunk in chunks]
+            again: list[int] = []
+            wait = 0.0
+            for (version, chunk), answered in zip(chunks, results, strict=True):
+                for i in chunk:
+                    attempts[i] += 1
+                    url = f"{GRAPH}/{version}{prepared[i][1]['url']}"
+                    answer = answers[i] = answered.get(str(i)) or BatchAnswer(0)
+                    if answer.status in WAIT_AND_RETRY and attempts[i] <= self.max_retries:
+                        again.append(i)
+                        after = retry_after_seconds(answer.headers)
+                        wait = max(wait, after if after is not None else self._backoff(attempts[i]))
+                    elif answer.status == 0:
+                        answer.error = GraphError(f"Graph's batch answer has no response for {_short(url)}", url=url)
+                    elif not 200 <= answer.status < 300:
+                        text = answer.body[:200] if isinstance(answer.body, str) else ""
+                        error = error_from(answer.status, answer.body, url, text=text)
+                        if answer.status in WAIT_AND_RETRY:
+                            error = GraphError(f"{error} (gave up after {attempts[i]} attempts)", status=error.status,
+                                               code=error.code, request_id=error.request_id, url=url)  # fmt: skip
+                        answer.error = error
+            if again:
+                log.info("%d batched Graph requests throttled; retrying in %.2f s", len(again), wait)
+                self.sleep(wait)
+            pending = again
+        return answers
+
+    def _send_batch(self, version: str, requests_: dict[str, dict[str, Any]]) -> dict[str, BatchAnswer]:
+        """One `$batch` POST; its answers by request id. A batch Graph refuses as a whole raises."""
+        url = f"{GRAPH}/{version}/$batch"
+        payload = self.post(url, {"requests": [{"id": key, **request} for key, request in requests_.items()]})
+        responses = payload.get("responses") if isinstance(payload, dict) else None
+        if not isinstance(responses, list):
+            raise GraphError(f"Graph sent a malformed batch answer for {_short(url)}: no 'responses' list", url=url)
+        answers: dict[str, BatchAnswer] = {}
+        for item in responses:
+            if not isinstance(item, dict) or not isinstance(item.get("status"), int) or "id" not in item:
+                raise GraphError(f"Graph sent a malformed batch answer for {_short(url)}: an item without id or "
+                                 "status", url=url)  # fmt: skip
+            headers = item.get("headers")
+            answers[str(item["id"])] = BatchAnswer(item["status"], item.get("body"),
+                                                   headers if isinstance(headers, dict) else {})  # fmt: skip
+        return answers
 
     def pages(self, url: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Iterator[list[dict]]:
         """Each page's items in turn; the next page is the whole @odata.nextLink URL, not rebuilt."""
@@ -165,6 +296,17 @@ class GraphClient:
             next_url = payload.get("@odata.nextLink")
             if next_url is not None and not isinstance(next_url, str):
                 raise GraphError(f"Graph sent a malformed @odata.nextLink for {_short(url)}", url=url)
+
+
+def _batch_request(request: str | dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A batch item's Graph version and its request, whose url is relative to that version."""
+    item = {"method": "GET", "url": request} if isinstance(request, str) else dict(request)
+    path = str(item["url"]).removeprefix(GRAPH).lstrip("/")
+    version, _, rest = path.partition("/")
+    if version not in ("v1.0", "beta") or not rest:
+        raise ValueError(f"A batched request's URL starts with /v1.0/ or /beta/, not {item['url']!r}")
+    item["url"] = f"/{rest}"
+    return version, item
 
 
 def dumps(item: dict) -> str:

@@ -12,6 +12,7 @@ read keeps its members as they were (the run ends Partial).
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -76,6 +78,7 @@ class Plan:
     nested: set[str]
     links: dict[str, DeltaLink]
     managed_since: Any  # a datetime, or None for a full read
+    blank_managed: list[dict] = field(default_factory=list)  # in the copy with blanks not looked up yet
 
     def link(self, scope: str) -> str:
         found = self.links.get(scope)
@@ -140,8 +143,16 @@ def group_stream(graph: GraphClient, plan: Plan, emit: Emit) -> None:
 
 
 def managed_stream(graph: GraphClient, plan: Plan, emit: Emit) -> None:
-    for page in delta.managed_changes(graph, plan.managed_since):
+    """Intune's changes; a listed device with list blanks is looked up on its own (by JSON batching), and so
+    are the devices whose blanks an earlier run could not look up."""
+    pages = delta.managed_changes(graph, plan.managed_since)
+    if plan.managed_since is not None and plan.blank_managed:
+        pages = itertools.chain(pages, [plan.blank_managed])
+    for page in pages:
+        page, unresolved = directory.fill_list_blanks(graph, page)
         emit(("page", MANAGED, page))
+        if unresolved:
+            emit(("unresolved", unresolved))
     emit(("done", Completed(MANAGED, plan.managed_since is None)))
 
 
@@ -252,7 +263,8 @@ def plan_reading(tenant: TenantConnection, state: RunState) -> Plan:
     since = None
     if managed and managed.read_at and managed.full_read_at and state.now - managed.full_read_at < every:
         since = managed.read_at - timedelta(minutes=settings.AUTOPATCH_INTUNE_SYNC_MARGIN_MINUTES)
-    return Plan(group_id, nested, links, since)
+    blank = TenantObject.objects.filter(kind=ObjectKind.MANAGED, data__contains=f'"{directory.BLANKS}"')
+    return Plan(group_id, nested, links, since, [orjson.loads(data) for data in blank.values_list("data", flat=True)])
 
 
 def read_tenant(tenant: TenantConnection, state: RunState) -> str:
@@ -279,6 +291,10 @@ def read_tenant(tenant: TenantConnection, state: RunState) -> str:
             forget_staged(run, message[1])
         elif kind == "done":
             reading.completed[message[1].scope] = message[1]
+        elif kind == "unresolved":
+            for managed_id, problem in list(message[1].items())[:20]:
+                state.errors.append({"stage": "managed device details",
+                                     "message": f"Managed device {managed_id}: {problem}"})  # fmt: skip
         elif kind == "nested":
             reading.nested = message[1]
         elif kind == "unreadable":

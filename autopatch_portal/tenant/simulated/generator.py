@@ -24,6 +24,8 @@ MANUFACTURERS = (
     ("Microsoft Corporation", ("Surface Laptop 5", "Surface Pro 9", "Virtual Machine")),
 )
 BUILDS = ("10.0.19045.5608", "10.0.22631.5039", "10.0.26100.3476", "10.0.19044.4291", "10.0.22621.4890")
+# A real tenant's list answers leave a few managed devices' architecture, SKU and workloads blank.
+LIST_BLANK_SHARE = 0.02
 DEPARTMENTS = ("FIN", "HR", "ENG", "OPS", "SLS", "MKT", "LEG", "IT")
 # Outcome of each device and its weight: most pass, and every failure appears.
 OUTCOMES = (
@@ -52,6 +54,9 @@ class TenantBuilder:
         self.reports: list[dict] = []
         self.users: list[dict] = []
         self.serial_counter = 0
+        # Managed devices whose list answers leave architecture, SKU and workloads blank: a share, and named ones.
+        self.list_blank_share = 0.0
+        self.list_blank_ids: list[str] = []
 
     def _uuid(self) -> uuid.UUID:
         return uuid.UUID(int=self.rng.getrandbits(128), version=4)
@@ -98,8 +103,10 @@ class TenantBuilder:
         user: str | None = None,
         report: dict[str, str] | None | bool = False,
         report_age_hours: float = 6,
+        list_blank: bool = False,
     ) -> dict:
-        """One Entra device and, unless managed=False, its Intune managed device; returns the Entra device."""
+        """One Entra device and, unless managed=False, its Intune managed device; returns the Entra device.
+        With list_blank, Intune's list answers leave the managed device's architecture, SKU and workloads blank."""
         index = len(self.devices) + 1
         name = name or f"{self.rng.choice(DEPARTMENTS)}-{self.rng.choice(('LT', 'DT'))}-{index:06d}"
         device_id = str(self._uuid())
@@ -141,6 +148,8 @@ class TenantBuilder:
                     **(workloads or {}),
                 }  # fmt: skip
             self.managed.append(item)
+            if list_blank:
+                self.list_blank_ids.append(item["id"])
         if report:
             self.report(device_id, report if isinstance(report, dict) else {}, age_hours=report_age_hours)
         return device
@@ -170,6 +179,8 @@ class TenantBuilder:
         }
         if relative_dates:
             data["relativeTo"] = iso(self.now)
+        if self.list_blank_share or self.list_blank_ids:
+            data["simulation"] = {"listBlankShare": self.list_blank_share, "listBlankIds": self.list_blank_ids}
         return data
 
 
@@ -230,6 +241,7 @@ def add_outcome(builder: TenantBuilder, outcome: str, group: dict) -> None:
 def make_tenant(devices: int, seed: int = 1, now: datetime | None = None) -> TenantBuilder:
     """A tenant of about `devices` devices in the registration group, with every outcome, nesting and noise."""
     builder = TenantBuilder(seed=seed, now=now)
+    builder.list_blank_share = LIST_BLANK_SHARE
     rng = builder.rng
     registration = builder.registration_group
     nested = [builder.group(name, parent=registration) for name in NESTED_GROUPS]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import operator
 import re
 import secrets
 import threading
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,8 +19,16 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 LOGIN_HOST = "login.microsoftonline.com"
 GRAPH_HOST = "graph.microsoft.com"
+# Directory objects: 100 a page unless $top asks for up to 999 (api-reference/v1.0/api/group-list-members.md).
 MAX_PAGE_SIZE = 999
 DEFAULT_PAGE_SIZE = 100
+# Intune's lists answer up to 1,000 a page, 1,000 unless $top asks for fewer.
+INTUNE_MAX_PAGE_SIZE = 1000
+INTUNE_DEFAULT_PAGE_SIZE = 1000
+BATCH_LIMIT = 20  # concepts/json-batching.md
+# What Intune's list answers leave at their defaults for some devices, and a single-device GET fills in.
+LIST_BLANKS = {"processorArchitecture": "unknown", "skuNumber": 0, "configurationManagerClientEnabledFeatures": None}
+INTUNE_SERVICE_URL = "https://fef.msua06.manage.microsoft.com/DeviceFE/StatelessDeviceFEService/deviceManagement"
 
 DEVICE_FIELDS = (
     "id", "deviceId", "displayName", "operatingSystem", "operatingSystemVersion", "trustType",
@@ -28,6 +39,18 @@ MANAGED_DEVICE_FIELDS = (
     "managementAgent", "ownerType", "skuFamily", "skuNumber", "processorArchitecture", "joinType",
     "serialNumber", "model", "manufacturer", "userPrincipalName",
 )  # fmt: skip
+
+
+# A `$filter` clause on managed devices: a property eq a quoted string ('' is a quote), or compared with a time.
+FILTER_CLAUSE = r"(\w+) (eq|gt|ge|lt|le) ('(?:[^']|'')*'|\d{4}-\d\d-\d\dT[0-9:.]+(?:Z|[+-]\d\d:\d\d))"
+COMPARISONS = {"eq": operator.eq, "gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}
+
+
+def _moment(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
 
 
 class TenantFileError(ValueError):
@@ -84,8 +107,10 @@ class SimulatedTenant:
     """Holds the tenant file's objects and answers requests for them.
 
     The file's shape is a contract other tools write: registrationGroupId, groups, devices,
-    managedDevices, readinessReports; optionally users, tenantId, and relativeTo (dates in
-    the file are then moved forward by now - relativeTo, so a bundled demo never goes stale).
+    managedDevices, readinessReports; optionally users, tenantId, relativeTo (dates in
+    the file are then moved forward by now - relativeTo, so a bundled demo never goes stale),
+    faults, and simulation: {"listBlankShare": 0.05, "listBlankIds": [...]}, the share of managed
+    devices (and named ones) whose list answers leave architecture, SKU and workloads blank.
     """
 
     def __init__(self, data: dict[str, Any]):
@@ -126,12 +151,14 @@ class SimulatedTenant:
         # Confidential-client credentials the token endpoint accepts; None accepts any pair.
         self.client_credentials: dict[str, str] | None = None
         self.faults: list[Fault] = [Fault(**fault) for fault in data.get("faults", [])]
+        self.managed_by_id = {managed["id"]: managed for managed in self.managed_devices}
+        self.list_blank_ids = list_blank_ids(data.get("simulation", {}), self.managed_by_id)
         self.requests: Counter[str] = Counter()
         self._tokens: set[str] = set()
         self._lock = threading.Lock()
         # (method, host, path pattern, handler(tenant, match, query, headers, form)): sign-in adds its own.
         self.extra_routes: list[tuple[str, str, str, Any]] = []
-        self._filter_cache: dict[tuple[str, str], list[dict]] = {}
+        self._filter_cache: dict[str, list[dict]] = {}
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -142,7 +169,7 @@ class SimulatedTenant:
             self.requests[f"{method} {parts.path}"] += 1
             fault = self._take_fault(method, parts.path)
         if fault is not None:
-            return self._fault_response(fault)
+            return self._fault_response(fault, parts.path)
         if isinstance(body, str):
             body = body.encode()
         form = {k: v[-1] for k, v in parse_qs((body or b"").decode(errors="replace")).items()}
@@ -156,7 +183,7 @@ class SimulatedTenant:
         if parts.netloc == GRAPH_HOST:
             if not self._authorized(headers):
                 return graph_error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
-            return self._graph(method, parts.path, query, parts, body)
+            return self._graph(method, parts.path, query, parts, body, headers)
         return Response(404, b"not found")
 
     def total_requests(self, host_path_prefix: str = "") -> int:
@@ -177,7 +204,7 @@ class SimulatedTenant:
                 return fault
         return None
 
-    def _fault_response(self, fault: Fault) -> Response:
+    def _fault_response(self, fault: Fault, path: str) -> Response:
         if fault.status == "timeout":
             raise TimeoutError("simulated time-out")
         if fault.status == "malformed":
@@ -187,7 +214,11 @@ class SimulatedTenant:
             response = graph_error(429, "TooManyRequests", "Too many requests, retry after some time.")
             response.headers["Retry-After"] = fault.retry_after or "1"
             return response
-        return graph_error(status, "ServiceUnavailable" if status >= 500 else "BadRequest", "Injected failure.")
+        code = "ServiceUnavailable" if status >= 500 else "BadRequest"
+        response = (intune_error if "/deviceManagement/" in path else graph_error)(status, code, "Injected failure.")
+        if fault.retry_after is not None:
+            response.headers["Retry-After"] = fault.retry_after
+        return response
 
     # -- Entra ---------------------------------------------------------------------------------
 
@@ -243,11 +274,14 @@ class SimulatedTenant:
 
     # -- Graph ---------------------------------------------------------------------------------
 
-    def _graph(self, method: str, path: str, query: dict[str, str], parts, body: bytes | None) -> Response:
+    def _graph(self, method: str, path: str, query: dict[str, str], parts, body: bytes | None,
+               headers: dict[str, str]) -> Response:  # fmt: skip
         match = re.fullmatch(r"/(v1\.0|beta)/(.*)", path)
         if not match:
             return graph_error(400, "BadRequest", "Invalid version.")
         version, resource = match.groups()
+        if method == "POST" and resource == "$batch":
+            return self._batch(version, body, headers)
         if method == "GET" and resource == "groups":
             return self._list_groups(query, parts)
         group_match = re.fullmatch(r"groups/([^/]+)(/members)?", resource)
@@ -265,22 +299,20 @@ class SimulatedTenant:
             return self._add_owner(owner_match.group(1), body)
         if method == "GET" and resource == "devices":
             return self._page(self.devices, query, parts)
-        if method == "GET" and resource == "deviceManagement/managedDevices":
+        managed_match = re.fullmatch(r"deviceManagement/managedDevices(?:/([^/]+))?", resource)
+        if method == "GET" and managed_match:
             if version != "beta" and any(f in query.get("$select", "") for f in ("skuFamily", "ownerType", "joinType")):
                 return graph_error(400, "BadRequest", "Could not find a property named 'skuFamily' on type "
                                    "'microsoft.graph.managedDevice'.")  # fmt: skip
-            items = self.managed_devices
+            if managed_match.group(1):
+                return self._managed_device(managed_match.group(1), query, parts)
+            items: list[dict] | None = self.managed_devices
             wanted = query.get("$filter", "")
             if wanted:
-                os_match = re.fullmatch(r"operatingSystem eq '([^']*)'(?: and lastSyncDateTime gt (\S+))?", wanted)
-                if not os_match:
-                    return graph_error(400, "BadRequest", f"Unsupported filter: {wanted}")
-                items = self._filtered(("operatingSystem", os_match.group(1)))
-                if os_match.group(2):
-                    # Graph's ISO times in the same form compare as text.
-                    since = os_match.group(2)
-                    items = [m for m in items if (m.get("lastSyncDateTime") or "") > since]
-            return self._page(items, query, parts)
+                items = self._filtered(wanted)
+                if items is None:
+                    return intune_error(400, "BadRequest", f"Unsupported filter: {wanted}")
+            return self._page(items, query, parts, resolve=self._listed, intune=True)
         return graph_error(400, "BadRequest", f"Resource not found for the segment '{resource.split('/')[0]}'.")
 
     def _list_groups(self, query: dict[str, str], parts) -> Response:
@@ -324,22 +356,93 @@ class SimulatedTenant:
         owners.append(owner_id)
         return Response(204)
 
-    def _filtered(self, key: tuple[str, str]) -> list[dict]:
-        """Managed devices whose field equals a value, computed once per filter (pages ask again and again)."""
-        cached = self._filter_cache.get(key)
-        if cached is None:
-            field_name, value = key
-            cached = [m for m in self.managed_devices if (m.get(field_name) or "") == value]
-            self._filter_cache[key] = cached
-        return cached
+    def _listed(self, managed: dict) -> dict:
+        """A managed device as Intune's list answers it: some leave architecture, SKU and workloads blank."""
+        return {**managed, **LIST_BLANKS} if managed["id"] in self.list_blank_ids else managed
 
-    def _page(self, items: list, query: dict[str, str], parts, typed: bool = False, resolve=None) -> Response:
+    def _managed_device(self, managed_id: str, query: dict[str, str], parts) -> Response:
+        """One managed device, every property filled (api-reference/beta/api/intune-devices-manageddevice-get.md)."""
+        managed = self.managed_by_id.get(managed_id)
+        if managed is None:
+            return intune_error(404, "ResourceNotFound", f"Resource with id '{managed_id}' was not found.")
+        context = f"https://{GRAPH_HOST}{parts.path.rsplit('/', 1)[0]}/$metadata#deviceManagement/managedDevices/$entity"
+        return json_response(200, {"@odata.context": context, **select(managed, query)})
+
+    def _batch(self, version: str, body: bytes | None, headers: dict[str, str]) -> Response:
+        """JSON batching (concepts/json-batching.md): each request runs through the same handler, faults and
+        throttling included, and the answers come back in another order than the requests."""
         try:
-            top = int(query.get("$top", DEFAULT_PAGE_SIZE))
+            requests = json.loads(body or b"{}")["requests"]
+        except (ValueError, KeyError, TypeError):
+            return graph_error(400, "BadRequest", "Invalid batch payload format.")
+        if not isinstance(requests, list) or not all(isinstance(r, dict) and {"id", "method", "url"} <= set(r)
+                                                     and isinstance(r.get("headers", {}), dict)
+                                                     for r in requests):  # fmt: skip
+            return graph_error(400, "BadRequest", "Each request in a batch needs an id, a method and a url, and its "
+                               "headers are an object.")  # fmt: skip
+        if not 1 <= len(requests) <= BATCH_LIMIT:
+            return graph_error(400, "BadRequest", f"The batch holds {len(requests)} requests; the limit is 20.")
+        if len({str(r["id"]).lower() for r in requests}) != len(requests):
+            return graph_error(400, "BadRequest", "Batch request ids must be unique.")
+        if any(str(r["url"]).startswith(("http", "/$batch", "$batch")) for r in requests):
+            return graph_error(400, "BadRequest", "A batched request's url is relative to the batch's version.")
+        responses = []
+        for request in requests:
+            url = f"https://{GRAPH_HOST}/{version}/{str(request['url']).lstrip('/')}"
+            item_body = json.dumps(request["body"]).encode() if request.get("body") is not None else None
+            try:
+                answer = self.handle(str(request["method"]).upper(), url, {**headers, **request.get("headers", {})},
+                                     item_body)  # fmt: skip
+            except TimeoutError:
+                answer = graph_error(504, "GatewayTimeout", "The request timed out.")
+            try:
+                answered: Any = json.loads(answer.body) if answer.body else None
+            except ValueError:
+                answered = answer.body.decode(errors="replace")
+            responses.append({"id": request["id"], "status": answer.status, "headers": answer.headers,
+                              "body": answered})  # fmt: skip
+        return json_response(200, {"responses": responses[::-1]})
+
+    def _filtered(self, wanted: str) -> list[dict] | None:
+        """Managed devices that match a `$filter` of clauses joined by `and` (a property eq a quoted string, or
+        a date-time property compared with a time), computed once per filter (pages ask again and again); None
+        for a filter the simulation does not understand, such as a string with a lone quote."""
+        cached = self._filter_cache.get(wanted)
+        if cached is not None:
+            return cached
+        if not re.fullmatch(rf"{FILTER_CLAUSE}(?: and {FILTER_CLAUSE})*", wanted):
+            return None
+        clauses: list[tuple[str, Any, Any, bool]] = []  # (property, comparison, value, whether a time)
+        for name, op, literal in re.findall(FILTER_CLAUSE, wanted):
+            if literal.startswith("'") and op != "eq":
+                return None
+            timed = not literal.startswith("'")
+            clauses.append((name, COMPARISONS[op], _moment(literal) if timed else literal[1:-1].replace("''", "'"), timed))
+
+        def matches(managed: dict) -> bool:
+            for name, compare, value, timed in clauses:
+                have = _moment(managed.get(name)) if timed else managed.get(name) or ""
+                if have is None or not compare(have, value):
+                    return False
+            return True
+
+        found = [m for m in self.managed_devices if matches(m)]
+        with self._lock:
+            if len(self._filter_cache) >= 8:  # a run's filter changes with its time: keep the memory bounded
+                self._filter_cache.pop(next(iter(self._filter_cache)))
+            self._filter_cache[wanted] = found
+        return found
+
+    def _page(self, items: list, query: dict[str, str], parts, typed: bool = False, resolve=None,
+              intune: bool = False) -> Response:  # fmt: skip
+        most, default = (INTUNE_MAX_PAGE_SIZE, INTUNE_DEFAULT_PAGE_SIZE) if intune else (MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE)
+        try:
+            top = int(query.get("$top", default))
         except ValueError:
             return graph_error(400, "BadRequest", "Invalid value for $top.")
-        if not 1 <= top <= MAX_PAGE_SIZE:
-            return graph_error(400, "Request_BadRequest", f"Invalid page size specified: '{top}'. Must be between 1 and 999 inclusive.")
+        if not 1 <= top <= most:
+            message = f"Invalid page size specified: '{top}'. Must be between 1 and {most} inclusive."
+            return intune_error(400, "BadRequest", message) if intune else graph_error(400, "Request_BadRequest", message)
         offset = 0
         if "$skiptoken" in query:
             try:
@@ -377,13 +480,41 @@ def json_response(status: int, payload: Any, headers: dict[str, str] | None = No
     return Response(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
 
 
-def graph_error(status: int, code: str, message: str) -> Response:
+def list_blank_ids(simulation: Any, managed_by_id: dict[str, dict]) -> frozenset[str]:
+    """The managed devices whose list answers leave blanks: those named, and a stable share of the rest."""
+    if not isinstance(simulation, dict):
+        raise TenantFileError("simulation is a JSON object")
+    share = simulation.get("listBlankShare", 0)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+        raise TenantFileError(f"simulation.listBlankShare is a number from 0 to 1, not {share!r}")
+    named = simulation.get("listBlankIds", [])
+    if not isinstance(named, list) or any(managed_id not in managed_by_id for managed_id in named):
+        raise TenantFileError("simulation.listBlankIds lists IDs of the file's managed devices")
+    # A hash of the ID, not a random draw: the same devices list blank at every load, as a real tenant's do.
+    limit = share * 2**64
+    return frozenset(named) | {managed_id for managed_id in managed_by_id
+                               if int.from_bytes(hashlib.blake2b(managed_id.encode(), digest_size=8).digest()) < limit}
+
+
+def graph_error(status: int, code: str, message: str, request_id: str = "") -> Response:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    request_id = secrets.token_hex(16)
+    request_id = request_id or str(uuid.uuid4())
     return json_response(status, {"error": {
         "code": code, "message": message,
         "innerError": {"date": now, "request-id": request_id, "client-request-id": request_id},
     }})  # fmt: skip
+
+
+def intune_error(status: int, code: str, message: str) -> Response:
+    """Intune's errors: Graph's error JSON whose message is Intune's own error JSON, as text."""
+    activity = str(uuid.uuid4())
+    inner = {
+        "_version": 3,
+        "Message": f"{message} - Operation ID (for customer support): 00000000-0000-0000-0000-000000000000 - "
+                   f"Activity ID: {activity} - Url: {INTUNE_SERVICE_URL}/managedDevices?api-version=2025-01-08",
+        "CustomApiErrorPhrase": "", "RetryAfter": None, "ErrorSourceService": "", "HttpHeaders": "{}",
+    }  # fmt: skip
+    return graph_error(status, code, json.dumps(inner, indent=2).replace("\n", "\r\n"), request_id=activity)
 
 
 def entra_error(status: int, error: str, description: str) -> Response:

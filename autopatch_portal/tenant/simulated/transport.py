@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import requests
+from django.conf import settings
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
@@ -10,11 +13,17 @@ from .tenant import GRAPH_HOST, LOGIN_HOST, SimulatedTenant
 
 
 class SimulatedTenantAdapter(BaseAdapter):
+    """Answers each request from the tenant, after AUTOPATCH_SIMULATED_LATENCY_MS (read at every request, so a
+    running portal or a test can change it) as a real round trip would take; concurrent requests wait at once."""
+
     def __init__(self, tenant: SimulatedTenant):
         super().__init__()
         self.tenant = tenant
 
     def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
+        latency = settings.AUTOPATCH_SIMULATED_LATENCY_MS
+        if latency:
+            time.sleep(latency / 1000)
         try:
             answer = self.tenant.handle(request.method, request.url, dict(request.headers), request.body)
         except TimeoutError as exc:
