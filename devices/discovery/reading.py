@@ -88,17 +88,27 @@ class Plan:
 Emit = Callable[[tuple], None]
 
 
-def device_stream(graph: GraphClient, plan: Plan, emit: Emit) -> None:
-    round_ = delta.device_changes(graph, plan.link(DEVICES))
+def follow(scope: str, start: Callable[[str], delta.DeltaRound], link: str, emit: Emit,
+           seen: Callable[[list[dict]], None] = lambda page: None) -> delta.DeltaRound:  # fmt: skip
+    """One delta round from `link` (a full round without one); a link Graph no longer knows starts it over."""
+
+    def read(round_: delta.DeltaRound) -> delta.DeltaRound:
+        for page in round_:
+            emit(("page", scope, page))
+            seen(page)
+        return round_
+
     try:
-        for page in round_:
-            emit(("page", DEVICES, page))
+        round_ = read(start(link))
     except delta.DeltaExpired:
-        emit(("restart", DEVICES))
-        round_ = delta.device_changes(graph)
-        for page in round_:
-            emit(("page", DEVICES, page))
-    emit(("done", Completed(DEVICES, round_.full, round_.delta_link)))
+        emit(("restart", scope))
+        round_ = read(start(""))
+    emit(("done", Completed(scope, round_.full, round_.delta_link)))
+    return round_
+
+
+def device_stream(graph: GraphClient, plan: Plan, emit: Emit) -> None:
+    follow(DEVICES, lambda link: delta.device_changes(graph, link), plan.link(DEVICES), emit)
 
 
 def group_round(graph: GraphClient, plan: Plan, group_id: str, emit: Emit) -> tuple[list[dict], bool]:
@@ -107,21 +117,16 @@ def group_round(graph: GraphClient, plan: Plan, group_id: str, emit: Emit) -> tu
     scope = group_link(group_id)
     groups: list[dict] = []
 
-    def read(round_: delta.DeltaRound) -> delta.DeltaRound:
-        for page in round_:
-            emit(("page", scope, page))
-            for item in page:
-                groups.extend(m for m in item.get("members@delta") or () if isinstance(m, dict)
-                              and m.get("@odata.type") == GROUP_TYPE)  # fmt: skip
-        return round_
+    def seen(page: list[dict]) -> None:
+        for item in page:
+            groups.extend(m for m in item.get("members@delta") or () if isinstance(m, dict)
+                          and m.get("@odata.type") == GROUP_TYPE)  # fmt: skip
 
-    try:
-        round_ = read(delta.group_changes(graph, group_id, plan.link(scope)))
-    except delta.DeltaExpired:
-        emit(("restart", scope))
-        groups.clear()
-        round_ = read(delta.group_changes(graph, group_id))
-    emit(("done", Completed(scope, round_.full, round_.delta_link)))
+    def start(link: str) -> delta.DeltaRound:
+        groups.clear()  # a round that starts over lists every member again
+        return delta.group_changes(graph, group_id, link)
+
+    round_ = follow(scope, start, plan.link(scope), emit, seen)
     return groups, round_.full
 
 
@@ -149,7 +154,7 @@ def managed_stream(graph: GraphClient, plan: Plan, emit: Emit) -> None:
     if plan.managed_since is not None and plan.blank_managed:
         pages = itertools.chain(pages, [plan.blank_managed])
     for page in pages:
-        page, unresolved = directory.fill_list_blanks(graph, page)
+        page, unresolved = directory.fill_list_blanks(graph, page, workers=4)
         emit(("page", MANAGED, page))
         if unresolved:
             emit(("unresolved", unresolved))
