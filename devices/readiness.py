@@ -44,30 +44,35 @@ def validate_report(report: Any) -> str | None:
 
 
 def ingest_reports(reports: Iterable[Any]) -> IngestResult:
-    """Store each valid report that is newer than the one kept; a bad report is rejected, not the batch."""
+    """Store each valid report that is newer than the one kept; a bad report is rejected, not the batch.
+
+    Reports the portal already holds (the same device and time) are only counted: an hourly run over an
+    unchanged tenant builds nothing."""
     result = IngestResult()
     iterator = iter(reports)
     while chunk := list(islice(iterator, CHUNK)):
-        valid: dict[str, ReadinessReport] = {}
+        newest: dict[str, tuple[Any, dict]] = {}
         for report in chunk:
             problem = validate_report(report)
             if problem:
                 result.rejected.append(problem)
                 continue
             generated = parse_graph_time(report["generatedDateTime"])
-            kept = valid.get(report["azureADDeviceId"])
-            if kept is None or kept.generated_at < generated:
-                valid[report["azureADDeviceId"]] = ReadinessReport(
-                    azure_ad_device_id=report["azureADDeviceId"], generated_at=generated,
-                    checks=[{"name": c["name"], "result": c["result"], "detail": str(c.get("detail") or "")}
-                            for c in report["checks"]],
-                    received_at=timezone.now(),
-                )  # fmt: skip
+            kept = newest.get(report["azureADDeviceId"])
+            if kept is None or kept[0] < generated:
+                newest[report["azureADDeviceId"]] = (generated, report)
         known = dict(
-            ReadinessReport.objects.filter(azure_ad_device_id__in=valid).values_list("azure_ad_device_id", "generated_at")
+            ReadinessReport.objects.filter(azure_ad_device_id__in=newest).values_list("azure_ad_device_id", "generated_at")
         )
-        newer = [r for key, r in valid.items() if key not in known or known[key] < r.generated_at]
-        result.unchanged += len(valid) - len(newer)
+        now = timezone.now()
+        newer = [
+            ReadinessReport(azure_ad_device_id=device_id, generated_at=generated, received_at=now,
+                            checks=[{"name": c["name"], "result": c["result"], "detail": str(c.get("detail") or "")}
+                                    for c in report["checks"]])  # fmt: skip
+            for device_id, (generated, report) in newest.items()
+            if device_id not in known or known[device_id] < generated
+        ]
+        result.unchanged += len(newest) - len(newer)
         bulk_write(newer, unique_field="azure_ad_device_id", update_fields=["generated_at", "checks", "received_at"])
         result.stored += len(newer)
     return result
