@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -131,7 +131,8 @@ class SimulatedTenant:
             _require(report, ("azureADDeviceId", "generatedDateTime", "checks"), "a readiness report")
         if data.get("relativeTo"):
             anchor = datetime.fromisoformat(data["relativeTo"].replace("Z", "+00:00"))
-            delta = datetime.now(UTC) - anchor
+            # Whole days, so that every process that loads the file on the same day sees the same dates.
+            delta = timedelta(days=(datetime.now(UTC) - anchor).days)
             for items in (data["devices"], data["managedDevices"], data.get("readinessReports", [])):
                 _shift_dates(items, delta)
         self.devices: list[dict] = data["devices"]
