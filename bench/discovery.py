@@ -118,6 +118,7 @@ def one(size: int, latency_ms: int) -> None:
 
     from autopatch_portal.tenant import connection as tenant_connection
     from autopatch_portal.tenant.simulated import SimulatedTenant
+    from autopatch_portal.tenant.simulated.transport import SimulatedTenantAdapter
     from devices.runs import discover_now
 
     # Time spent answering inside the simulated tenant (its latency is added at the transport), and requests per stream.
@@ -127,15 +128,23 @@ def one(size: int, latency_ms: int) -> None:
 
     def timed_handle(self, method, url, *a, **kw):
         start = time.perf_counter()
-        key = "groups" if "/groups" in url else "devices" if "/devices" in url and "deviceManagement" not in url \
-            else "managed" if "managedDevices" in url else "other"  # fmt: skip
-        streams[key] = streams.get(key, 0) + 1
         try:
             return original_handle(self, method, url, *a, **kw)
         finally:
             graph_seconds[0] += time.perf_counter() - start
 
+    original_send = SimulatedTenantAdapter.send
+
+    def counted_send(self, request, *a, **kw):
+        """Requests on the wire, by stream (a $batch of managed devices is one, in the managed stream)."""
+        url = request.url
+        key = "groups" if "/groups" in url else "devices" if "/devices" in url and "deviceManagement" not in url \
+            else "managed" if "managedDevices" in url or "$batch" in url else "other"  # fmt: skip
+        streams[key] = streams.get(key, 0) + 1
+        return original_send(self, request, *a, **kw)
+
     SimulatedTenant.handle = timed_handle
+    SimulatedTenantAdapter.send = counted_send
     recreate_database()
     connection.close()
     call_command("migrate", verbosity=0)
