@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import uuid
 from pathlib import Path
 
 
@@ -34,6 +35,19 @@ def envint(name: str, default: int) -> int:
         return int(value)
     except ValueError as exc:
         raise ImproperEnvironment(f"{name} must be a whole number, not {value!r}") from exc
+
+
+def envguid(name: str, hint: str = "") -> str:
+    """A GUID in its 8-4-4-4-12 form, lower-cased; empty when unset. `hint` says where to find the right one."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return ""
+    try:
+        if len(value) == 36:
+            return str(uuid.UUID(value))
+    except ValueError:
+        pass
+    raise ImproperEnvironment(f"{name} must be a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47, not {value!r}. {hint}")
 
 
 def envlist(name: str, default: str) -> list[str]:

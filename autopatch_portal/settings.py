@@ -10,7 +10,7 @@ import dj_database_url
 from celery.schedules import crontab
 from csp.constants import NONE, SELF
 
-from .env import ImproperEnvironment, envbool, envint, envlist, envsecret, envstr, generated_secret
+from .env import ImproperEnvironment, envbool, envguid, envint, envlist, envsecret, envstr, generated_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("AUTOPATCH_VAR_DIR", str(BASE_DIR / "var")))
@@ -171,6 +171,14 @@ else:
         "control_folder": str(_queue / "control"),
         "store_processed": False,
     }
+# One cache every web worker and Celery process shares (the simulated tenant's sign-in codes, the sign-in
+# flows kept for Entra's answer): Redis with it, else files under var/.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "autopatch"}}  # fmt: skip
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(VAR_DIR / "cache")}}  # fmt: skip
 CELERY_TASK_IGNORE_RESULT = True  # a discovery run is a database row, not a Celery result
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -186,13 +194,16 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # The tenant: real Graph credentials, or a simulated tenant file, or the bundled demo tenant.
-AUTOPATCH_TENANT_ID = envstr("AUTOPATCH_TENANT_ID")
+# A GUID, not a domain name: ID tokens name the tenant by its ID (iss, tid), and the sign-in checks them against it.
+AUTOPATCH_TENANT_ID = envguid("AUTOPATCH_TENANT_ID", "ID tokens name the tenant by its ID, never by a domain name: "
+                               "copy the Tenant ID from the Entra admin center's Overview page.")  # fmt: skip
 AUTOPATCH_CLIENT_ID = envstr("AUTOPATCH_CLIENT_ID")
 AUTOPATCH_CLIENT_SECRET = envsecret("AUTOPATCH_CLIENT_SECRET")
 AUTOPATCH_TENANT_FILE = envstr("AUTOPATCH_TENANT_FILE")
 AUTOPATCH_REGISTRATION_GROUP_ID = envstr("AUTOPATCH_REGISTRATION_GROUP_ID")
 AUTOPATCH_REGISTRATION_GROUP_NAME = "Windows Autopatch Device Registration"
 AUTOPATCH_GRAPH_TIMEOUT = envint("AUTOPATCH_GRAPH_TIMEOUT", 30)
+AUTOPATCH_ENTRA_TIMEOUT = envint("AUTOPATCH_ENTRA_TIMEOUT", 10)  # seconds MSAL waits for each answer of Entra ID
 AUTOPATCH_GRAPH_MAX_RETRIES = envint("AUTOPATCH_GRAPH_MAX_RETRIES", 5)
 AUTOPATCH_GRAPH_BACKOFF_MS = envint("AUTOPATCH_GRAPH_BACKOFF_MS", 1000)  # first retry's wait; doubles, capped at 30 s
 AUTOPATCH_GRAPH_PAGE_SIZE = envint("AUTOPATCH_GRAPH_PAGE_SIZE", 999)  # Graph's most for directory objects
