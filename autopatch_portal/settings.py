@@ -125,7 +125,7 @@ AUTOPATCH_LOGIN_LOCKOUT_MINUTES = envint("AUTOPATCH_LOGIN_LOCKOUT_MINUTES", 15)
 # Hardening.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 8 * 3600)  # a working day, then sign in again
-SESSION_COOKIE_SAMESITE = "Lax"  # Lax, not Strict: Entra's redirect back must carry the session
+SESSION_COOKIE_SAMESITE = "Lax"  # Lax, not Strict: a link to the portal from mail or chat finds the user signed in
 CSRF_COOKIE_HTTPONLY = True  # pages put the token in forms and in hx-headers; scripts never read the cookie
 CSRF_FAILURE_VIEW = "accounts.views.signin.csrf_failure"
 SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG)
