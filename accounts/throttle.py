@@ -25,7 +25,7 @@ class Lockout:
 def account_name(typed: str) -> str:
     """The account name as Django's login form signs in with it: stripped and NFKC-normalised, so that
     look-alikes such as fullwidth "ｄｅｍｏ-ａｄｍｉｎ" are the account they sign in to, and share its count."""
-    return UsernameField().to_python(typed)[:256]
+    return str(UsernameField().to_python(typed) or "")[:256]
 
 
 def lockout(username: str, ip: str | None) -> Lockout | None:
