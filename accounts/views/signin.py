@@ -26,8 +26,12 @@ class SignInView(LoginView):
 
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+    http_method_names = ["get", "post", "head"]
 
     def dispatch(self, request, *args, **kwargs):
+        # LoginView sends a signed-in user on before View.dispatch would refuse a method it does not take.
+        if request.method.lower() not in self.http_method_names:
+            return self.http_method_not_allowed(request, *args, **kwargs)
         if settings.AUTOPATCH_AUTH == "entra" and request.method == "POST":
             return HttpResponseNotAllowed(["GET"], "Local accounts are off: sign in with Microsoft.")
         return super().dispatch(request, *args, **kwargs)
