@@ -158,8 +158,9 @@ def has_group_overage(claims: dict[str, Any]) -> bool:
 
 def graph_as_user(config: SignInConfig, access_token: str) -> GraphClient:
     """Graph on the tenant's transport with the signed-in user's delegated token."""
+    # Someone is waiting on the sign-in page: one retry at most, not the connector's patient backoff.
     return GraphClient(config.session, lambda: access_token, timeout=settings.AUTOPATCH_GRAPH_TIMEOUT,
-                       max_retries=settings.AUTOPATCH_GRAPH_MAX_RETRIES,
+                       max_retries=min(1, settings.AUTOPATCH_GRAPH_MAX_RETRIES),
                        backoff=settings.AUTOPATCH_GRAPH_BACKOFF_MS / 1000)  # fmt: skip
 
 

@@ -184,13 +184,15 @@ def test_the_sign_in_asks_for_group_member_read_only_when_role_groups_are_config
     assert "GroupMember.Read.All" not in parse_qs(urlsplit(location).query)["scope"][0]
 
 
-def test_a_refused_group_check_refuses_the_sign_in_and_says_why(entra, use_tenant):
+def test_a_refused_group_check_refuses_the_sign_in_and_says_why(entra, use_tenant, settings):
+    settings.AUTOPATCH_GRAPH_BACKOFF_MS = 1
     tenant = use_tenant(without_group_claims(entra))
     tenant.inject("/v1.0/me/checkMemberGroups", 503, times=10, method="POST")
     client = PortalClient()
     response = entra_sign_in(client, "Rita Reader")
     assert response.status_code == 400 and "group memberships could not be read" in response.content.decode()
     assert client.get("/devices/ready/").status_code == 302
+    assert check_member_groups_calls(tenant) == 2  # one retry: someone is waiting
 
 
 def test_an_unknown_group_membership_claims_setting_is_a_clear_error(entra, use_tenant):
