@@ -7,38 +7,18 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.conf import settings
 
-from accounts.entra import GLOBAL_ADMINISTRATOR, INTUNE_ADMINISTRATOR, signin_config
+from accounts.entra import GLOBAL_ADMINISTRATOR, signin_config
 from accounts.models import AuditEvent, EntraIdentity
 from accounts.views.entra_signin import read_form_post
 from autopatch_portal.tenant.connection import SIMULATED_CLIENT_ID
 from autopatch_portal.tenant.simulated import TenantFileError
 from autopatch_portal.tenant.simulated import signin as simulated_signin
 
+from .entra_tenant import ADMIN_GROUP, READER_GROUP, upn
 from .portal_client import PortalClient
 
 pytestmark = pytest.mark.django_db
-
-ADMIN_GROUP = "Modern Workplace Roles - Service Administrator"
-READER_GROUP = "Modern Workplace Roles - Service Reader"
-
-
-@pytest.fixture
-def entra(settings, builder, use_tenant):
-    """A tenant with role groups and users, sign-in through Entra ID turned on; returns (builder, setup)."""
-    settings.AUTOPATCH_AUTH = "entra"
-    admins, readers = builder.group(ADMIN_GROUP), builder.group(READER_GROUP)
-    settings.AUTOPATCH_ADMIN_GROUP_ID, settings.AUTOPATCH_READER_GROUP_ID = admins["id"], readers["id"]
-    builder.user("Grace Global")["wids"] = [GLOBAL_ADMINISTRATOR]
-    builder.user("Ian Intune")["wids"] = [INTUNE_ADMINISTRATOR, "b79fbf4d-3ef9-4689-8143-76b194e85509"]
-    builder.user("Ada Admingroup", member_of=admins)
-    builder.user("Rita Reader", member_of=readers)
-    builder.user("Nina Nobody")["wids"] = ["7698a772-787b-4ac8-901f-60d6b08affd2"]  # Cloud Device Administrator
-    return builder
-
-
-def upn(name: str) -> str:
-    return f"{name.lower().replace(' ', '.')}@contoso.example"
-
+pytest_plugins = ["tests.entra_tenant"]  # the entra fixture
 
 def entra_answer(client: PortalClient, who: str) -> dict[str, str]:
     """Click "Sign in with Microsoft" and sign in at Entra's authorize endpoint as `who`: the fields of the

@@ -16,6 +16,7 @@ from django.conf import settings as django_settings
 from accounts.views.entra_signin import read_form_post
 
 from .conftest import REPO, test_database_url
+from .entra_tenant import build_entra_tenant, upn
 
 TOKEN_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 WORKERS = 3
@@ -31,15 +32,14 @@ def free_port() -> int:
 @pytest.fixture
 def portal_server(transactional_db, builder, use_tenant, settings):
     """gunicorn with several workers on the test database, signing in through the simulated tenant."""
-    admins = builder.group("Modern Workplace Roles - Service Administrator")
-    builder.user("Ada Admingroup", member_of=admins)
+    build_entra_tenant(builder, settings)
     data = builder.as_json()
     data["appRegistration"] = {"groupMembershipClaims": "None"}  # roles through checkMemberGroups too
     use_tenant(data)
     port = free_port()
     env = {**os.environ, "DATABASE_URL": test_database_url(), "AUTOPATCH_VAR_DIR": str(django_settings.VAR_DIR),
            "AUTOPATCH_TENANT_FILE": settings.AUTOPATCH_TENANT_FILE, "AUTOPATCH_AUTH": "entra",
-           "AUTOPATCH_ADMIN_GROUP_ID": admins["id"],
+           "AUTOPATCH_ADMIN_GROUP_ID": settings.AUTOPATCH_ADMIN_GROUP_ID,
            # Plain HTTP: cookies without Secure; DEBUG serves {% static %} without a collectstatic manifest.
            "SECURE_COOKIES": "False", "DEBUG": "True"}  # fmt: skip
     server = subprocess.Popen(
@@ -79,5 +79,5 @@ def sign_in(base: str, upn: str) -> requests.Session:
 
 def test_every_sign_in_succeeds_whichever_worker_answers(portal_server):
     for _ in range(SIGN_INS):
-        page = sign_in(portal_server, "ada.admingroup@contoso.example").get(f"{portal_server}/devices/ready/", timeout=30)
+        page = sign_in(portal_server, upn("Ada Admingroup")).get(f"{portal_server}/devices/ready/", timeout=30)
         assert page.status_code == 200 and "Service Administrator" in page.text

@@ -9,8 +9,8 @@ from html import escape
 import pytest
 from playwright.sync_api import expect
 
-from accounts.entra import GLOBAL_ADMINISTRATOR
 from accounts.views.entra_signin import read_form_post
+from tests.entra_tenant import build_entra_tenant, upn
 
 pytestmark = pytest.mark.browser
 ENTRA = "https://entra.test"  # another site: Playwright serves Entra's answer page there
@@ -18,10 +18,8 @@ ENTRA = "https://entra.test"  # another site: Playwright serves Entra's answer p
 
 def test_a_cross_site_form_post_from_entra_signs_the_user_in(chromium, live_server, transactional_db, builder,
                                                              use_tenant, settings):  # fmt: skip
-    settings.AUTOPATCH_AUTH = "entra"
     settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = True  # as in production (localhost is secure)
-    builder.user("Grace Global", wids=(GLOBAL_ADMINISTRATOR,))
-    use_tenant(builder)
+    use_tenant(build_entra_tenant(builder, settings))
     context = chromium.new_context()
     page = context.new_page()
     page.set_default_timeout(15_000)
@@ -29,7 +27,7 @@ def test_a_cross_site_form_post_from_entra_signs_the_user_in(chromium, live_serv
     # Pick the user on the simulated Microsoft page, but keep its answer form from posting within the portal's
     # own site: the answer is posted again below from Entra's site, as a real tenant's is.
     token = page.locator("input[name=csrfmiddlewaretoken]").input_value()
-    picked = page.request.post(page.url, form={"login_hint": "grace.global@contoso.example", "csrfmiddlewaretoken": token})
+    picked = page.request.post(page.url, form={"login_hint": upn("Grace Global"), "csrfmiddlewaretoken": token})
     action, answer = read_form_post(picked.text())
     assert action == f"{live_server.url}/accounts/entra/callback/" and {"code", "state"} <= set(answer)
     fields = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in answer.items())
@@ -47,15 +45,13 @@ def test_a_cross_site_form_post_from_entra_signs_the_user_in(chromium, live_serv
 
 def test_the_simulated_sign_in_page_posts_its_answer_by_itself(chromium, live_server, transactional_db, builder,
                                                                use_tenant, settings):  # fmt: skip
-    settings.AUTOPATCH_AUTH = "entra"
-    builder.user("Grace Global", wids=(GLOBAL_ADMINISTRATOR,))
-    use_tenant(builder)
+    use_tenant(build_entra_tenant(builder, settings))
     context = chromium.new_context()
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.goto(f"{live_server.url}/accounts/login/")
     page.get_by_role("link", name="Sign in with Microsoft").click()
-    page.select_option("#id_login_hint", "grace.global@contoso.example")
+    page.select_option("#id_login_hint", upn("Grace Global"))
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(re.compile(r"/devices/ready/$"))
     expect(page.locator("body")).to_contain_text("Service Administrator")
