@@ -15,7 +15,8 @@ from django.conf import settings as django_settings
 
 from accounts.views.entra_signin import read_form_post
 
-from .conftest import REPO, test_database_url
+from . import conftest
+from .conftest import REPO
 from .entra_tenant import build_entra_tenant, upn
 
 TOKEN_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
@@ -37,7 +38,7 @@ def portal_server(transactional_db, builder, use_tenant, settings):
     data["appRegistration"] = {"groupMembershipClaims": "None"}  # roles through checkMemberGroups too
     use_tenant(data)
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": test_database_url(), "AUTOPATCH_VAR_DIR": str(django_settings.VAR_DIR),
+    env = {**os.environ, "DATABASE_URL": conftest.test_database_url(), "AUTOPATCH_VAR_DIR": str(django_settings.VAR_DIR),
            "AUTOPATCH_TENANT_FILE": settings.AUTOPATCH_TENANT_FILE, "AUTOPATCH_AUTH": "entra",
            "AUTOPATCH_ADMIN_GROUP_ID": settings.AUTOPATCH_ADMIN_GROUP_ID,
            # Plain HTTP: cookies without Secure; DEBUG serves {% static %} without a collectstatic manifest.
@@ -48,19 +49,23 @@ def portal_server(transactional_db, builder, use_tenant, settings):
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90
     while True:
         try:
-            requests.get(f"{base}/accounts/login/", timeout=5)
+            requests.get(f"{base}/healthz", timeout=5).raise_for_status()
             break
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or its workers still booting on a busy machine
             if server.poll() is not None or time.monotonic() > deadline:
                 server.kill()
                 pytest.fail(f"gunicorn did not start:\n{server.stdout.read()}")
             time.sleep(0.2)
     yield base
     server.terminate()
-    server.wait(timeout=20)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def sign_in(base: str, upn: str) -> requests.Session:
