@@ -119,3 +119,11 @@ def test_a_tenant_domain_name_instead_of_its_id_stops_the_start_with_a_clear_err
 
 def test_a_tenant_id_is_accepted_in_any_case():
     assert start({"AUTOPATCH_TENANT_ID": "72F988BF-86F1-41AF-91AB-2D7CD011DB47"}).returncode == 0
+
+
+def test_every_variable_the_stack_sets_is_one_the_portal_reads(compose):
+    settings_source = (REPO / "autopatch_portal" / "settings.py").read_text()
+    read = set(re.findall(r'env\w*\(\s*"([A-Z0-9_]+)"', settings_source))
+    for name in PORTAL_SERVICES:
+        unknown = set(compose["services"][name]["environment"]) - read
+        assert not unknown, (name, unknown)
