@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msal
+import requests
 from django.conf import settings
+from django.core.cache import cache
 
 from autopatch_portal.tenant import connection, directory
 from autopatch_portal.tenant.connection import Transport
-from autopatch_portal.tenant.graph import GraphError
+from autopatch_portal.tenant.graph import GraphClient, GraphError
 from autopatch_portal.tenant.simulated import signin as simulated_signin
 
 from .roles import Role
 
 LOGIN = "https://login.microsoftonline.com"
-SCOPES = ["User.Read"]  # MSAL adds openid, profile and offline_access itself
-SESSION_FLOW = "entra_flow"
+# MSAL adds openid, profile and offline_access itself. checkMemberGroups for the signed-in user needs
+# User.Read and GroupMember.Read.All (api-reference/v1.0/api/directoryobject-checkmembergroups.md).
+SIGN_IN_SCOPES = ["User.Read"]
+GROUP_SCOPES = ["User.Read", "GroupMember.Read.All"]
 SESSION_CACHE = "entra_token_cache"
+FLOW_KEY = "entra-flow:"
+FLOW_LIFETIME = 600  # seconds from "Sign in with Microsoft" to Entra's answer
 
 # Directory role template IDs (the `wids` claim) that act as Service Administrator, as the seed says.
 GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
@@ -43,8 +52,17 @@ def signin_config() -> Transport:
     """The connector's tenant; a simulated one learns to sign users in."""
     config = connection.transport()
     if config.simulated is not None:
-        simulated_signin.install(config.simulated)
+        simulated_signin.install(config.simulated, connection.tenant_file())
     return config
+
+
+def role_group_ids() -> list[str]:
+    return [group for group in (settings.AUTOPATCH_ADMIN_GROUP_ID, settings.AUTOPATCH_READER_GROUP_ID) if group]
+
+
+def scopes() -> list[str]:
+    """Delegated permissions to ask for: reading the user's role groups only when role groups are configured."""
+    return GROUP_SCOPES if role_group_ids() else SIGN_IN_SCOPES
 
 
 def msal_app(config: Transport, cache: msal.SerializableTokenCache | None = None) -> msal.ConfidentialClientApplication:
@@ -65,12 +83,38 @@ def save_cache(session, cache: msal.SerializableTokenCache) -> None:
 
 
 def start(config: SignInConfig, redirect_uri: str) -> dict[str, Any]:
-    """A new flow (state, nonce, PKCE verifier) to keep in the session; its auth_uri is where the browser goes."""
-    return msal_app(config).initiate_auth_code_flow(SCOPES, redirect_uri=redirect_uri, response_mode="query")
+    """A new flow (state, nonce, PKCE verifier); its auth_uri is where the browser goes. Entra answers with
+    a form that the browser posts to the redirect URI (form_post, as MSAL recommends)."""
+    return msal_app(config).initiate_auth_code_flow(scopes(), redirect_uri=redirect_uri, response_mode="form_post")
 
 
-def finish(config: SignInConfig, flow: dict[str, Any], answer: dict[str, str], cache: msal.SerializableTokenCache) -> dict:
-    """Redeem the code Entra sent back and return the checked ID token claims."""
+def _flow_key(state: str) -> str:
+    return FLOW_KEY + hashlib.sha256(state.encode()).hexdigest()
+
+
+def keep_flow(flow: dict[str, Any], next_url: str) -> None:
+    """Keep the flow on the server under its state. Entra's answer is a cross-site POST, which does not carry
+    the session cookie (SameSite=Lax), so the session cannot hold it; every web worker sees the cache."""
+    cache.set(_flow_key(flow["state"]), {"flow": flow, "next": next_url}, FLOW_LIFETIME)
+
+
+def take_flow(state: str) -> tuple[dict[str, Any], str] | None:
+    """The flow started with `state` and where to go after it, once: a second answer finds nothing."""
+    key = _flow_key(state)
+    kept = cache.get(key)
+    if kept is None or not cache.delete(key):
+        return None
+    return kept["flow"], kept["next"]
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    claims: dict[str, Any]  # the ID token's, checked
+    access_token: str  # delegated, for Graph as the user
+
+
+def finish(config: SignInConfig, flow: dict[str, Any], answer: dict[str, str], cache: msal.SerializableTokenCache) -> SignedIn:
+    """Redeem the code Entra sent back; the checked ID token claims and the user's Graph token."""
     if "error" in answer:
         description = (answer.get("error_description") or answer["error"]).splitlines()[0]
         raise SignInRefused(f"Entra ID did not sign you in: {description[:300]}")
@@ -81,6 +125,8 @@ def finish(config: SignInConfig, flow: dict[str, Any], answer: dict[str, str], c
                             "(state mismatch). Start again.") from exc  # fmt: skip
     except RuntimeError as exc:  # MSAL: the ID token's nonce is not the flow's
         raise SignInRefused("The ID token does not answer this sign-in (nonce mismatch). Start again.") from exc
+    except requests.RequestException as exc:  # a time-out or a broken connection to Entra ID
+        raise SignInRefused("Entra ID did not answer in time; try again in a moment.") from exc
     if "error" in result:
         description = str(result.get("error_description") or result["error"]).splitlines()[0]
         raise SignInRefused(f"Entra ID refused the sign-in: {description[:300]}")
@@ -88,7 +134,7 @@ def finish(config: SignInConfig, flow: dict[str, Any], answer: dict[str, str], c
     if not claims:
         raise SignInRefused("Entra ID sent no ID token.")
     check_claims(config, claims)
-    return claims
+    return SignedIn(claims, str(result.get("access_token") or ""))
 
 
 def check_claims(config: SignInConfig, claims: dict[str, Any], now: float | None = None) -> None:
@@ -110,24 +156,41 @@ def has_group_overage(claims: dict[str, Any]) -> bool:
     return "groups" in (claims.get("_claim_names") or {}) or bool(claims.get("hasgroups"))
 
 
-def member_groups_from_graph(object_id: str) -> set[str]:
-    """The user's groups when the ID token could not carry them all (group overage)."""
-    try:
-        return directory.member_groups(connection.connect().graph, object_id)
-    except GraphError as exc:
-        raise SignInRefused("Your group memberships could not be read from Microsoft Graph; try again later.") from exc
+def graph_as_user(config: SignInConfig, access_token: str) -> GraphClient:
+    """Graph on the tenant's transport with the signed-in user's delegated token."""
+    # Someone is waiting on the sign-in page: one retry at most, not the connector's patient backoff.
+    return GraphClient(config.session, lambda: access_token, timeout=settings.AUTOPATCH_GRAPH_TIMEOUT,
+                       max_retries=min(1, settings.AUTOPATCH_GRAPH_MAX_RETRIES),
+                       backoff=settings.AUTOPATCH_GRAPH_BACKOFF_MS / 1000)  # fmt: skip
 
 
-def role_from_claims(claims: dict[str, Any]) -> str | None:
-    """Service Administrator for Global and Intune Administrators and the admin group, Service Reader for the reader group."""
+def role_groups_from_graph(config: SignInConfig, signed_in: SignedIn) -> Callable[[list[str]], set[str]]:
+    """Which of the role groups hold the user, asked of Graph as the user (checkMemberGroups, transitive)."""
+
+    def held(group_ids: list[str]) -> set[str]:
+        try:
+            return directory.check_member_groups(graph_as_user(config, signed_in.access_token), group_ids)
+        except GraphError as exc:
+            raise SignInRefused("Your group memberships could not be read from Microsoft Graph "
+                                f"({exc.code or exc.status}); try again later.") from exc  # fmt: skip
+
+    return held
+
+
+def role_from_claims(claims: dict[str, Any], held_groups: Callable[[list[str]], set[str]]) -> str | None:
+    """Service Administrator for Global and Intune Administrators and the admin group, Service Reader for the
+    reader group. The `groups` claim answers when the token carries it whole; without it (the app registration
+    does not ask for groups) or on overage (too many groups), `held_groups` asks Graph."""
     if ADMINISTRATOR_ROLE_TEMPLATES & set(claims.get("wids") or []):
         return Role.ADMINISTRATOR
-    admin_group, reader_group = settings.AUTOPATCH_ADMIN_GROUP_ID, settings.AUTOPATCH_READER_GROUP_ID
-    if not admin_group and not reader_group:
+    wanted = role_group_ids()
+    if not wanted:
         return None
-    groups = set(claims.get("groups") or [])
-    if has_group_overage(claims):
-        groups = member_groups_from_graph(claims["oid"])
+    if "groups" in claims and not has_group_overage(claims):
+        groups = set(claims["groups"] or [])
+    else:
+        groups = held_groups(wanted)
+    admin_group, reader_group = settings.AUTOPATCH_ADMIN_GROUP_ID, settings.AUTOPATCH_READER_GROUP_ID
     if admin_group and admin_group in groups:
         return Role.ADMINISTRATOR
     if reader_group and reader_group in groups:

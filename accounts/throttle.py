@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.forms import UsernameField
 from django.utils import timezone
 
 from .models import AuditEvent
@@ -21,6 +22,12 @@ class Lockout:
         return f"Too many failed sign-ins. Try again in {self.minutes} {unit}."
 
 
+def account_name(typed: str) -> str:
+    """The account name as Django's login form signs in with it: stripped and NFKC-normalised, so that
+    look-alikes such as fullwidth "ｄｅｍｏ-ａｄｍｉｎ" are the account they sign in to, and share its count."""
+    return str(UsernameField().to_python(typed) or "")[:256]
+
+
 def lockout(username: str, ip: str | None) -> Lockout | None:
     """A lockout when the account name, or the address, failed too often within the window.
 
@@ -30,7 +37,7 @@ def lockout(username: str, ip: str | None) -> Lockout | None:
     now = timezone.now()
     since = now - window
     failures = AuditEvent.objects.filter(action=AuditEvent.Action.SIGN_IN_FAILED, at__gte=since)
-    name = username.strip().lower()[:256]
+    name = account_name(username).lower()
     last_success = (AuditEvent.objects.filter(action=AuditEvent.Action.SIGN_IN, actor__iexact=name, at__gte=since)
                     .values_list("at", flat=True).first())  # fmt: skip
     by_name = failures.filter(actor__iexact=name)

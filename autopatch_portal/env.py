@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import uuid
 from pathlib import Path
 
 
@@ -38,6 +39,19 @@ def envint(name: str, default: int, minimum: int | None = None, maximum: int | N
         bounds = f"from {minimum}" if maximum is None else f"from {minimum} to {maximum}"
         raise ImproperEnvironment(f"{name} must be a whole number {bounds}, not {value!r}")
     return number
+
+
+def envguid(name: str, hint: str = "") -> str:
+    """A GUID in its 8-4-4-4-12 form, lower-cased; empty when unset. `hint` says where to find the right one."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return ""
+    try:
+        if len(value) == 36:
+            return str(uuid.UUID(value))
+    except ValueError:
+        pass
+    raise ImproperEnvironment(f"{name} must be a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47, not {value!r}. {hint}")
 
 
 def envlist(name: str, default: str) -> list[str]:

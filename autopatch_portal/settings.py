@@ -10,7 +10,7 @@ import dj_database_url
 from celery.schedules import crontab
 from csp.constants import NONE, SELF
 
-from .env import ImproperEnvironment, envbool, envint, envlist, envsecret, envstr, generated_secret
+from .env import ImproperEnvironment, envbool, envguid, envint, envlist, envsecret, envstr, generated_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("AUTOPATCH_VAR_DIR", str(BASE_DIR / "var")))
@@ -37,6 +37,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "autopatch_portal.health.HealthCheckMiddleware",  # first: no host check, HTTPS redirect or session
+    "autopatch_portal.proxy.ProxiedClientMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -125,13 +127,15 @@ AUTOPATCH_LOGIN_LOCKOUT_MINUTES = envint("AUTOPATCH_LOGIN_LOCKOUT_MINUTES", 15)
 # Hardening.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 8 * 3600)  # a working day, then sign in again
-SESSION_COOKIE_SAMESITE = "Lax"  # Lax, not Strict: Entra's redirect back must carry the session
+SESSION_COOKIE_SAMESITE = "Lax"  # Lax, not Strict: a link to the portal from mail or chat finds the user signed in
 CSRF_COOKIE_HTTPONLY = True  # pages put the token in forms and in hx-headers; scripts never read the cookie
 CSRF_FAILURE_VIEW = "accounts.views.signin.csrf_failure"
 SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG)
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_TLS_PROXY", False) else None
+# Behind the TLS proxy (Caddy in docker-compose.yml): trust its X-Forwarded-Proto and X-Forwarded-For.
+BEHIND_TLS_PROXY = envbool("BEHIND_TLS_PROXY", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 # A year of HSTS is the preload list's bar; SECURE_HSTS_PRELOAD=False keeps the directive off.
@@ -171,6 +175,14 @@ else:
         "control_folder": str(_queue / "control"),
         "store_processed": False,
     }
+# One cache every web worker and Celery process shares (the simulated tenant's sign-in codes, the sign-in
+# flows kept for Entra's answer): Redis with it, else files under var/.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "autopatch"}}  # fmt: skip
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(VAR_DIR / "cache")}}  # fmt: skip
 CELERY_TASK_IGNORE_RESULT = True  # a discovery run is a database row, not a Celery result
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -186,13 +198,16 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # The tenant: real Graph credentials, or a simulated tenant file, or the bundled demo tenant.
-AUTOPATCH_TENANT_ID = envstr("AUTOPATCH_TENANT_ID")
+# A GUID, not a domain name: ID tokens name the tenant by its ID (iss, tid), and the sign-in checks them against it.
+AUTOPATCH_TENANT_ID = envguid("AUTOPATCH_TENANT_ID", "ID tokens name the tenant by its ID, never by a domain name: "
+                               "copy the Tenant ID from the Entra admin center's Overview page.")  # fmt: skip
 AUTOPATCH_CLIENT_ID = envstr("AUTOPATCH_CLIENT_ID")
 AUTOPATCH_CLIENT_SECRET = envsecret("AUTOPATCH_CLIENT_SECRET")
 AUTOPATCH_TENANT_FILE = envstr("AUTOPATCH_TENANT_FILE")
 AUTOPATCH_REGISTRATION_GROUP_ID = envstr("AUTOPATCH_REGISTRATION_GROUP_ID")
 AUTOPATCH_REGISTRATION_GROUP_NAME = "Windows Autopatch Device Registration"
 AUTOPATCH_GRAPH_TIMEOUT = envint("AUTOPATCH_GRAPH_TIMEOUT", 30)
+AUTOPATCH_ENTRA_TIMEOUT = envint("AUTOPATCH_ENTRA_TIMEOUT", 10)  # seconds MSAL waits for each answer of Entra ID
 AUTOPATCH_GRAPH_MAX_RETRIES = envint("AUTOPATCH_GRAPH_MAX_RETRIES", 5)
 AUTOPATCH_GRAPH_BACKOFF_MS = envint("AUTOPATCH_GRAPH_BACKOFF_MS", 1000)  # first retry's wait; doubles, capped at 30 s
 AUTOPATCH_GRAPH_PAGE_SIZE = envint("AUTOPATCH_GRAPH_PAGE_SIZE", 999)  # Graph's most for directory objects

@@ -5,8 +5,9 @@ from django.views.generic import RedirectView
 
 handler403 = "accounts.views.signin.permission_denied"
 
+# /healthz is answered by autopatch_portal.health.HealthCheckMiddleware, before host checks and sessions.
 urlpatterns = [
-    path("", RedirectView.as_view(url="/devices/ready/", permanent=False)),
+    path("", RedirectView.as_view(url="/devices/ready/", permanent=False, http_method_names=["get", "head"])),
     path("accounts/", include("accounts.urls")),
     path("devices/", include("devices.urls")),
 ]

@@ -46,6 +46,12 @@ def plain_static_storage(settings):
                          "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Half the suite's time went to PBKDF2: tests hash with MD5, which proves the same sign-in paths."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def builder() -> TenantBuilder:
     return TenantBuilder(seed=42)

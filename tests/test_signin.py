@@ -63,6 +63,24 @@ def test_it_locks_an_account_after_five_failures_even_for_the_right_password(ali
     assert AuditEvent.objects.filter(action=AuditEvent.Action.SIGN_IN_FAILED, result="locked out").count() == 1
 
 
+@pytest.mark.parametrize("look_alike", ["ａｌｉｃｅ", " alice ", "ALICE", "ａｌice"])
+def test_look_alikes_of_a_locked_account_are_locked_too(alice, look_alike):
+    client = PortalClient()
+    for _ in range(5):
+        client.sign_in("alice", "wrong password")
+    response = client.sign_in(look_alike)
+    assert response.status_code == 429 and "_auth_user_id" not in client.session
+
+
+def test_look_alikes_share_one_count(alice):
+    client = PortalClient()
+    for typed in ("ａｌｉｃｅ", "ａlice", "alｉce", "alicｅ", "ａｌｉｃe"):
+        client.sign_in(typed, "wrong password")
+    assert client.sign_in("alice").status_code == 429
+    failed = AuditEvent.objects.filter(action=AuditEvent.Action.SIGN_IN_FAILED).values_list("actor", flat=True)
+    assert set(failed) == {"alice"}
+
+
 def test_other_accounts_are_not_locked_by_one_accounts_failures(alice, bob):
     client = PortalClient()
     for _ in range(5):

@@ -13,7 +13,7 @@ from accounts import entra
 from accounts.audit import client_ip, record_event
 from accounts.models import AuditEvent
 from accounts.roles import Role, role_of
-from accounts.throttle import lockout
+from accounts.throttle import account_name, lockout
 
 
 def role_label(user) -> str:
@@ -26,8 +26,12 @@ class SignInView(LoginView):
 
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+    http_method_names = ["get", "post", "head"]
 
     def dispatch(self, request, *args, **kwargs):
+        # LoginView sends a signed-in user on before View.dispatch would refuse a method it does not take.
+        if request.method.lower() not in self.http_method_names:
+            return self.http_method_not_allowed(request, *args, **kwargs)
         if settings.AUTOPATCH_AUTH == "entra" and request.method == "POST":
             return HttpResponseNotAllowed(["GET"], "Local accounts are off: sign in with Microsoft.")
         return super().dispatch(request, *args, **kwargs)
@@ -36,7 +40,7 @@ class SignInView(LoginView):
         return super().get_context_data(entra=settings.AUTOPATCH_AUTH == "entra", **kwargs)
 
     def post(self, request, *args, **kwargs):
-        username = request.POST.get("username", "")
+        username = account_name(request.POST.get("username", ""))
         locked = lockout(username, client_ip(request))
         if locked is not None:
             # The password is not even checked while locked, so guessing gains nothing.
@@ -49,7 +53,8 @@ class SignInView(LoginView):
         return super().post(request, *args, **kwargs)
 
     def form_invalid(self, form):
-        username = self.request.POST.get("username", "")
+        # Counted under the name Django tried to sign in, not the one typed: look-alikes share one count.
+        username = account_name(self.request.POST.get("username", ""))
         record_event(username or "anonymous", AuditEvent.Action.SIGN_IN_FAILED, target="local account",
                      result="wrong name or password", request=self.request)  # fmt: skip
         return super().form_invalid(form)

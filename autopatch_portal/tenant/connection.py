@@ -17,6 +17,7 @@ import requests
 from django.conf import settings
 
 from .graph import GraphClient, client_token_provider
+from .msal_http import TimedHttpClient
 from .simulated import SimulatedTenant, delta, load_tenant_file, simulated_session
 
 LOGIN = "https://login.microsoftonline.com"
@@ -116,7 +117,7 @@ def confidential_app(link: Transport, token_cache: msal.TokenCache | None = None
     def build() -> msal.ConfidentialClientApplication:
         return msal.ConfidentialClientApplication(
             link.client_id, client_credential=link.client_secret, authority=link.authority,
-            http_client=link.session, instance_discovery=False, token_cache=token_cache,
+            http_client=TimedHttpClient(link.session, settings.AUTOPATCH_ENTRA_TIMEOUT), instance_discovery=False, token_cache=token_cache,
         )  # fmt: skip
 
     if token_cache is not None:

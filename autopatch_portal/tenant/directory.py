@@ -179,3 +179,17 @@ def member_groups(graph: GraphClient, object_id: str) -> set[str]:
     """The IDs of every group that holds the object, directly or through nesting."""
     answer = graph.post(f"v1.0/users/{object_id}/getMemberGroups", {"securityEnabledOnly": False})
     return {group for group in answer.get("value", []) if isinstance(group, str)}
+
+
+CHECK_MEMBER_GROUPS_LIMIT = 20  # group IDs per request
+
+
+def check_member_groups(graph: GraphClient, group_ids: list[str]) -> set[str]:
+    """Which of `group_ids` hold the signed-in user, directly or through nesting: `POST /v1.0/me/checkMemberGroups`
+    with the user's delegated token (User.Read and GroupMember.Read.All), at most 20 groups a request
+    (api-reference/v1.0/api/directoryobject-checkmembergroups.md)."""
+    held: set[str] = set()
+    for first in range(0, len(group_ids), CHECK_MEMBER_GROUPS_LIMIT):
+        answer = graph.post("v1.0/me/checkMemberGroups", {"groupIds": group_ids[first:first + CHECK_MEMBER_GROUPS_LIMIT]})
+        held.update(group for group in answer.get("value", []) if isinstance(group, str))
+    return held

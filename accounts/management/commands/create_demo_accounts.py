@@ -17,7 +17,8 @@ class Command(BaseCommand):
         given = os.environ.get("AUTOPATCH_DEMO_PASSWORD")
         users = get_user_model().objects
         if not given and all(users.filter(username=name).exists() for name, _ in DEMO_ACCOUNTS):
-            self.stdout.write("The demo accounts exist; their password was printed when they were created.")
+            self.stdout.write("The demo accounts exist; their password was printed when they were created. To set a new "
+                              "one: AUTOPATCH_DEMO_PASSWORD='at least 12 characters' make run")  # fmt: skip
             return
         password = given or secrets.token_urlsafe(12)
         previous = os.environ.get("AUTOPATCH_USER_PASSWORD")
