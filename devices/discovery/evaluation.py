@@ -73,7 +73,8 @@ def apply_evaluation(state: RunState) -> None:
     last_pk, done = 0, 0
     while chunk := list(members.filter(pk__gt=last_pk).values_list("pk", "device_id", "extra")[:CHUNK]):
         last_pk = chunk[-1][0]
-        subjects = {device_id: extra for _, device_id, extra in chunk if wanted is None or device_id in wanted}
+        subjects: dict[str, str | None] = {device_id: extra for _, device_id, extra in chunk
+                                           if wanted is None or device_id in wanted}  # fmt: skip
         if subjects:
             evaluate_chunk(state, subjects, duplicates, rings)
         state.counts["evaluated"] += len(subjects)
@@ -98,7 +99,7 @@ def apply_evaluation(state: RunState) -> None:
 
 
 # Part of every device's input key: bump it when evaluation changes, so that every device is evaluated again.
-EVALUATION_VERSION = "1"
+EVALUATION_VERSION = 1
 
 
 def needs_every_candidate(state: RunState) -> bool:
