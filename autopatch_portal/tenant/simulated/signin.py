@@ -17,7 +17,6 @@ import base64
 import hashlib
 import json
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from html import escape
@@ -51,7 +50,6 @@ GROUP_MEMBERSHIP_CLAIMS = {
 # checkMemberGroups for the signed-in user: User.Read and GroupMember.Read.All (delegated), at most 20 groups.
 CHECK_MEMBER_GROUPS_SCOPE = "GroupMember.Read.All"
 CHECK_MEMBER_GROUPS_LIMIT = 20
-_request_body = threading.local()
 
 
 def b64url(data: bytes) -> str:
@@ -115,17 +113,6 @@ def install(tenant: SimulatedTenant, tenant_file: Path | None = None) -> SignIn:
         return other_grants(form)
 
     tenant.token_grant = token_grant  # type: ignore[method-assign]
-    handle = tenant.handle
-
-    def handle_keeping_body(method: str, url: str, headers: dict[str, str], body: bytes | str | None) -> Response:
-        # Extra routes see the body parsed as a form; checkMemberGroups posts JSON, so keep it for them.
-        _request_body.value = body.encode() if isinstance(body, str) else body
-        try:
-            return handle(method, url, headers, body)
-        finally:
-            _request_body.value = None
-
-    tenant.handle = handle_keeping_body  # type: ignore[method-assign]
     return signin
 
 
@@ -289,7 +276,7 @@ def _check_member_groups(tenant: SimulatedTenant, match, query, headers: dict[st
     if CHECK_MEMBER_GROUPS_SCOPE not in scopes:
         return graph_error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
     try:
-        group_ids = json.loads(_request_body.value or b"{}")["groupIds"]
+        group_ids = json.loads(form.get("_body") or "{}")["groupIds"]
     except (ValueError, KeyError, TypeError):
         return graph_error(400, "Request_BadRequest", "The request body must be a JSON object with groupIds.")
     if not isinstance(group_ids, list) or not 0 < len(group_ids) <= CHECK_MEMBER_GROUPS_LIMIT:
