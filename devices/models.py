@@ -109,6 +109,9 @@ class Device(models.Model):
     first_discovered_at = models.DateTimeField(default=timezone.now)
     # Digest of everything the last evaluation read (devices.discovery.evaluation.input_key): unchanged inputs, no new evaluation.
     fingerprint = models.CharField(max_length=64, blank=True)
+    # Bumped by every admin action on the device's state (ring, exclusion); discovery writes only rows whose
+    # version is still the one it read, so an action taken while a run evaluates is never written over.
+    state_version = models.PositiveIntegerField(default=0)
 
     objects = DeviceQuerySet.as_manager()
 
@@ -211,6 +214,7 @@ class DiscoveryRun(models.Model):
         PARTIAL = "partial", "Partly failed"
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Skipped"
+        COVERED = "covered", "Covered by another run"
 
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
     requested_by = models.CharField(max_length=256, blank=True)
@@ -223,6 +227,8 @@ class DiscoveryRun(models.Model):
     errors = models.JSONField(default=list)  # [{"stage", "message"}]
     ignored = models.JSONField(default=list)  # members not discovered: [{"id", "name", "type", "reason"}]
     graph_requests = models.PositiveIntegerField(default=0)
+    # The run that did this one's work: it took the lease while this one waited, or held it when this one came.
+    covered_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     objects = DiscoveryRunQuerySet.as_manager()
 

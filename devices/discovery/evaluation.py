@@ -127,7 +127,7 @@ def record_sightings(run: DiscoveryRun, now: datetime) -> None:
 
 
 def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates: dict[str, int], rings: RingAssigner,
-                   in_group: bool = True, complete: bool = True) -> None:  # fmt: skip
+                   in_group: bool = True, complete: bool = True, attempt: int = 1) -> None:  # fmt: skip
     """Evaluate one chunk of devices (candidates, or registered devices outside the group) and write changes.
 
     A device whose inputs (Graph records, report, serial duplicates, its own state) match the key stored at
@@ -180,21 +180,33 @@ def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates:
         new = Device(azure_ad_device_id=device_id, **outcome)
         if device is not None:
             new.pk, new.first_discovered_at = device.pk, device.first_discovered_at
+            new.state_version = device.state_version  # written only if no admin action came since this read
         upserts.append(new)
         before = device.readiness_status if device else ""
         if before != outcome["readiness_status"]:
             changes.append((new, before, cause))
+    upserts.sort(key=lambda d: d.pk or 0)  # rows locked in key order, as admin actions lock them: no deadlock
     with transaction.atomic():
-        bulk_write(upserts, unique_field="azure_ad_device_id",
-                   update_fields=[f for f in WRITTEN_FIELDS if f != "azure_ad_device_id"])  # fmt: skip
+        written = bulk_write(upserts, unique_field="azure_ad_device_id", version_field="state_version",
+                             update_fields=[f for f in WRITTEN_FIELDS if f != "azure_ad_device_id"])  # fmt: skip
+        kept = {d.azure_ad_device_id for d in written}
+        changes = [change for change in changes if change[0].azure_ad_device_id in kept]
         bulk_write([
             DeviceStatusChange(device_id=d.pk, from_status=before, to_status=d.readiness_status, changed_at=now,
                                cause=cause, run=run)
             for d, before, cause in changes
         ])  # fmt: skip
-    state.counts["changed"] += len(upserts)
+    state.counts["changed"] += len(written)
     state.counts["registered_now"] += sum(1 for d, before, _ in changes if before in ("", ReadinessStatus.PREREQUISITES_FAILED)
                                           and d.registered_at == now)  # fmt: skip
+    acted_on = {device_id: subjects[device_id] for device_id in pending if device_id not in kept}
+    if acted_on and attempt < WRITE_ATTEMPTS:
+        # An admin changed these devices after this chunk read them: evaluate them again from what they are now.
+        evaluate_chunk(state, acted_on, duplicates, rings, in_group, complete, attempt + 1)
+
+
+# Evaluations of a chunk whose devices an admin keeps changing; a device still changing is left to the next run.
+WRITE_ATTEMPTS = 3
 
 
 WRITTEN_FIELDS = [
