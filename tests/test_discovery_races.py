@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import random
 import threading
 import time
 from collections.abc import Callable
 
 import pytest
+from django.core.management import call_command
 from django.db import connection as db_connection
 from django.db.models import OuterRef, Subquery
+from django.utils import timezone
 
 from accounts.models import AuditEvent
+from devices.discovery.lease import begin
 from devices.models import Device, DeviceStatusChange, DiscoveryRun, ReadinessStatus
-from devices.runs import discover_now
+from devices.runs import discover_now, start_discovery
 from tests.portal_client import signed_in
 from tests.test_discovery_task import wait_for_run
 
@@ -61,8 +65,9 @@ def test_exclusions_and_rings_posted_while_a_run_evaluates_survive_it(builder, u
     to_exclude, to_ring = pks[: len(pks) // 2], pks[len(pks) // 2 :]
     excluder, ringer = signed_in(alice), signed_in(alice)
 
-    assert signed_in(alice).htmx_post("/devices/discover/").status_code == 200
-    run = DiscoveryRun.objects.get(trigger=DiscoveryRun.Trigger.MANUAL)
+    started = signed_in(alice).htmx_post("/devices/discover/").content.decode()
+    run = DiscoveryRun.objects.get(trigger=DiscoveryRun.Trigger.MANUAL, requested_by="alice")
+    assert f"Discovery run #{run.pk} started." in started
     during: list[str] = []
     threads = [
         threading.Thread(target=post_while_running, args=(
@@ -93,3 +98,83 @@ def test_exclusions_and_rings_posted_while_a_run_evaluates_survive_it(builder, u
     assert latest_history_disagrees() == []
     # The run did its own work too: every device not excluded carries the new manufacturer.
     assert not Device.objects.filter(excluded=False).exclude(manufacturer="Contoso").exists()
+
+
+CLICKS = 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_six_simultaneous_discover_clicks_start_one_run(builder, use_tenant, celery_worker_process, alice):
+    builder.device()
+    use_tenant(builder)
+    clients = [signed_in(alice) for _ in range(CLICKS)]
+    ready = threading.Barrier(CLICKS)
+    answers: list[str] = []
+
+    def click(client) -> None:
+        try:
+            ready.wait()
+            answers.append(client.htmx_post("/devices/discover/").content.decode())
+        finally:
+            db_connection.close()
+
+    threads = [threading.Thread(target=click, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    worker = celery_worker_process()
+
+    (run,) = DiscoveryRun.objects.all()
+    assert sum(f"Discovery run #{run.pk} started." in a for a in answers) == 1
+    assert sum(f"A discovery run (#{run.pk}, discover devices by alice) is already under way" in a
+               for a in answers) == CLICKS - 1  # fmt: skip
+    assert wait_for_run(run, worker).status == DiscoveryRun.Status.SUCCEEDED
+    assert DiscoveryRun.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_runs_while_a_button_run_waits_and_that_run_ends_saying_so(builder, use_tenant, alice,
+                                                                              celery_worker_process):  # fmt: skip
+    device = builder.device()
+    use_tenant(builder)
+    client = signed_in(alice)
+    client.htmx_post("/devices/discover/")  # no worker yet: the run waits
+    waiting = DiscoveryRun.objects.get(trigger=DiscoveryRun.Trigger.MANUAL)
+
+    out = io.StringIO()
+    call_command("discover", stdout=out)
+
+    ran = DiscoveryRun.objects.get(trigger=DiscoveryRun.Trigger.COMMAND)
+    assert ran.status == DiscoveryRun.Status.SUCCEEDED
+    assert f"Covers discovery run #{waiting.pk} (discover devices), which was waiting for a worker" in out.getvalue()
+    assert Device.objects.get(azure_ad_device_id=device["deviceId"]).readiness_status == ReadinessStatus.ACTIVE
+    waiting.refresh_from_db()
+    assert waiting.status == DiscoveryRun.Status.COVERED and waiting.covered_by == ran
+    html = client.get(f"/devices/discover/{waiting.pk}/", HTTP_HX_REQUEST="true").content.decode()
+    assert f"Discovery run #{waiting.pk} covered by another run" in html and "every 1s" not in html
+    assert f"Discovery run #{ran.pk} (command line) started after this run was queued" in html
+
+    # The worker comes late: the covered run's task finds nothing to do; a run queued after it runs.
+    later, started = start_discovery(DiscoveryRun.Trigger.MANUAL, requested_by="alice")
+    assert started
+    assert wait_for_run(later, celery_worker_process()).status == DiscoveryRun.Status.SUCCEEDED
+    waiting.refresh_from_db()
+    assert waiting.status == DiscoveryRun.Status.COVERED
+    assert DiscoveryRun.objects.count() == 3
+
+
+def test_the_command_says_which_run_under_way_covers_it(builder, use_tenant, db):
+    builder.device()
+    use_tenant(builder)
+    under_way, _ = start_discovery(DiscoveryRun.Trigger.MANUAL, requested_by="alice")
+    assert begin(under_way, timezone.now())  # what the worker does first
+
+    out = io.StringIO()
+    call_command("discover", stdout=out)
+
+    first_line, reason = out.getvalue().splitlines()[:2]
+    assert first_line.endswith(f"covered by discovery run #{under_way.pk}, 0 Graph requests")
+    assert f"Discovery run #{under_way.pk} (discover devices by alice) was under way" in reason
+    assert DiscoveryRun.objects.get(trigger=DiscoveryRun.Trigger.COMMAND).status == DiscoveryRun.Status.COVERED
+    assert Device.objects.count() == 0  # the command's run changed nothing itself
