@@ -133,6 +133,7 @@ def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates:
     A device whose inputs (Graph records, report, serial duplicates, its own state) match the key stored at
     its last evaluation is not evaluated again: an hourly run over an unchanged tenant reads, but writes little."""
     run, now = state.run, state.now
+    subjects = {d: a for d, a in subjects.items() if d not in state.skipped_devices}  # left as they were
     ids = list(subjects)
     staged = StagedObject.objects.filter(run=run)
     entra_rows = {d: (name, data) for d, name, data in staged.filter(kind=StagedObject.Kind.DEVICE, device_id__in=ids)

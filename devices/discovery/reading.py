@@ -11,6 +11,7 @@ from autopatch_portal.tenant.graph import GraphError, dumps
 
 from ..bulk import copy_rows
 from ..models import DiscoveryRun, StagedObject
+from . import records
 from .state import RunState
 
 
@@ -45,14 +46,14 @@ def stage_tenant(tenant: TenantConnection, state: RunState) -> None:
     read = 0
     for page in directory.device_pages(graph):
         stage(run, [(StagedObject.Kind.DEVICE, d.get("id") or "", d["deviceId"], (d.get("displayName") or "")[:256],
-                     "", "", dumps(d)) for d in page if d.get("deviceId")])  # fmt: skip
+                     "", "", dumps(d)) for d in records.accept(page, records.DEVICE, state) if d.get("deviceId")])  # fmt: skip
         read += len(page)
         state.progress(f"Read {read} Azure AD devices")
     read = 0
     for page in directory.managed_device_pages(graph):
         stage(run, [(StagedObject.Kind.MANAGED, m.get("id") or "", m["azureADDeviceId"], "",
                      (m.get("serialNumber") or "").strip()[:128], (m.get("lastSyncDateTime") or "")[:256], dumps(m))
-                    for m in page if m.get("azureADDeviceId")])  # fmt: skip
+                    for m in records.accept(page, records.MANAGED, state) if m.get("azureADDeviceId")])  # fmt: skip
         read += len(page)
         state.progress(f"Read {read} Intune managed devices")
     if connection.vendor == "postgresql":
@@ -73,7 +74,7 @@ def stage(run: DiscoveryRun, rows: list[tuple[str, ...]], ignore_conflicts: bool
 def stage_members(run: DiscoveryRun, page: list[dict], added_through: str, state: RunState,
                   nested: list[dict] | None) -> None:  # fmt: skip
     rows = []
-    for member in page:
+    for member in records.accept(page, records.MEMBER, state):
         kind = member.get("@odata.type")
         if kind == DEVICE_TYPE and member.get("deviceId"):
             rows.append((StagedObject.Kind.MEMBER, member["id"], member["deviceId"], "", "", added_through[:256], ""))

@@ -25,6 +25,7 @@ class RunState:
     ignored: list[dict[str, str]] = field(default_factory=list)
     ignored_counts: Counter[str] = field(default_factory=Counter)
     unreadable_groups: list[str] = field(default_factory=list)
+    skipped_devices: set[str] = field(default_factory=set)  # a record of theirs was unsound: left as they were
     counts: Counter[str] = field(default_factory=Counter)
 
     def ignore(self, item: dict, reason: str, kind: str) -> None:
