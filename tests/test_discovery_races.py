@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+import itertools
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import pytest
 from django.core.management import call_command
@@ -15,11 +16,14 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from accounts.models import AuditEvent
+from devices.bulk import bulk_write
 from devices.discovery.lease import begin
-from devices.models import Device, DeviceStatusChange, DiscoveryRun, ReadinessStatus
+from devices.models import Device, DeviceStatusChange, DiscoveryRun, ReadinessStatus, Ring
 from devices.runs import discover_now, start_discovery
 from tests.portal_client import signed_in
 from tests.test_discovery_task import wait_for_run
+
+pytest_plugins = ["tests.blade_tenant"]
 
 RACED_DEVICES = 3000
 BATCH = 10
@@ -32,22 +36,27 @@ def latest_history_disagrees() -> list[str]:
     return [d.device_name for d in rows if d.last != d.readiness_status]
 
 
-def post_while_running(run: DiscoveryRun, post: Callable[[list[int]], None], pks: list[int],
-                       during: list[str]) -> None:  # fmt: skip
-    """Post batches of `pks` as long as the run goes on; note the run's progress at each post."""
+def keep_posting(run_pk: int, post: Callable[[dict], object], forms: Iterable[dict], landed: list[str],
+                 ready: Callable[[str], bool] = lambda progress: True) -> None:  # fmt: skip
+    """Post each form while the run goes on (once `ready` for its progress); note the run's progress at each."""
+    run = DiscoveryRun.objects.get(pk=run_pk)
     try:
-        while pks:
-            run.refresh_from_db()
-            if run.status == DiscoveryRun.Status.QUEUED:
-                time.sleep(0.05)
-                continue
-            if run.status != DiscoveryRun.Status.RUNNING:
-                return
-            batch, pks[:] = pks[:BATCH], pks[BATCH:]
-            during.append(run.progress)
-            post(batch)
+        for form in forms:
+            while True:
+                run.refresh_from_db(fields=["status", "progress"])
+                if run.status not in (DiscoveryRun.Status.QUEUED, DiscoveryRun.Status.RUNNING):
+                    return
+                if run.status == DiscoveryRun.Status.RUNNING and ready(run.progress):
+                    break
+                time.sleep(0.02)
+            landed.append(run.progress)
+            post(form)
     finally:
         db_connection.close()  # this thread's connection
+
+
+def batches(pks: list[int]) -> list[list[int]]:
+    return [pks[i : i + BATCH] for i in range(0, len(pks), BATCH)]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -68,14 +77,18 @@ def test_exclusions_and_rings_posted_while_a_run_evaluates_survive_it(builder, u
     started = signed_in(alice).htmx_post("/devices/discover/").content.decode()
     run = DiscoveryRun.objects.get(trigger=DiscoveryRun.Trigger.MANUAL, requested_by="alice")
     assert f"Discovery run #{run.pk} started." in started
-    during: list[str] = []
+    excluded_during: list[str] = []
+    ringed_during: list[str] = []
+    # Rings go round Test, First, Fast, Broad for as long as the run lasts; exclusions start once devices are read.
     threads = [
-        threading.Thread(target=post_while_running, args=(
-            DiscoveryRun.objects.get(pk=run.pk),
-            lambda ids: excluder.form_post("/devices/actions/exclude/", {"ids": ids}), to_exclude, during)),
-        threading.Thread(target=post_while_running, args=(
-            DiscoveryRun.objects.get(pk=run.pk),
-            lambda ids: ringer.form_post("/devices/actions/assign_ring/", {"ids": ids, "ring": "test"}), to_ring, during)),
+        threading.Thread(target=keep_posting, args=(
+            run.pk, lambda form: ringer.form_post("/devices/actions/assign_ring/", form),
+            ({"ids": batch, "ring": ring} for ring in itertools.cycle(Ring.values) for batch in batches(to_ring)),
+            ringed_during)),
+        threading.Thread(target=keep_posting, args=(
+            run.pk, lambda form: excluder.form_post("/devices/actions/exclude/", form),
+            ({"ids": batch} for batch in batches(to_exclude)), excluded_during,
+            lambda progress: progress.startswith(("Read ", "Evaluated")))),
     ]  # fmt: skip
     for thread in threads:
         thread.start()
@@ -84,21 +97,25 @@ def test_exclusions_and_rings_posted_while_a_run_evaluates_survive_it(builder, u
     finished = wait_for_run(run, worker, seconds=300)
 
     assert finished.status == DiscoveryRun.Status.SUCCEEDED, finished.errors
-    assert sum(1 for p in during if p.startswith("Evaluated")) >= 2, during  # actions did land mid-evaluation
-    outcomes = [(event.details["action"], o) for event in AuditEvent.objects.filter(action=AuditEvent.Action.DEVICE_ACTION)
-                for o in event.details["outcomes"] if o["done"]]  # fmt: skip
-    excluded = {o["device"] for action, o in outcomes if action == "exclude"}
-    ringed = {o["device"] for action, o in outcomes if action == "assign_ring"}
-    assert len(excluded) >= 2 * BATCH and len(ringed) >= 2 * BATCH
+    assert sum(1 for p in ringed_during if p.startswith("Evaluated")) >= 2, ringed_during  # mid-evaluation
+    assert len(excluded_during) >= 2, excluded_during
+    last_ring: dict[str, str] = {}
+    excluded: set[str] = set()
+    for event in AuditEvent.objects.filter(action=AuditEvent.Action.DEVICE_ACTION).order_by("pk"):
+        for outcome in (o for o in event.details["outcomes"] if o["done"]):
+            if event.details["action"] == "exclude":
+                excluded.add(outcome["device"])
+            else:
+                last_ring[outcome["device"]] = event.details["ring"]
     lost_exclusions = Device.objects.filter(azure_ad_device_id__in=excluded).exclude(
         excluded=True, readiness_status=ReadinessStatus.EXCLUDED, ring="")  # fmt: skip
-    lost_rings = Device.objects.filter(azure_ad_device_id__in=ringed).exclude(ring="test", ring_assigned_by="admin")
     assert list(lost_exclusions.values_list("device_name", "readiness_status")) == []
-    assert list(lost_rings.values_list("device_name", "ring", "ring_assigned_by")) == []
+    rings = dict(Device.objects.filter(azure_ad_device_id__in=last_ring, ring_assigned_by="admin")
+                 .values_list("azure_ad_device_id", "ring"))  # fmt: skip
+    assert {d: r for d, r in last_ring.items() if rings.get(d) != r} == {}
     assert latest_history_disagrees() == []
     # The run did its own work too: every device not excluded carries the new manufacturer.
     assert not Device.objects.filter(excluded=False).exclude(manufacturer="Contoso").exists()
-
 
 CLICKS = 6
 
@@ -178,3 +195,20 @@ def test_the_command_says_which_run_under_way_covers_it(builder, use_tenant, db)
     assert f"Discovery run #{under_way.pk} (discover devices by alice) was under way" in reason
     assert DiscoveryRun.objects.get(trigger=DiscoveryRun.Trigger.COMMAND).status == DiscoveryRun.Status.COVERED
     assert Device.objects.count() == 0  # the command's run changed nothing itself
+
+
+def test_a_versioned_write_leaves_a_device_an_admin_changed_since_it_was_read(alice, blade_tenant):
+    stale = Device.objects.get(device_name="ALPHA-01")
+    signed_in(alice).form_post("/devices/actions/exclude/", {"ids": [stale.pk]})
+    stale.device_name, stale.readiness_status = "ALPHA-01 (renamed)", ReadinessStatus.ACTIVE
+
+    written = bulk_write([stale], unique_field="azure_ad_device_id", version_field="state_version",
+                         update_fields=["device_name", "readiness_status"])  # fmt: skip
+
+    assert written == []
+    device = Device.objects.get(pk=stale.pk)
+    assert (device.device_name, device.readiness_status, device.excluded) == ("ALPHA-01", "excluded", True)
+    device.device_name = "ALPHA-01 (renamed)"
+    assert bulk_write([device], unique_field="azure_ad_device_id", version_field="state_version",
+                      update_fields=["device_name"]) == [device]  # fmt: skip
+    assert Device.objects.get(pk=stale.pk).device_name == "ALPHA-01 (renamed)"
