@@ -57,7 +57,7 @@ def test_each_reload_replaces_the_tenant_instead_of_adding_one(mid_sized_tenant)
         use_once()
 
     assert connection.connect().simulated.managed_devices[RELOADS - 1]["osVersion"] == "10.0.26100.1"
-    assert live_tenants() == baseline == 1
+    assert live_tenants() == baseline  # (other files' tenants, from earlier tests in this process, may be cached too)
 
 
 def test_memory_does_not_grow_with_reloads(mid_sized_tenant):
