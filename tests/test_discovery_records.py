@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devices.discovery.records import DEVICE, MANAGED, problems
+from devices.discovery.records import DEVICE, MANAGED, MAX_LISTED, problems
 from devices.models import Device, DiscoveryRun, ReadinessStatus
 from devices.runs import discover_now
 
@@ -116,3 +116,20 @@ def test_a_malformed_tenant_file_still_fails_the_run_naming_the_fault_and_change
     assert run.status == DiscoveryRun.Status.FAILED
     assert "is not JSON" in run.errors[0]["message"] and "line 1 column" in run.errors[0]["message"]
     assert list(Device.objects.order_by("pk").values()) == before
+
+
+def test_past_a_hundred_bad_records_the_rest_are_counted(builder, use_tenant):
+    good = builder.device(report=True)
+    bad = [builder.device() for _ in range(MAX_LISTED + 3)]
+    for device in bad:
+        builder.managed_device_of(device)["skuNumber"] = "4"
+    use_tenant(builder)
+
+    run = discover_now()
+
+    assert run.status == DiscoveryRun.Status.PARTIAL
+    named = [e for e in run.errors if e["stage"] == "managed device record"]
+    assert len(named) == MAX_LISTED and named[0]["message"].endswith("skuNumber is a string, not a whole number.")
+    assert run.errors[-1] == {"stage": "records", "message": "3 more unsound records skipped; the first 100 are named."}
+    assert run.counts["skipped_records"] == MAX_LISTED + 3
+    assert list(Device.objects.values_list("azure_ad_device_id", flat=True)) == [good["deviceId"]]

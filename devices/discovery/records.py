@@ -129,6 +129,7 @@ def accept(items: list[dict], shape: Shape, state: RunState) -> list[dict]:
             state.unreadable_groups.append(f"member {item.get('id')!r}")
         state.counts["skipped_records"] += 1
         if state.counts["skipped_records"] > MAX_LISTED:
+            count_unnamed(state.errors, state.counts["skipped_records"] - MAX_LISTED)
             continue
         object_id = (item.get("id") if isinstance(item.get("id"), str) else repr(item.get("id")))[:80]
         details = "; ".join(f"{name} {text}" for name, text in found)
@@ -136,3 +137,13 @@ def accept(items: list[dict], shape: Shape, state: RunState) -> list[dict]:
                              "field": ", ".join(name for name, _ in found),
                              "message": f"Skipped {shape.kind} {object_id}: {details}."})  # fmt: skip
     return kept
+
+
+def count_unnamed(errors: list[dict[str, str]], more: int) -> None:
+    """One error line counts the unsound records past the ones named, so that a run's errors stay short."""
+    message = f"{more} more unsound records skipped; the first {MAX_LISTED} are named."
+    for error in reversed(errors):
+        if error["stage"] == "records":
+            error["message"] = message
+            return
+    errors.append({"stage": "records", "message": message})
