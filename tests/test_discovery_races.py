@@ -59,9 +59,33 @@ def batches(pks: list[int]) -> list[list[int]]:
     return [pks[i : i + BATCH] for i in range(0, len(pks), BATCH)]
 
 
+def last_actions() -> dict[str, tuple[str, str | None]]:
+    """Each device's last action that an admin was told was done: (action, ring)."""
+    last: dict[str, tuple[str, str | None]] = {}
+    for event in AuditEvent.objects.filter(action=AuditEvent.Action.DEVICE_ACTION).order_by("pk"):
+        for outcome in event.details["outcomes"]:
+            if outcome["done"]:
+                last[outcome["device"]] = (event.details["action"], event.details["ring"])
+    return last
+
+
+def assert_actions_hold() -> None:
+    last = last_actions()
+    devices = {d.azure_ad_device_id: d for d in Device.objects.filter(azure_ad_device_id__in=last).defer("checks")}
+    lost = {device_id: (action, ring, devices[device_id].excluded, devices[device_id].readiness_status,
+                        devices[device_id].ring, devices[device_id].ring_assigned_by)
+            for device_id, (action, ring) in last.items()
+            if (action == "exclude" and not (devices[device_id].excluded and devices[device_id].ring == ""
+                                             and devices[device_id].readiness_status == ReadinessStatus.EXCLUDED))
+            or (action == "restore" and devices[device_id].excluded)
+            or (action == "assign_ring" and (devices[device_id].ring, devices[device_id].ring_assigned_by) != (ring, "admin"))}  # fmt: skip
+    assert lost == {}
+    assert latest_history_disagrees() == []
+
+
 @pytest.mark.django_db(transaction=True)
-def test_exclusions_and_rings_posted_while_a_run_evaluates_survive_it(builder, use_tenant, celery_worker_process,
-                                                                     alice):  # fmt: skip
+def test_exclusions_rings_and_restores_posted_while_a_run_evaluates_survive_it(builder, use_tenant, alice,
+                                                                              celery_worker_process):  # fmt: skip
     devices = [builder.device(report=True) for _ in range(RACED_DEVICES)]
     use_tenant(builder)
     assert discover_now().status == DiscoveryRun.Status.SUCCEEDED
@@ -71,15 +95,20 @@ def test_exclusions_and_rings_posted_while_a_run_evaluates_survive_it(builder, u
     worker = celery_worker_process()
     pks = list(Device.objects.values_list("pk", flat=True))
     random.Random(1).shuffle(pks)
-    to_exclude, to_ring = pks[: len(pks) // 2], pks[len(pks) // 2 :]
-    excluder, ringer = signed_in(alice), signed_in(alice)
+    fifth = len(pks) // 5
+    to_exclude, to_ring, to_restore = pks[: 2 * fifth], pks[2 * fifth : 4 * fifth], pks[4 * fifth :]
+    excluder, ringer, restorer = signed_in(alice), signed_in(alice), signed_in(alice)
+    for start in range(0, len(to_restore), 500):
+        excluder.form_post("/devices/actions/exclude/", {"ids": to_restore[start : start + 500]})
 
     started = signed_in(alice).htmx_post("/devices/discover/").content.decode()
     run = DiscoveryRun.objects.get(trigger=DiscoveryRun.Trigger.MANUAL, requested_by="alice")
     assert f"Discovery run #{run.pk} started." in started
     excluded_during: list[str] = []
     ringed_during: list[str] = []
-    # Rings go round Test, First, Fast, Broad for as long as the run lasts; exclusions start once devices are read.
+    restored_during: list[str] = []
+    devices_read = lambda progress: progress.startswith(("Read ", "Evaluated"))  # noqa: E731
+    # Rings go round Test, First, Fast, Broad for as long as the run lasts; the others start once devices are read.
     threads = [
         threading.Thread(target=keep_posting, args=(
             run.pk, lambda form: ringer.form_post("/devices/actions/assign_ring/", form),
@@ -87,8 +116,10 @@ def test_exclusions_and_rings_posted_while_a_run_evaluates_survive_it(builder, u
             ringed_during)),
         threading.Thread(target=keep_posting, args=(
             run.pk, lambda form: excluder.form_post("/devices/actions/exclude/", form),
-            ({"ids": batch} for batch in batches(to_exclude)), excluded_during,
-            lambda progress: progress.startswith(("Read ", "Evaluated")))),
+            ({"ids": batch} for batch in batches(to_exclude)), excluded_during, devices_read)),
+        threading.Thread(target=keep_posting, args=(
+            run.pk, lambda form: restorer.form_post("/devices/actions/restore/", form),
+            ({"ids": batch} for batch in batches(to_restore)), restored_during, devices_read)),
     ]  # fmt: skip
     for thread in threads:
         thread.start()
@@ -98,24 +129,20 @@ def test_exclusions_and_rings_posted_while_a_run_evaluates_survive_it(builder, u
 
     assert finished.status == DiscoveryRun.Status.SUCCEEDED, finished.errors
     assert sum(1 for p in ringed_during if p.startswith("Evaluated")) >= 2, ringed_during  # mid-evaluation
-    assert len(excluded_during) >= 2, excluded_during
-    last_ring: dict[str, str] = {}
-    excluded: set[str] = set()
-    for event in AuditEvent.objects.filter(action=AuditEvent.Action.DEVICE_ACTION).order_by("pk"):
-        for outcome in (o for o in event.details["outcomes"] if o["done"]):
-            if event.details["action"] == "exclude":
-                excluded.add(outcome["device"])
-            else:
-                last_ring[outcome["device"]] = event.details["ring"]
-    lost_exclusions = Device.objects.filter(azure_ad_device_id__in=excluded).exclude(
-        excluded=True, readiness_status=ReadinessStatus.EXCLUDED, ring="")  # fmt: skip
-    assert list(lost_exclusions.values_list("device_name", "readiness_status")) == []
-    rings = dict(Device.objects.filter(azure_ad_device_id__in=last_ring, ring_assigned_by="admin")
-                 .values_list("azure_ad_device_id", "ring"))  # fmt: skip
-    assert {d: r for d, r in last_ring.items() if rings.get(d) != r} == {}
-    assert latest_history_disagrees() == []
-    # The run did its own work too: every device not excluded carries the new manufacturer.
-    assert not Device.objects.filter(excluded=False).exclude(manufacturer="Contoso").exists()
+    assert len(excluded_during) >= 2 and len(restored_during) >= 2, (excluded_during, restored_during)
+    assert_actions_hold()
+    # The run did its own work too: every device not excluded before or during it carries the new manufacturer.
+    assert not Device.objects.filter(excluded=False, readiness_status=ReadinessStatus.ACTIVE).exclude(
+        manufacturer="Contoso").exists()  # fmt: skip
+
+    # The next run evaluates the devices restored after this one read them, and keeps every other action.
+    assert discover_now().status == DiscoveryRun.Status.SUCCEEDED
+    assert_actions_hold()
+    restored = [d for d, (action, _) in last_actions().items() if action == "restore"]
+    assert len(restored) >= 2 * BATCH
+    assert set(Device.objects.filter(azure_ad_device_id__in=restored).values_list("readiness_status", flat=True)) == {
+        ReadinessStatus.ACTIVE}  # fmt: skip
+
 
 CLICKS = 6
 
