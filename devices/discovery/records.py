@@ -4,10 +4,11 @@ A record that fails is skipped and named in the run's errors (object ID, propert
 the run goes on, and the device it describes is left as it was. Lengths come from the columns the values
 end in, so SQLite (which stores any length) and PostgreSQL (which refuses the whole page) keep the same
 data: an identifier too long is a problem, other text is cut to its column. Property types follow Graph's
-reference (microsoft-graph-docs-contrib): api-reference/v1.0/resources/device.md, group-list-members.md
-(directoryObject: id, and the device's properties) and api-reference/beta/resources/intune-devices-manageddevice.md
-(enums are strings, skuNumber an Int32, configurationManagerClientEnabledFeatures an object, every
-DateTimeOffset with its offset).
+reference (microsoft-graph-docs-contrib): api-reference/v1.0/resources/device.md (strings, accountEnabled a
+Boolean, registrationDateTime a DateTimeOffset), api-reference/v1.0/api/group-list-members.md (members are
+directoryObjects with their @odata.type) and api-reference/beta/resources/intune-devices-manageddevice.md
+(enums are strings, skuNumber an Int32, configurationManagerClientEnabledFeatures an object, DateTimeOffsets
+such as lastSyncDateTime carry their offset).
 """
 
 from __future__ import annotations
