@@ -197,6 +197,10 @@ class DiscoveryRunQuerySet(models.QuerySet):
         waiting_since = now - timedelta(seconds=settings.AUTOPATCH_DISCOVERY_LEASE_SECONDS)
         return self.filter(Q(pk__in=held) | Q(status=DiscoveryRun.Status.QUEUED, queued_at__gte=waiting_since))
 
+    def ran(self) -> DiscoveryRunQuerySet:
+        """Runs that read the tenant themselves: not those another run covered (or, before covering, skipped)."""
+        return self.exclude(status__in=(DiscoveryRun.Status.SKIPPED, DiscoveryRun.Status.COVERED))
+
 
 class DiscoveryRun(models.Model):
     """One discovery of the registration group: who or what started it, and how it ended."""

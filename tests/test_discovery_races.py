@@ -198,6 +198,7 @@ def test_the_command_runs_while_a_button_run_waits_and_that_run_ends_saying_so(b
     assert Device.objects.get(azure_ad_device_id=device["deviceId"]).readiness_status == ReadinessStatus.ACTIVE
     waiting.refresh_from_db()
     assert waiting.status == DiscoveryRun.Status.COVERED and waiting.covered_by == ran
+    assert list(DiscoveryRun.objects.ran()) == [ran]
     html = client.get(f"/devices/discover/{waiting.pk}/", HTTP_HX_REQUEST="true").content.decode()
     assert f"Discovery run #{waiting.pk} covered by another run" in html and "every 1s" not in html
     assert f"Discovery run #{ran.pk} (command line) started after this run was queued" in html
