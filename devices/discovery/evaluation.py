@@ -204,6 +204,8 @@ def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates:
     if acted_on and attempt < WRITE_ATTEMPTS:
         # An admin changed these devices after this chunk read them: evaluate them again from what they are now.
         evaluate_chunk(state, acted_on, duplicates, rings, in_group, complete, attempt + 1)
+    elif acted_on:  # still changing: the next run evaluates them (an empty key is never a match)
+        Device.objects.filter(azure_ad_device_id__in=acted_on).update(fingerprint="")
 
 
 # Evaluations of a chunk whose devices an admin keeps changing; a device still changing is left to the next run.
