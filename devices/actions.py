@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .models import Device, DeviceStatusChange, DiscoveryRun, ReadinessStatus, Ring, RingAssignedBy
@@ -65,12 +66,28 @@ def selected_devices(ids: list[str]) -> list[Device]:
     return [found[pk] for pk in pks]
 
 
+def locked(devices: list[Device]) -> list[Device]:
+    """The devices as they are now, locked until the action's transaction ends.
+
+    An action decides from this read and bumps `state_version`, so a discovery run that read the devices
+    before writes none of them over (its write is conditional on the version). Locks are taken in key order,
+    as discovery writes, so the two never deadlock; NO KEY leaves foreign-key checks (history rows) free."""
+    fresh = Device.objects.select_for_update(no_key=True).defer("checks").filter(pk__in=[d.pk for d in devices])
+    by_pk = {d.pk: d for d in fresh.order_by("pk")}
+    return [by_pk[d.pk] for d in devices if d.pk in by_pk]
+
+
+# What every action sets on the devices it changes: the state is no longer the one a run may have read.
+BUMP = {"state_version": F("state_version") + 1}
+
+
+@transaction.atomic
 def assign_ring(devices: list[Device], ring: str) -> list[Outcome]:
     if ring not in Ring.values:
         raise ActionError(f"{ring!r} is not a ring: choose Test, First, Fast or Broad.")
     label = Ring(ring).label
     outcomes, changed = [], []
-    for device in devices:
+    for device in locked(devices):
         if device.readiness_status != ReadinessStatus.ACTIVE or not device.is_registered:
             status = device.get_readiness_status_display()
             outcomes.append(Outcome(device, False, f"Not assigned: only registered, Active devices can be (it is {status})."))
@@ -80,14 +97,15 @@ def assign_ring(devices: list[Device], ring: str) -> list[Outcome]:
             before = device.get_ring_display() or "no ring"
             changed.append(device.pk)
             outcomes.append(Outcome(device, True, f"Moved from {before} to {label}."))
-    Device.objects.filter(pk__in=changed).update(ring=ring, ring_assigned_by=RingAssignedBy.ADMIN)
+    Device.objects.filter(pk__in=changed).update(ring=ring, ring_assigned_by=RingAssignedBy.ADMIN, **BUMP)
     return outcomes
 
 
+@transaction.atomic
 def exclude(devices: list[Device], actor: str) -> list[Outcome]:
     now = timezone.now()
     outcomes, changed, history = [], [], []
-    for device in devices:
+    for device in locked(devices):
         if device.excluded:
             outcomes.append(Outcome(device, True, "Already excluded."))
         elif device.readiness_status == ReadinessStatus.PREREQUISITES_FAILED:
@@ -98,19 +116,20 @@ def exclude(devices: list[Device], actor: str) -> list[Outcome]:
                                               to_status=ReadinessStatus.EXCLUDED, changed_at=now,
                                               cause=f"Excluded by {actor}"))  # fmt: skip
             outcomes.append(Outcome(device, True, "Excluded: deregistered, now under Not registered."))
-    with transaction.atomic():
-        # Deregistering deletes the Autopatch record (registration, ring) and keeps the flag discovery honours.
-        Device.objects.filter(pk__in=changed).update(
-            excluded=True, readiness_status=ReadinessStatus.EXCLUDED, registered_at=None, ring="",
-            ring_assigned_by="", failed_checks="", fingerprint="",
-        )  # fmt: skip
-        DeviceStatusChange.objects.bulk_create(history)
+    # Deregistering deletes the Autopatch record (registration, ring) and keeps the flag discovery honours.
+    Device.objects.filter(pk__in=changed).update(
+        excluded=True, readiness_status=ReadinessStatus.EXCLUDED, registered_at=None, ring="",
+        ring_assigned_by="", failed_checks="", fingerprint="", **BUMP,
+    )  # fmt: skip
+    DeviceStatusChange.objects.bulk_create(history)
     return outcomes
 
 
+@transaction.atomic
 def restore(devices: list[Device], actor: str) -> tuple[list[Outcome], DiscoveryRun | None, bool]:
     """Clear the Excluded flag and start a discovery run, which evaluates the devices with the real checks."""
     outcomes, changed = [], []
+    devices = locked(devices)
     for device in devices:
         if not device.excluded:
             outcomes.append(Outcome(device, False, "Not restored: it is not excluded."))
@@ -118,11 +137,10 @@ def restore(devices: list[Device], actor: str) -> tuple[list[Outcome], Discovery
             changed.append(device.pk)
     if not changed:
         return outcomes, None, False
-    with transaction.atomic():
-        # The status stays Excluded until the run's evaluation writes the device's new one; an empty
-        # fingerprint makes the run write it even if nothing else about the device changed.
-        Device.objects.filter(pk__in=changed).update(excluded=False, fingerprint="")
-        run, started = start_discovery(DiscoveryRun.Trigger.MANUAL, requested_by=actor)
+    # The status stays Excluded until the run's evaluation writes the device's new one; an empty
+    # fingerprint makes the run write it even if nothing else about the device changed.
+    Device.objects.filter(pk__in=changed).update(excluded=False, fingerprint="", **BUMP)
+    run, started = start_discovery(DiscoveryRun.Trigger.MANUAL, requested_by=actor)
     message = (f"Restored: discovery run #{run.pk} evaluates it now." if started else
                f"Restored: discovery run #{run.pk}, already under way, or the next run evaluates it.")  # fmt: skip
     by_pk = {d.pk: d for d in devices}

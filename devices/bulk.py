@@ -66,28 +66,46 @@ def bulk_write(
     unique_field: str | None = None,
     update_fields: Sequence[str] = (),
     ignore_conflicts: bool = False,
-) -> None:
-    """Insert `objs`; with unique_field and update_fields, update the rows that exist (and set each obj's pk)."""
+    version_field: str | None = None,
+) -> list[models.Model]:
+    """Insert `objs`; with unique_field and update_fields, update the rows that exist (and set each obj's pk).
+
+    With version_field, an existing row is updated only while its version is still the obj's (the one the
+    caller read): a row someone changed meanwhile is left as they left it. Returns the objs written."""
     if not objs:
-        return
+        return []
     model = type(objs[0])
     if connection.vendor != "postgresql":
         kwargs = {"ignore_conflicts": True} if ignore_conflicts else {}
         if unique_field:
             kwargs = {"update_conflicts": True, "unique_fields": [unique_field], "update_fields": list(update_fields)}
-        model.objects.bulk_create(objs, **kwargs)
-        return
+        with transaction.atomic():
+            if version_field:
+                # SQLite's transactions here are IMMEDIATE (settings): from BEGIN this one holds the write lock, so
+                # the versions read now are still the row's when bulk_create writes.
+                keys = [getattr(obj, unique_field) for obj in objs]
+                current = dict(model.objects.select_for_update().filter(**{f"{unique_field}__in": keys})
+                               .values_list(unique_field, version_field))  # fmt: skip
+                objs = [o for o in objs if current.get(getattr(o, unique_field), getattr(o, version_field))
+                        == getattr(o, version_field)]  # fmt: skip
+            model.objects.bulk_create(objs, **kwargs)
+        return list(objs)
     table = model._meta.db_table
     fields = _columns(model)
     names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    quote = connection.ops.quote_name
     if unique_field:
-        unique = connection.ops.quote_name(model._meta.get_field(unique_field).column)
+        unique = quote(model._meta.get_field(unique_field).column)
         updates = ", ".join(
-            f"{connection.ops.quote_name(model._meta.get_field(name).column)} = EXCLUDED."
-            f"{connection.ops.quote_name(model._meta.get_field(name).column)}"
+            f"{quote(model._meta.get_field(name).column)} = EXCLUDED.{quote(model._meta.get_field(name).column)}"
             for name in update_fields
         )
-        conflict = f"ON CONFLICT ({unique}) DO UPDATE SET {updates} RETURNING id, {unique}"
+        unchanged = ""
+        if version_field:
+            version = quote(model._meta.get_field(version_field).column)
+            unchanged = f" WHERE {table}.{version} = EXCLUDED.{version}"
+        # RETURNING lists the rows inserted or updated, not those the WHERE left alone.
+        conflict = f"ON CONFLICT ({unique}) DO UPDATE SET {updates}{unchanged} RETURNING id, {unique}"
     else:
         conflict = "ON CONFLICT DO NOTHING" if ignore_conflicts else ""
     with transaction.atomic(), connection.cursor() as cursor:
@@ -97,7 +115,12 @@ def bulk_write(
             for obj in objs:
                 copy.write_row(row(obj))
         cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {scratch} {conflict}")
-        if unique_field:
-            pks = dict((key, pk) for pk, key in cursor.fetchall())
-            for obj in objs:
-                obj.pk = pks[getattr(obj, unique_field)]
+        if not unique_field:
+            return list(objs)
+        pks = dict((key, pk) for pk, key in cursor.fetchall())
+    written = []
+    for obj in objs:
+        if getattr(obj, unique_field) in pks:
+            obj.pk = pks[getattr(obj, unique_field)]
+            written.append(obj)
+    return written

@@ -109,6 +109,9 @@ class Device(models.Model):
     first_discovered_at = models.DateTimeField(default=timezone.now)
     # Digest of everything the last evaluation read (devices.discovery.evaluation.input_key): unchanged inputs, no new evaluation.
     fingerprint = models.CharField(max_length=64, blank=True)
+    # Bumped by every admin action on the device's state (ring, exclusion); discovery writes only rows whose
+    # version is still the one it read, so an action taken while a run evaluates is never written over.
+    state_version = models.PositiveIntegerField(default=0)
 
     objects = DeviceQuerySet.as_manager()
 
@@ -194,6 +197,10 @@ class DiscoveryRunQuerySet(models.QuerySet):
         waiting_since = now - timedelta(seconds=settings.AUTOPATCH_DISCOVERY_LEASE_SECONDS)
         return self.filter(Q(pk__in=held) | Q(status=DiscoveryRun.Status.QUEUED, queued_at__gte=waiting_since))
 
+    def ran(self) -> DiscoveryRunQuerySet:
+        """Runs that read the tenant themselves: not those another run covered (or, before covering, skipped)."""
+        return self.exclude(status__in=(DiscoveryRun.Status.SKIPPED, DiscoveryRun.Status.COVERED))
+
 
 class DiscoveryRun(models.Model):
     """One discovery of the registration group: who or what started it, and how it ended."""
@@ -211,6 +218,7 @@ class DiscoveryRun(models.Model):
         PARTIAL = "partial", "Partly failed"
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Skipped"
+        COVERED = "covered", "Covered by another run"
 
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
     requested_by = models.CharField(max_length=256, blank=True)
@@ -223,6 +231,8 @@ class DiscoveryRun(models.Model):
     errors = models.JSONField(default=list)  # [{"stage", "message"}]
     ignored = models.JSONField(default=list)  # members not discovered: [{"id", "name", "type", "reason"}]
     graph_requests = models.PositiveIntegerField(default=0)
+    # The run that did this one's work: it took the lease while this one waited, or held it when this one came.
+    covered_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     objects = DiscoveryRunQuerySet.as_manager()
 

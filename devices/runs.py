@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from .discovery import active_run, run_discovery
+from .discovery.lease import lock_lease
 from .models import DiscoveryRun
 
 
@@ -13,6 +14,7 @@ def start_discovery(trigger: str, requested_by: str = "") -> tuple[DiscoveryRun,
     from .tasks import discover
 
     with transaction.atomic():
+        lock_lease()  # simultaneous clicks queue one run: the others wait here, then find it
         current = active_run()
         if current is not None:
             return current, False
@@ -22,6 +24,7 @@ def start_discovery(trigger: str, requested_by: str = "") -> tuple[DiscoveryRun,
 
 
 def discover_now(trigger: str = DiscoveryRun.Trigger.COMMAND, requested_by: str = "") -> DiscoveryRun:
-    """Run one discovery in this process, through the same code as the task."""
+    """Run one discovery in this process, through the same code as the task. A run already under way covers
+    it (the returned run says which); a run waiting for a worker is covered by this one."""
     run = DiscoveryRun.objects.create(trigger=trigger, requested_by=requested_by)
     return run_discovery(run)

@@ -199,8 +199,8 @@ def test_two_runs_never_overlap(builder, use_tenant):
 
     second = run_discovery(DiscoveryRun.objects.create(trigger=DiscoveryRun.Trigger.MANUAL))
 
-    assert second.status == DiscoveryRun.Status.SKIPPED
-    assert f"#{holder.pk} is still in progress" in second.errors[0]["message"]
+    assert second.status == DiscoveryRun.Status.COVERED and second.covered_by == holder
+    assert f"#{holder.pk} (hourly schedule) was under way" in second.errors[0]["message"]
     assert Device.objects.count() == 0
 
 

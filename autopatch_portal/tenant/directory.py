@@ -103,7 +103,8 @@ def member_names(graph: GraphClient, group_id: str, odata_type: str) -> dict[str
     (api-reference/v1.0/api/group-list-members.md, "Get only a count of all membership" and the cast examples)."""
     params = {"$select": "id,displayName", "$count": "true", "$top": settings.AUTOPATCH_GRAPH_PAGE_SIZE}
     pages = graph.pages(f"{members_url(group_id)}/{odata_type}", params, headers={"ConsistencyLevel": "eventual"})
-    return {m["id"]: m.get("displayName") or "" for page in pages for m in page if isinstance(m.get("id"), str)}
+    return {m["id"]: name if isinstance(name := m.get("displayName"), str) else ""
+            for page in pages for m in page if isinstance(m.get("id"), str)}
 
 
 def list_blanks(managed: dict[str, Any]) -> list[str]:

@@ -105,8 +105,8 @@ EVALUATION_VERSION = 1
 def needs_every_candidate(state: RunState) -> bool:
     """A full read, a change of evaluation, or a last run that did not end well: evaluate every candidate (their
     input keys still spare the unchanged ones the writes)."""
-    last = (DiscoveryRun.objects.exclude(pk=state.run.pk).filter(finished_at__isnull=False)
-            .exclude(status=DiscoveryRun.Status.SKIPPED).only("status", "counts").first())  # fmt: skip
+    last = (DiscoveryRun.objects.ran().exclude(pk=state.run.pk).filter(finished_at__isnull=False)
+            .only("status", "counts").first())  # fmt: skip
     state.counts["evaluation_version"] = EVALUATION_VERSION
     return (state.full_read or bool(state.unreadable_groups) or last is None
             or last.status != DiscoveryRun.Status.SUCCEEDED or last.counts.get("evaluation_version") != EVALUATION_VERSION)  # fmt: skip
@@ -137,8 +137,8 @@ def maybe_changed(state: RunState, duplicates: dict[str, int]) -> set[str]:
         ~Q(added_through=OuterRef("extra")) | Q(in_registration_group=False))  # fmt: skip
     changed |= set(staged.filter(kind=ObjectKind.CANDIDATE).filter(Exists(moved)).values_list("device_id", flat=True))
     # Reports the last run took in were evaluated by it: newer ones came after it ended.
-    last_started, last_finished = DiscoveryRun.objects.filter(pk__lt=run.pk, finished_at__isnull=False).exclude(
-        status=DiscoveryRun.Status.SKIPPED).values_list("started_at", "finished_at").first() or (None, None)  # fmt: skip
+    last_started, last_finished = DiscoveryRun.objects.ran().filter(pk__lt=run.pk, finished_at__isnull=False).values_list(
+        "started_at", "finished_at").first() or (None, None)  # fmt: skip
     if last_finished is not None:
         changed |= set(ReadinessReport.objects.filter(received_at__gte=last_finished)
                        .values_list("azure_ad_device_id", flat=True))  # fmt: skip
@@ -186,12 +186,13 @@ def record_sightings(run: DiscoveryRun, now: datetime) -> None:
 
 
 def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates: dict[str, int], rings: RingAssigner,
-                   in_group: bool = True, complete: bool = True) -> None:  # fmt: skip
+                   in_group: bool = True, complete: bool = True, attempt: int = 1) -> None:  # fmt: skip
     """Evaluate one chunk of devices (candidates, or registered devices outside the group) and write changes.
 
     A device whose inputs (Graph records, report, serial duplicates, its own state) match the key stored at
     its last evaluation is not evaluated again: an hourly run over an unchanged tenant reads, but writes little."""
     run, now = state.run, state.now
+    subjects = {d: a for d, a in subjects.items() if d not in state.skipped_devices}  # left as they were
     ids = list(subjects)
     copy = TenantObject.objects.all()
     entra_rows = {d: (name, data) for d, name, data in copy.filter(kind=ObjectKind.DEVICE, device_id__in=ids)
@@ -239,21 +240,35 @@ def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates:
         new = Device(azure_ad_device_id=device_id, **outcome)
         if device is not None:
             new.pk, new.first_discovered_at = device.pk, device.first_discovered_at
+            new.state_version = device.state_version  # written only if no admin action came since this read
         upserts.append(new)
         before = device.readiness_status if device else ""
         if before != outcome["readiness_status"]:
             changes.append((new, before, cause))
+    upserts.sort(key=lambda d: d.pk or 0)  # rows locked in key order, as admin actions lock them: no deadlock
     with transaction.atomic():
-        bulk_write(upserts, unique_field="azure_ad_device_id",
-                   update_fields=[f for f in WRITTEN_FIELDS if f != "azure_ad_device_id"])  # fmt: skip
+        written = bulk_write(upserts, unique_field="azure_ad_device_id", version_field="state_version",
+                             update_fields=[f for f in WRITTEN_FIELDS if f != "azure_ad_device_id"])  # fmt: skip
+        kept = {d.azure_ad_device_id for d in written}
+        changes = [change for change in changes if change[0].azure_ad_device_id in kept]
         bulk_write([
             DeviceStatusChange(device_id=d.pk, from_status=before, to_status=d.readiness_status, changed_at=now,
                                cause=cause, run=run)
             for d, before, cause in changes
         ])  # fmt: skip
-    state.counts["changed"] += len(upserts)
+    state.counts["changed"] += len(written)
     state.counts["registered_now"] += sum(1 for d, before, _ in changes if before in ("", ReadinessStatus.PREREQUISITES_FAILED)
                                           and d.registered_at == now)  # fmt: skip
+    acted_on = {device_id: subjects[device_id] for device_id in pending if device_id not in kept}
+    if acted_on and attempt < WRITE_ATTEMPTS:
+        # An admin changed these devices after this chunk read them: evaluate them again from what they are now.
+        evaluate_chunk(state, acted_on, duplicates, rings, in_group, complete, attempt + 1)
+    elif acted_on:  # still changing: the next run evaluates them (an empty key is never a match)
+        Device.objects.filter(azure_ad_device_id__in=acted_on).update(fingerprint="")
+
+
+# Evaluations of a chunk whose devices an admin keeps changing; a device still changing is left to the next run.
+WRITE_ATTEMPTS = 3
 
 
 WRITTEN_FIELDS = [

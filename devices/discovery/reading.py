@@ -32,6 +32,7 @@ from autopatch_portal.tenant.graph import GraphClient, GraphError, dumps
 
 from ..bulk import copy_rows
 from ..models import DeltaLink, Device, DiscoveryRun, ObjectKind, StagedObject, TenantObject
+from . import records
 from .state import RunState
 
 DEVICES, MANAGED = "devices", "managed"
@@ -223,26 +224,28 @@ class Reading:
     read_managed: int = 0
 
 
-def stage_page(run: DiscoveryRun, scope: str, page: list[dict]) -> int:
-    """Stage one page of a stream; returns how many objects it held."""
+def stage_page(state: RunState, scope: str, page: list[dict]) -> int:
+    """Stage one page of a stream, each object checked first (records.accept: a bad one is named on the run and
+    skipped); returns how many objects the page held."""
+    run = state.run
     if scope == DEVICES:
         stage(run, [(ObjectKind.DEVICE, "", d.get("id") or "", d.get("deviceId") or "",
                      (d.get("displayName") or "")[:256], "", "", "" if d.get("@removed") else dumps(d),
-                     bool(d.get("@removed"))) for d in page if d.get("id")])  # fmt: skip
+                     bool(d.get("@removed"))) for d in records.accept(page, records.DEVICE, state) if d.get("id")])  # fmt: skip
     elif scope == MANAGED:
         stage(run, [(ObjectKind.MANAGED, "", m.get("id") or "", m["azureADDeviceId"], "",
                      (m.get("serialNumber") or "").strip()[:128], (m.get("lastSyncDateTime") or "")[:256], dumps(m),
-                     False) for m in page if m.get("azureADDeviceId")])  # fmt: skip
+                     False) for m in records.accept(page, records.MANAGED, state) if m.get("azureADDeviceId")])  # fmt: skip
     else:
         rows: list[tuple] = []
         for group in page:
-            group_id = group.get("id") or ""
-            rows.append((ObjectKind.GROUP, "", group_id, "", (group.get("displayName") or "")[:256], "", "", "",
+            group_id = str(group.get("id") or "")[:64]
+            rows.append((ObjectKind.GROUP, "", group_id, "", str(group.get("displayName") or "")[:256], "", "", "",
                          bool(group.get("@removed"))))  # fmt: skip
-            for member in group.get("members@delta") or ():
-                if isinstance(member, dict) and member.get("id"):
-                    rows.append((ObjectKind.MEMBER, group_id, member["id"], "", "", "",
-                                 (member.get("@odata.type") or "")[:256], "", bool(member.get("@removed"))))  # fmt: skip
+            changes = [m for m in group.get("members@delta") or () if isinstance(m, dict) and m.get("id")]
+            for member in records.accept(changes, records.MEMBER, state):
+                rows.append((ObjectKind.MEMBER, group_id, member["id"], "", "", "",
+                             (member.get("@odata.type") or "")[:256], "", bool(member.get("@removed"))))  # fmt: skip
         stage(run, rows)
     return len(page)
 
@@ -286,7 +289,7 @@ def read_tenant(tenant: TenantConnection, state: RunState) -> str:
     for message in concurrently(streams):
         kind = message[0]
         if kind == "page":
-            read = stage_page(run, message[1], message[2])
+            read = stage_page(state, message[1], message[2])
             if message[1] == DEVICES:
                 reading.read_devices += read
             elif message[1] == MANAGED:
@@ -320,7 +323,7 @@ def read_tenant(tenant: TenantConnection, state: RunState) -> str:
         state.progress("Reading every managed device")
         StagedObject.objects.filter(run=run, kind=ObjectKind.MANAGED).delete()
         for page in delta.managed_changes(graph):
-            reading.read_managed += stage_page(run, MANAGED, page)
+            reading.read_managed += stage_page(state, MANAGED, page)
         state.full_read = True
         with transaction.atomic():
             apply_scope(run, ObjectKind.MANAGED, full=True)

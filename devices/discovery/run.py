@@ -12,10 +12,10 @@ from autopatch_portal.tenant.connection import TenantConnection, connect
 from autopatch_portal.tenant.graph import GraphError
 from autopatch_portal.tenant.simulated import TenantFileError
 
-from ..models import DiscoveryLease, DiscoveryRun
+from ..models import DiscoveryRun
 from ..readiness import ingest_reports
 from .evaluation import apply_evaluation
-from .lease import LEASE, acquire_lease, release_lease
+from .lease import begin, release_lease
 from .reading import clear_staging, read_tenant, record_ignored
 from .state import DiscoveryAborted, RunState
 
@@ -24,17 +24,10 @@ log = logging.getLogger(__name__)
 
 def run_discovery(run: DiscoveryRun, tenant: TenantConnection | None = None) -> DiscoveryRun:
     """Carry out one discovery run, recording how it ended on the run's row."""
-    if not acquire_lease(run):
-        holder = DiscoveryLease.objects.filter(name=LEASE).values_list("holder_id", flat=True).first()
-        DiscoveryRun.objects.filter(pk=run.pk).update(
-            status=DiscoveryRun.Status.SKIPPED, started_at=timezone.now(), finished_at=timezone.now(),
-            errors=[{"stage": "start", "message": f"Discovery run #{holder} is still in progress."}],
-        )  # fmt: skip
+    state = RunState(run=run, now=timezone.now())
+    if not begin(run, state.now):  # another run does this one's work, and the run's row says which
         run.refresh_from_db()
         return run
-    state = RunState(run=run, now=timezone.now())
-    DiscoveryRun.objects.filter(pk=run.pk).update(status=DiscoveryRun.Status.RUNNING, started_at=state.now,
-                                                  progress="Connecting to the tenant")  # fmt: skip
     status = DiscoveryRun.Status.FAILED
     graph_requests = 0
     started = time.monotonic()

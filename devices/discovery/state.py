@@ -25,6 +25,7 @@ class RunState:
     ignored: list[dict[str, str]] = field(default_factory=list)
     ignored_counts: Counter[str] = field(default_factory=Counter)
     unreadable_groups: list[str] = field(default_factory=list)
+    skipped_devices: set[str] = field(default_factory=set)  # a record of theirs was unsound: left as they were
     counts: Counter[str] = field(default_factory=Counter)
     # A stream read its collection in full (a first run, an expired link, Intune's daily read): every candidate
     # is evaluated. Otherwise only those whose inputs may have changed (devices.discovery.evaluation).

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('devices', '0006_join_type_owner_choices'),
+        ('devices', '0007_state_version_covered_runs'),
     ]
 
     operations = [
