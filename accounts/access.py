@@ -9,6 +9,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django_htmx.http import HttpResponseClientRedirect
 
 from .roles import Role, permission_name, role_of
 
@@ -28,6 +29,9 @@ def role_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not request.user.is_authenticated:
+            htmx = getattr(request, "htmx", None)
+            if htmx and not htmx.history_restore_request:  # the session ended (e.g. signed out in another tab): the whole page goes to sign-in
+                return HttpResponseClientRedirect(redirect_to_login(htmx.current_url_abs_path or "/")["Location"])
             return redirect_to_login(request.get_full_path())
         if role_of(request.user) is None:
             return no_access(request)

@@ -68,8 +68,9 @@ def test_an_htmx_request_gets_the_blade_without_the_page_around_it(alice, blade_
 
 def test_links_keep_the_state_in_the_url(alice, blade_tenant):
     html = signed_in(alice).get("/devices/ready/?q=ALPHA&sort=-serial_number&per_page=25").content.decode()
-    # Sorting by another column keeps the search and page size, and pushes the URL.
-    assert 'hx-get="/devices/ready/?q=ALPHA&amp;sort=ring&amp;per_page=25" hx-target="#blade-main" hx-swap="outerHTML" hx-push-url="true"' in html
+    # Sorting by another column keeps the search and page size; the results swap and push the URL.
+    assert 'hx-get="/devices/ready/?q=ALPHA&amp;sort=ring&amp;per_page=25"' in html
+    assert '<div class="blade-body" hx-target="#results" hx-swap="outerHTML" hx-push-url="true">' in html
     assert 'href="/devices/not-ready/?q=ALPHA&amp;sort=-serial_number&amp;per_page=25"' in html
 
 

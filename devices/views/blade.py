@@ -84,18 +84,24 @@ def last_runs() -> tuple[DiscoveryRun | None, DiscoveryRun | None]:
     return active, ended
 
 
+def offered_actions(tab: str) -> list:
+    """The device actions that can work on some device of the tab (Restore only where excluded devices are)."""
+    statuses = set(TAB_STATUSES[tab])
+    return [action for action in ACTIONS.values() if statuses & set(action.statuses)]
+
+
 def blade_context(request: HttpRequest, state: TabState) -> dict:
     """Everything the blade shows for a tab state; InvalidQuery for a value that is not a choice."""
     devices = device_list(state.tab, state.params)
     page, per_page = paging(state.params)
     columns = saved_columns(request.user, state.tab)
-    start = (page - 1) * per_page
-    shown = with_columns(devices, columns, "readiness_status", "device_name", "azure_ad_device_id")
-    found = list(shown[start : start + per_page + 1])
-    has_next, rows = len(found) > per_page, found[:per_page]
     counts = summary(status_ring_counts())
     total = devices.count() if state.narrowed() else counts["tabs"][state.tab]
     pages = max(1, -(-total // per_page))
+    page = min(page, pages)  # past the end shows the last page, never an empty one numbered beyond it
+    start = (page - 1) * per_page
+    shown = with_columns(devices, columns, "readiness_status", "device_name", "azure_ad_device_id")
+    rows = list(shown[start : start + per_page])
     sort = state.sort
     headers = []
     for column in columns:
@@ -107,6 +113,7 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
     active_run, last_run = last_runs()
     link, external = registration_group_link()
     can = {cap: has_capability(request.user, cap) for cap in Capability.values}
+    keys = [c.key for c in columns]
     return {
         "state": state,
         "tab": state.tab,
@@ -116,6 +123,8 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
         "headers": headers,
         "rows": [Row(d, [(c.key, text(c.value(d))) for c in columns], STATUS_BADGES.get(d.readiness_status, ""))
                  for d in rows],  # fmt: skip
+        # The device name opens the details; without that column, the first one does.
+        "link_column": "device_name" if "device_name" in keys else keys[0],
         "page": page,
         "pages": pages,
         "per_page": per_page,
@@ -124,13 +133,12 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
         "first_row": start + 1 if rows else 0,
         "last_row": start + len(rows),
         "prev_url": state.url(page=page - 1 if page > 2 else None) if page > 1 else "",
-        "next_url": state.url(page=page + 1) if has_next else "",
+        "next_url": state.url(page=page + 1) if page < pages else "",
         "filters": [(f, chosen.get(f.param, "")) for f in filters_for(state.tab)],
         "narrowed": state.narrowed(),
         "clear_url": state.url(q=None, **{f.param: None for f in filters_for(state.tab)}),
-        "export_url": state.url(path=f"{state.path}export.csv", page=None, per_page=None,
-                                columns=",".join(c.key for c in columns)),  # fmt: skip
-        "export_all_url": state.url(path=f"{state.path}export.csv", page=None, per_page=None, columns="all"),
+        "export_url": state.export_url(",".join(keys)),
+        "export_all_url": state.export_url("all"),
         "active_run": active_run,
         "last_run": last_run,
         "group_link": link,
@@ -138,23 +146,30 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
         "empty_state": state.tab == Tab.READY and counts["registered"] == 0,
         "show_group_link": state.tab in (Tab.READY, Tab.NOT_REGISTERED),
         "can": can,
-        "actions": ACTIONS.values(),
+        "actions": offered_actions(state.tab),
         "rings": Ring.choices,
         "no_ring": NO_RING,
     }
 
 
+def blade_template(request: HttpRequest) -> str:
+    """The whole page on first load and for htmx's history restore (Back/Forward); else the part the request swaps."""
+    htmx = request.htmx
+    if not htmx or htmx.boosted or htmx.history_restore_request:
+        return "devices/blade.html"
+    return "devices/blade.html#results-swap" if htmx.target == "results" else "devices/blade.html#blade-main"
+
+
 @require_GET
 @capability_required(Capability.REFRESH_DEVICE_LIST)
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-History-Restore-Request", "HX-Target")
 def tab_view(request: HttpRequest, tab: str) -> HttpResponse:
     state = TabState.from_request(request, tab_or_404(tab))
     try:
         context = blade_context(request, state)
     except InvalidQuery as exc:
         return bad_request(request, str(exc))
-    template = "devices/blade.html#blade-main" if request.htmx and not request.htmx.boosted else "devices/blade.html"
-    return render(request, template, context)
+    return render(request, blade_template(request), context)
 
 
 @require_GET

@@ -86,8 +86,13 @@ class TabState:
                 params.pop(key, None)
             else:
                 params[key] = str(value)
-        query = urlencode([(key, params[key]) for key in STATE_PARAMS if key in params])
+        keys = [key for key in STATE_PARAMS if key in params] + [key for key in params if key not in STATE_PARAMS]
+        query = urlencode([(key, params[key]) for key in keys])
         return f"{path or self.path}{'?' + query if query else ''}"
+
+    def export_url(self, columns: str) -> str:
+        """The export of this state's rows (every page) with these columns ("all" or keys joined by commas)."""
+        return self.url(path=f"{self.path}export.csv", page=None, per_page=None, columns=columns)
 
     def for_tab(self, tab: str) -> str:
         """Another tab keeps the search, sort and page size (not the status filter, which is per tab)."""

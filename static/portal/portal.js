@@ -6,6 +6,22 @@
   function dialog() { return document.getElementById("dialog"); }
   function flyin() { return document.getElementById("flyin"); }
 
+  // Where focus goes back to when a dialog or the fly-in closes: the control that opened it, or, when that
+  // control was a menu item (hidden once the menu closes), the menu's own button.
+  var dialogOpener = null;
+
+  function visibleOpener(el) {
+    if (!el || el === document.body) { return null; }
+    var menu = el.closest("details.menu");
+    return menu ? menu.querySelector("summary") : el;
+  }
+
+  function refocus(el) {
+    if (!el) { return; }
+    if (!document.contains(el) && el.id) { el = document.getElementById(el.id); }
+    if (el && document.contains(el)) { el.focus(); }
+  }
+
   function closeDialog() {
     var d = dialog();
     if (d && d.open) { d.close(); }
@@ -19,6 +35,25 @@
     if (opener) { opener.removeAttribute("data-flyin-opener"); opener.focus(); }
   }
 
+  function focusables(container) {
+    return Array.prototype.filter.call(
+      container.querySelectorAll("a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), select:not([disabled]), textarea, [tabindex]:not([tabindex='-1'])"),
+      function (el) { return el.offsetParent !== null || el === document.activeElement; });
+  }
+
+  // Tab and Shift+Tab stay inside the open fly-in: it is the one thing the admin is working in.
+  function trapTab(event, container) {
+    var items = focusables(container);
+    if (!items.length) { event.preventDefault(); return; }
+    var index = items.indexOf(document.activeElement);
+    if (event.shiftKey) {
+      if (index <= 0) { event.preventDefault(); items[items.length - 1].focus(); }
+    } else if (index === -1 || index === items.length - 1) {
+      event.preventDefault();
+      items[0].focus();
+    }
+  }
+
   function updateSelection() {
     var main = document.getElementById("blade-main");
     if (!main) { return; }
@@ -29,7 +64,12 @@
       all.checked = boxes.length > 0 && checked.length === boxes.length;
       all.indeterminate = checked.length > 0 && checked.length < boxes.length;
     }
-    main.querySelectorAll("[data-needs-selection]").forEach(function (el) { el.disabled = checked.length === 0; });
+    // An action is offered for the selection only if it can work on at least one selected device.
+    var statuses = Array.prototype.map.call(checked, function (box) { return box.closest("tr").dataset.status; });
+    main.querySelectorAll("[data-needs-selection]").forEach(function (el) {
+      var accepts = (el.dataset.statuses || "").split(" ");
+      el.disabled = !statuses.some(function (s) { return accepts.indexOf(s) >= 0; });
+    });
     var counter = main.querySelector("[data-selection-count]");
     if (counter) { counter.textContent = checked.length ? checked.length + " selected" : ""; }
     boxes.forEach(function (box) { box.closest("tr").classList.toggle("selected", box.checked); });
@@ -66,6 +106,8 @@
       toggle.setAttribute("aria-expanded", open ? "true" : "false");
       return;
     }
+    var opener = target.closest("[hx-target='#dialog-body']");
+    if (opener) { dialogOpener = visibleOpener(opener); }
     var link = target.closest(".device-link");
     if (link) {
       document.querySelectorAll("[data-flyin-opener]").forEach(function (el) { el.removeAttribute("data-flyin-opener"); });
@@ -84,11 +126,25 @@
   });
 
   document.addEventListener("keydown", function (event) {
+    var f = flyin();
+    var d = dialog();
+    if (event.key === "Tab" && f && !f.hidden && !(d && d.open)) { trapTab(event, f); return; }
     if (event.key === "Escape") {
+      if (d && d.open) { return; }  // the dialog closes itself and hands focus back (its "close" event)
+      var menu = event.target.closest && event.target.closest("details.menu[open]");
       closeFlyin();
-      document.querySelectorAll("details.menu[open]").forEach(function (menu) { menu.open = false; });
+      document.querySelectorAll("details.menu[open]").forEach(function (m) { m.open = false; });
+      if (menu) { menu.querySelector("summary").focus(); }
     }
   });
+
+  // Keyboard users press Enter on a control that the swap removes (e.g. Next on the page before the last):
+  // focus stays in the results instead of falling back to the page body.
+  function keepFocusIn(target) {
+    if (document.activeElement && document.activeElement !== document.body) { return; }
+    var fallback = target.querySelector("#page-prev, #page-next, #page-range") || document.getElementById("device-search");
+    if (fallback) { fallback.focus(); }
+  }
 
   document.addEventListener("htmx:beforeSwap", function (event) {
     var xhr = event.detail.xhr;
@@ -106,14 +162,19 @@
 
   document.addEventListener("htmx:afterSwap", function (event) {
     var target = event.detail.target;
+    if (!target || !target.id) { updateSelection(); return; }
     if (target.id === "dialog-body") {
       var d = dialog();
-      if (d && !d.open) { d.showModal(); }
+      if (d && !d.open) {
+        if (!dialogOpener) { dialogOpener = visibleOpener(event.detail.requestConfig && event.detail.requestConfig.elt); }
+        d.showModal();
+      }
       var focusable = target.querySelector("select, input[type=checkbox], button.primary, button");
       if (focusable) { focusable.focus(); }
     }
     if (target.id === "flyin-body") {
       var f = flyin();
+      if (!f) { return; }
       f.hidden = false;
       var title = f.querySelector("#flyin-title");
       if (title) { title.focus(); }
@@ -124,5 +185,20 @@
     updateSelection();
   });
 
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail.target;
+    if (target && (target.id === "results" || target.id === "blade-main")) { keepFocusIn(document.getElementById(target.id) || document); }
+  });
+
+  document.addEventListener("close", function (event) {
+    if (event.target === dialog()) {
+      var opener = dialogOpener;
+      dialogOpener = null;
+      refocus(opener);
+    }
+  }, true);
+
+  // Back/Forward brings back the whole page from the server: run what page load runs.
+  document.addEventListener("htmx:historyRestore", updateSelection);
   document.addEventListener("DOMContentLoaded", updateSelection);
 })();
