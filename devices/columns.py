@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .models import Device
+from django.db import models
+from django.db.models import Case, Expression, F, Value, When
+
+from .models import Device, Ring
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,14 @@ class Column:
     default: bool = False
     sortable: bool = True
     render: Callable[[Device], Any] | None = None
+    choices: type[models.Choices] | None = None  # sorts in the order the choices are declared, not alphabetically
+
+    def order_by(self) -> Expression:
+        """What the column sorts by: its field, or the rank of its value among the declared choices (blank last)."""
+        if self.choices is None:
+            return F(self.field)
+        ranks = [When(**{self.field: value}, then=Value(rank)) for rank, value in enumerate(self.choices.values)]
+        return Case(*ranks, default=Value(len(ranks)), output_field=models.IntegerField())
 
     def value(self, device: Device) -> Any:
         if self.render is not None:
@@ -41,7 +52,7 @@ def _added_through(device: Device) -> str:
 COLUMNS: tuple[Column, ...] = (
     Column("device_name", "Device name", "device_name", default=True),
     Column("serial_number", "Serial number", "serial_number", default=True),
-    Column("ring", "Ring", "ring", default=True),
+    Column("ring", "Ring", "ring", default=True, choices=Ring),
     Column("readiness_status", "Readiness status", "readiness_status", default=True),
     Column("failed_checks", "Failed checks", "failed_checks", default=True),
     Column("last_intune_checkin", "Last Intune check-in", "last_intune_checkin", default=True),

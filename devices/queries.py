@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
 from .checks import LAST_INTUNE_CHECK_IN, PREREQUISITE_CHECKS, READINESS_CHECKS
 from .columns import COLUMNS_BY_KEY
@@ -68,9 +68,10 @@ def tab_devices(tab: str) -> QuerySet[Device]:
 
 
 def search(devices: QuerySet[Device], q: str) -> QuerySet[Device]:
-    """Device name or primary user (part of it), Azure AD device ID or serial number (whole)."""
+    """Device name or primary user (part of it), Azure AD device ID or serial number (its start, as admins
+    read them off a label or a ticket)."""
     return devices.filter(
-        Q(device_name__icontains=q) | Q(azure_ad_device_id__iexact=q) | Q(serial_number__iexact=q)
+        Q(device_name__icontains=q) | Q(azure_ad_device_id__istartswith=q) | Q(serial_number__istartswith=q)
         | Q(primary_user__icontains=q)
     )  # fmt: skip
 
@@ -120,6 +121,8 @@ def search_text(params: Mapping[str, str]) -> str:
     q = (params.get("q") or "").strip()
     if len(q) > MAX_SEARCH:
         raise InvalidQuery(f"the search is longer than {MAX_SEARCH} characters")
+    if "\x00" in q:  # PostgreSQL refuses NUL in text; no device name or serial number holds one
+        raise InvalidQuery("the search contains a NUL character")
     return q
 
 
@@ -133,9 +136,10 @@ def device_list(tab: str, params: Mapping[str, str] | None = None) -> QuerySet[D
         devices = search(devices, q)
     devices = apply_filters(devices, active_filters(tab, params))
     sort = sort_key(params)
-    field = COLUMNS_BY_KEY[sort.removeprefix("-")].field
-    prefix = "-" if sort.startswith("-") else ""
-    return devices.order_by(f"{prefix}{field}", f"{prefix}pk")
+    order = COLUMNS_BY_KEY[sort.removeprefix("-")].order_by()
+    if sort.startswith("-"):
+        return devices.order_by(order.desc(), F("pk").desc())
+    return devices.order_by(order.asc(), F("pk").asc())
 
 
 def is_narrowed(tab: str, params: Mapping[str, str]) -> bool:

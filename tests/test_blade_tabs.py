@@ -185,3 +185,35 @@ def test_a_page_takes_the_same_few_queries_whatever_its_size(alice, blade_tenant
         client.get("/devices/ready/?per_page=250&q=A")
     with django_assert_max_num_queries(14):
         client.get("/devices/ready/?per_page=250")
+
+
+def test_a_page_past_the_end_shows_the_last_page(alice, blade_tenant):
+    html = signed_in(alice).get("/devices/ready/?per_page=3&page=99").content.decode()
+    assert names_in(html) == sorted(READY)[3:]
+    assert "4–4 of 4" in html and "Page 2 of 2" in html and 'rel="prev"' in html and 'rel="next"' not in html
+
+
+def test_search_finds_a_device_by_the_start_of_its_serial_number_or_device_id(alice, blade_tenant):
+    device = Device.objects.get(device_name="BRAVO-04")
+    client = signed_in(alice)
+    for query in (device.serial_number[:-1], device.serial_number[:-1].lower(), device.azure_ad_device_id[:8]):
+        assert names_in(client.get("/devices/ready/", {"q": query}).content.decode()) == ["BRAVO-04"]
+    assert names_in(client.get("/devices/ready/", {"q": device.serial_number[1:]}).content.decode()) == []
+
+
+def test_rings_sort_in_deployment_order_not_alphabetically(alice, blade_tenant):
+    rings = {"ALPHA-01": "broad", "ALPHA-02": "test", "ALPHA-03": "fast", "BRAVO-04": "first"}
+    for name, ring in rings.items():
+        Device.objects.filter(device_name=name).update(ring=ring)
+    client = signed_in(alice)
+    assert names_in(client.get("/devices/ready/?sort=ring").content.decode()) == [
+        "ALPHA-02", "BRAVO-04", "ALPHA-03", "ALPHA-01"]  # Test, First, Fast, Broad
+    assert names_in(client.get("/devices/ready/?sort=-ring").content.decode()) == [
+        "ALPHA-01", "ALPHA-03", "BRAVO-04", "ALPHA-02"]
+
+
+def test_a_nul_in_the_search_gets_a_clear_400(alice, blade_tenant):
+    client = signed_in(alice)
+    for path in ("/devices/ready/", "/devices/ready/export.csv"):
+        response = client.get(path, {"q": "AL\x00PHA"})
+        assert response.status_code == 400 and "NUL" in response.content.decode()

@@ -1,0 +1,28 @@
+"""Indexes for searching serial numbers and Azure AD device IDs by their start on PostgreSQL: istartswith
+writes UPPER(col::text) LIKE 'X%', which only a text_pattern_ops index serves under a non-C collation."""
+
+from django.db import migrations
+
+INDEXES = (
+    ("device_serial_upper_prefix", "UPPER(serial_number::text) text_pattern_ops"),
+    ("device_aad_id_upper_prefix", "UPPER(azure_ad_device_id::text) text_pattern_ops"),
+)
+
+
+def create(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for name, expression in INDEXES:
+        schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON devices_device ({expression})")
+
+
+def drop(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for name, _ in INDEXES:
+        schema_editor.execute(f"DROP INDEX IF EXISTS {name}")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("devices", "0006_join_type_owner_choices")]
+    operations = [migrations.RunPython(create, drop)]
