@@ -70,7 +70,7 @@ def test_links_keep_the_state_in_the_url(alice, blade_tenant):
     html = signed_in(alice).get("/devices/ready/?q=ALPHA&sort=-serial_number&per_page=25").content.decode()
     # Sorting by another column keeps the search and page size; the results swap and push the URL.
     assert 'hx-get="/devices/ready/?q=ALPHA&amp;sort=ring&amp;per_page=25"' in html
-    assert '<div class="blade-body" hx-target="#results" hx-swap="outerHTML" hx-push-url="true">' in html
+    assert '<div class="blade-body" hx-target="#results" hx-swap="outerHTML" hx-push-url="true"' in html
     assert 'href="/devices/not-ready/?q=ALPHA&amp;sort=-serial_number&amp;per_page=25"' in html
 
 

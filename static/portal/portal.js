@@ -140,11 +140,27 @@
 
   // Keyboard users press Enter on a control that the swap removes (e.g. Next on the page before the last):
   // focus stays in the results instead of falling back to the page body.
+  var focusedBeforeRequest = "";
+  var PARTNERS = { "page-next": "page-prev", "page-prev": "page-next" };
+
+  document.addEventListener("htmx:beforeRequest", function () {
+    focusedBeforeRequest = (document.activeElement && document.activeElement.id) || "";
+  });
+
   function keepFocusIn(target) {
     if (document.activeElement && document.activeElement !== document.body) { return; }
-    var fallback = target.querySelector("#page-prev, #page-next, #page-range") || document.getElementById("device-search");
+    var partner = PARTNERS[focusedBeforeRequest];
+    var fallback = (partner && document.getElementById(partner)) || target.querySelector("#page-range")
+      || document.getElementById("device-search");
     if (fallback) { fallback.focus(); }
   }
+
+  // Filters left at "All" stay out of the URL, so the pushed address reads like a link the admin would share.
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (event.detail.verb !== "get") { return; }
+    var params = event.detail.parameters;
+    Object.keys(params).forEach(function (key) { if (params[key] === "") { delete params[key]; } });
+  });
 
   document.addEventListener("htmx:beforeSwap", function (event) {
     var xhr = event.detail.xhr;
