@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from django.db.models import QuerySet
 
-from autopatch_portal.csvfile import line_writer, neutralise
+from autopatch_portal.csvfile import LineWriter
 
 from .columns import Column, text
 from .models import Device
@@ -16,7 +16,7 @@ CHUNK = 2000
 
 def csv_rows(devices: QuerySet[Device], columns: list[Column]) -> Iterator[str]:
     """The header, then one CSV line per device in the queryset's order, read in chunks."""
-    writer = line_writer()
-    yield writer.writerow([column.title for column in columns])
+    writer = LineWriter()
+    yield writer.header(column.title for column in columns)
     for device in devices.iterator(chunk_size=CHUNK):
-        yield writer.writerow([neutralise(text(column.value(device))) for column in columns])
+        yield writer.row([text(column.value(device)) for column in columns])

@@ -14,6 +14,7 @@ from accounts.models import AuditEvent
 from accounts.roles import Capability
 from devices.columns import COLUMNS, Column
 from devices.export import csv_rows
+from devices.models import Tab
 from devices.queries import InvalidQuery, device_list, with_columns
 
 from .common import TabState, bad_request, parse_column_keys, saved_columns, tab_or_404
@@ -28,9 +29,9 @@ def audited(lines: Iterator[str], request: HttpRequest, tab: str, columns: list[
             yield line
         complete = True
     finally:
-        record_event(request.user, AuditEvent.Action.EXPORT, target=tab,
+        record_event(request.user, AuditEvent.Action.EXPORT, target=Tab(tab).label, request=request,
                      result=f"{max(rows, 0)} rows" + ("" if complete else " (interrupted)"),
-                     columns=[c.key for c in columns], params=params)  # fmt: skip
+                     columns=[c.title for c in columns], params=params)  # fmt: skip
 
 
 @require_GET

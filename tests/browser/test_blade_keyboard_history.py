@@ -7,6 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from accounts.audit import record_event
+from accounts.models import AuditEvent
 from devices.actions import exclude
 from devices.discovery import run_discovery
 from devices.models import Device, DiscoveryRun
@@ -148,4 +150,17 @@ def test_restore_shows_the_run_and_refreshes_the_list_when_it_ends(watched, live
     run_discovery(DiscoveryRun.objects.get(requested_by="alice"))  # what the worker does with the queued run
     expect(status).to_contain_text(re.compile(r"Discovery run #\d+ succeeded"), timeout=10_000)
     expect(page.locator("#tab-ready")).to_contain_text("(4)")
+    assert page.problems == []
+
+
+def test_the_audit_log_shows_the_source_address_at_1440_pixels(watched, live_tenant, alice, live_server):
+    names = ", ".join(f"LAPTOP-{n:05d}" for n in range(200))
+    record_event("alice", AuditEvent.Action.DEVICE_ACTION, target=names, result="Exclude device: 200 of 200 done")
+    page = watched(alice, width=1440)
+    page.goto(f"{live_server.url}/accounts/audit/")
+    address = page.locator("table.audit th", has_text="Source IP")
+    expect(address).to_be_visible()
+    box = address.bounding_box()
+    assert box["x"] + box["width"] <= 1440
+    expect(page.get_by_role("button", name="Filter")).to_have_css("background-color", "rgb(15, 108, 189)")
     assert page.problems == []
