@@ -13,6 +13,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from accounts.access import administrator_required
@@ -67,6 +68,7 @@ def filter_form(request: HttpRequest) -> tuple[AuditFilter, HttpResponse | None]
     return form, None
 
 
+@never_cache
 @require_GET
 @administrator_required
 def audit_log(request: HttpRequest) -> HttpResponse:
@@ -93,6 +95,7 @@ def csv_rows(events: QuerySet[AuditEvent]) -> Iterator[str]:
                           event.result, event.source_ip or "", json.dumps(event.details, sort_keys=True, ensure_ascii=False)])  # fmt: skip
 
 
+@never_cache
 @require_GET
 @administrator_required
 def audit_export(request: HttpRequest) -> HttpResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import TooManyFieldsSent
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import trigger_client_event
 
@@ -32,6 +33,7 @@ def audit_result(title: str, ring: str, done: int, total: int) -> str:
     return f"{title}{ring_label}: {done} of {total} done"
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 @capability_required(Capability.DEVICE_ACTIONS)
 def device_action(request: HttpRequest, action: str) -> HttpResponse:

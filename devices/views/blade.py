@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
@@ -27,6 +28,7 @@ from devices.queries import (
 )
 
 from .common import TabState, bad_request, registration_group_link, saved_columns, tab_or_404
+from .details import details_context
 
 STATUS_BADGES = {
     ReadinessStatus.ACTIVE: "ok",
@@ -49,6 +51,7 @@ class Row:
     device: Device
     cells: list[tuple[str, str]]  # (column key, text)
     badge: str
+    flyin_url: str  # the blade with this device's details open: bookmarkable, Back closes it
 
 
 def summary(counts: dict[tuple[str, str], int]) -> dict:
@@ -121,8 +124,8 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
         "summary": counts,
         "columns": columns,
         "headers": headers,
-        "rows": [Row(d, [(c.key, text(c.value(d))) for c in columns], STATUS_BADGES.get(d.readiness_status, ""))
-                 for d in rows],  # fmt: skip
+        "rows": [Row(d, [(c.key, text(c.value(d))) for c in columns], STATUS_BADGES.get(d.readiness_status, ""),
+                     state.with_device(d.pk)) for d in rows],  # fmt: skip
         # The device name opens the details; without that column, the first one does.
         "link_column": "device_name" if "device_name" in keys else keys[0],
         "page": page,
@@ -160,6 +163,7 @@ def blade_template(request: HttpRequest) -> str:
     return "devices/blade.html#results-swap" if htmx.target == "results" else "devices/blade.html#blade-main"
 
 
+@never_cache
 @require_GET
 @capability_required(Capability.REFRESH_DEVICE_LIST)
 @vary_on_headers("HX-Request", "HX-History-Restore-Request", "HX-Target")
@@ -169,7 +173,19 @@ def tab_view(request: HttpRequest, tab: str) -> HttpResponse:
         context = blade_context(request, state)
     except InvalidQuery as exc:
         return bad_request(request, str(exc))
-    return render(request, blade_template(request), context)
+    template = blade_template(request)
+    if template == "devices/blade.html":
+        device = open_device(request.GET.get("device", ""))
+        if device is not None:
+            context.update(details_context(request, device), flyin_open=True)
+    return render(request, template, context)
+
+
+def open_device(value: str) -> Device | None:
+    """The device a blade URL opens in the fly-in (?device=pk); a malformed or deleted one opens nothing."""
+    if not value.isdecimal() or len(value) > 18:
+        return None
+    return Device.objects.filter(pk=int(value)).first()
 
 
 @require_GET

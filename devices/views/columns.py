@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRefresh
 
@@ -29,6 +30,7 @@ def chooser(request: HttpRequest, tab: str, chosen: list[Column], order: list[st
                   status=status)  # fmt: skip
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 @capability_required(Capability.MODIFY_COLUMNS)
 def column_chooser(request: HttpRequest, tab: str) -> HttpResponse:

@@ -90,6 +90,11 @@ class TabState:
         query = urlencode([(key, params[key]) for key in keys])
         return f"{path or self.path}{'?' + query if query else ''}"
 
+    def with_device(self, pk: int) -> str:
+        """This state's URL with a device's details open in the fly-in."""
+        url = self.url()
+        return f"{url}{'&' if '?' in url else '?'}device={pk}"
+
     def export_url(self, columns: str) -> str:
         """The export of this state's rows (every page) with these columns ("all" or keys joined by commas)."""
         return self.url(path=f"{self.path}export.csv", page=None, per_page=None, columns=columns)

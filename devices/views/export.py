@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from accounts.access import capability_required
@@ -34,6 +35,7 @@ def audited(lines: Iterator[str], request: HttpRequest, tab: str, columns: list[
                      columns=[c.title for c in columns], params=params)  # fmt: skip
 
 
+@never_cache
 @require_GET
 @capability_required(Capability.EXPORT_DEVICES)
 def export_csv(request: HttpRequest, tab: str) -> HttpResponse:
@@ -53,5 +55,4 @@ def export_csv(request: HttpRequest, tab: str) -> HttpResponse:
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="autopatch-devices-{tab}-{stamp}Z.csv"'
-    response["Cache-Control"] = "no-store"
     return response

@@ -17,9 +17,9 @@
   }
 
   function refocus(el) {
-    if (!el) { return; }
-    if (!document.contains(el) && el.id) { el = document.getElementById(el.id); }
-    if (el && document.contains(el)) { el.focus(); }
+    if (el && !document.contains(el) && el.id) { el = document.getElementById(el.id); }
+    if (el && document.contains(el)) { el.focus(); return; }
+    focusOpenFlyin();  // the fly-in's action is gone (the device changed): its title keeps the admin there
   }
 
   function closeDialog() {
@@ -31,8 +31,25 @@
     var f = flyin();
     if (!f || f.hidden) { return; }
     f.hidden = true;
-    var opener = document.querySelector("[data-flyin-opener]");
+    var body = document.getElementById("flyin-body");
+    var shown = body.querySelector("[data-flyin-refresh]");
+    var pk = shown ? shown.getAttribute("hx-get").match(/(\d+)\/?$/) : null;
+    body.innerHTML = "";  // nothing in a closed fly-in listens for changes
+    // The address loses ?device= (the fly-in's own URL), so a reload or a bookmark shows what is on screen.
+    var url = new URL(window.location.href);
+    if (url.searchParams.has("device")) {
+      url.searchParams.delete("device");
+      history.replaceState(history.state, "", url.pathname + url.search);
+    }
+    var opener = document.querySelector("[data-flyin-opener]")
+      || (pk && document.querySelector("#results tr[data-device='" + pk[1] + "'] .device-link"));
     if (opener) { opener.removeAttribute("data-flyin-opener"); opener.focus(); }
+  }
+
+  function focusOpenFlyin() {
+    var f = flyin();
+    var title = f && !f.hidden && f.querySelector("#flyin-title");
+    if (title) { title.focus(); }
   }
 
   function focusables(container) {
@@ -215,6 +232,7 @@
   }, true);
 
   // Back/Forward brings back the whole page from the server: run what page load runs.
-  document.addEventListener("htmx:historyRestore", updateSelection);
-  document.addEventListener("DOMContentLoaded", updateSelection);
+  function pageShown() { updateSelection(); focusOpenFlyin(); }
+  document.addEventListener("htmx:historyRestore", pageShown);
+  document.addEventListener("DOMContentLoaded", pageShown);
 })();

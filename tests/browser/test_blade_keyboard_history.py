@@ -164,3 +164,31 @@ def test_the_audit_log_shows_the_source_address_at_1440_pixels(watched, live_ten
     assert box["x"] + box["width"] <= 1440
     expect(page.get_by_role("button", name="Filter")).to_have_css("background-color", "rgb(15, 108, 189)")
     assert page.problems == []
+
+
+def test_the_fly_in_has_its_own_url_back_closes_it_and_it_acts_on_its_device(watched, live_tenant, alice):
+    page = watched(alice)
+    pk = Device.objects.get(device_name="ALPHA-02").pk
+    page.locator("#blade-main tbody .device-link", has_text="ALPHA-02").click()
+    expect(page.locator("#flyin #flyin-title")).to_have_text("ALPHA-02")
+    expect(page).to_have_url(re.compile(rf"/devices/ready/\?device={pk}$"))
+    page.reload()  # a bookmark or a reload opens the same details
+    expect(page.locator("#flyin #flyin-title")).to_be_focused()
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/devices/ready/$"))
+    expect(page.locator("#flyin")).to_be_hidden()
+    page.go_forward()
+    expect(page.locator("#flyin #flyin-title")).to_have_text("ALPHA-02")
+    page.locator("#flyin-action-exclude").click()
+    dialog = page.locator("#dialog[open]")
+    expect(dialog).to_contain_text("1 device selected")
+    dialog.locator("[data-confirm]").click()
+    expect(dialog).to_contain_text("Exclude device: 1 of 1 done")
+    dialog.get_by_role("button", name="Close").click()
+    expect(page.locator("#flyin .badge").first).to_have_text("Excluded")  # the fly-in shows the device as it is now
+    expect(page.locator("#flyin-action-restore")).to_be_visible()
+    expect(page.locator("#tab-ready")).to_contain_text("(3)")
+    page.keyboard.press("Escape")
+    expect(page.locator("#flyin")).to_be_hidden()
+    expect(page).to_have_url(re.compile(r"/devices/ready/$"))
+    assert page.problems == []
