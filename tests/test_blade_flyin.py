@@ -62,3 +62,12 @@ def test_signed_in_pages_and_exports_are_never_cached(alice, blade_tenant):
         if response.streaming:
             b"".join(response.streaming_content)
     assert AuditEvent.objects.filter(action=AuditEvent.Action.EXPORT).count() == 2
+
+
+def test_a_refused_request_logs_one_line_without_a_traceback(bob, blade_tenant, caplog):
+    with caplog.at_level("INFO"):
+        response = signed_in(bob).get("/devices/actions/exclude/", {"ids": "1"})
+    assert response.status_code == 403 and "Your role does not allow: device actions." in response.content.decode()
+    logged = [r for r in caplog.records if r.name == "django.request"]
+    assert [(r.levelname, r.getMessage()) for r in logged] == [("WARNING", "Forbidden: /devices/actions/exclude/")]
+    assert all(r.exc_info is None for r in caplog.records)
