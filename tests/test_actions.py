@@ -157,3 +157,27 @@ def test_each_tab_offers_only_the_actions_that_can_work_there(alice, blade_tenan
 def test_a_reader_gets_no_checkboxes(bob, blade_tenant):
     html = signed_in(bob).get("/devices/ready/").content.decode()
     assert "row-select" not in html and "data-select-all" not in html
+
+
+def test_an_action_can_take_every_device_the_filters_match_across_pages(alice, blade_tenant):
+    client = portal_signed_in(alice)
+    html = client.get("/devices/ready/?q=ALPHA&per_page=2").content.decode()
+    assert 'name="matching" value="tab=ready&amp;q=ALPHA" disabled' in html
+    assert "Select all 3 matching devices" in html
+    confirm = client.get("/devices/actions/exclude/", {"matching": "tab=ready&q=ALPHA"}).content.decode()
+    assert "3 devices selected" in confirm
+    ids = re.search(r'name="ids" value="([0-9,]+)"', confirm).group(1)
+    client.htmx_post("/devices/actions/exclude/", {"ids": ids})
+    assert sorted(Device.objects.filter(excluded=True).values_list("device_name", flat=True)) == [
+        "ALPHA-01", "ALPHA-02", "ALPHA-03"]
+
+
+def test_more_matching_devices_than_an_action_takes_are_refused_and_the_limit_said(alice, blade_tenant):
+    Device.objects.bulk_create(Device(azure_ad_device_id=f"bulk-{n}", device_name=f"BULK-{n:04d}",
+                                      readiness_status="active") for n in range(1000))  # fmt: skip
+    client = portal_signed_in(alice)
+    assert "1004 devices match; an action takes at most 1000 at a time" in client.get("/devices/ready/").content.decode()
+    response = client.get("/devices/actions/exclude/", {"matching": "tab=ready"})
+    assert response.status_code == 400 and "More than 1000 devices match" in response.content.decode()
+    forged = portal_signed_in(alice).get("/devices/actions/exclude/", {"matching": "tab=secret&q=ALPHA"})
+    assert forged.status_code == 400 and "not valid" in forged.content.decode()

@@ -12,7 +12,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from accounts.access import capability_required, has_capability
 from accounts.roles import Capability
-from devices.actions import ACTIONS
+from devices.actions import ACTIONS, MAX_DEVICES
 from devices.columns import Column, text
 from devices.models import TAB_STATUSES, Device, DiscoveryRun, ReadinessStatus, Ring, Tab
 from devices.queries import (
@@ -150,6 +150,8 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
         "show_group_link": state.tab in (Tab.READY, Tab.NOT_REGISTERED),
         "can": can,
         "actions": offered_actions(state.tab),
+        "matching": state.matching(),
+        "max_selection": MAX_DEVICES,
         "rings": Ring.choices,
         "no_ring": NO_RING,
     }

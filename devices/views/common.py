@@ -90,6 +90,11 @@ class TabState:
         query = urlencode([(key, params[key]) for key in keys])
         return f"{path or self.path}{'?' + query if query else ''}"
 
+    def matching(self) -> str:
+        """The tab, search and filters as one value: "every device that matches", for an action."""
+        keep = [("tab", self.tab), *((key, self.params[key]) for key in ("q", *FILTER_PARAMS) if key in self.params)]
+        return urlencode(keep)
+
     def with_device(self, pk: int) -> str:
         """This state's URL with a device's details open in the fly-in."""
         url = self.url()

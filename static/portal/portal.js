@@ -81,15 +81,31 @@
       all.checked = boxes.length > 0 && checked.length === boxes.length;
       all.indeterminate = checked.length > 0 && checked.length < boxes.length;
     }
+    // With every row of the page ticked, the admin may take every device that matches (up to the limit).
+    var bar = main.querySelector("[data-select-matching]");
+    var matching = bar && bar.querySelector("[data-matching]");
+    var pageAll = boxes.length > 0 && checked.length === boxes.length;
+    if (bar) { bar.hidden = !pageAll; }
+    if (matching && !pageAll) { setMatching(bar, false); }
+    var allMatching = matching && !matching.disabled;
     // An action is offered for the selection only if it can work on at least one selected device.
     var statuses = Array.prototype.map.call(checked, function (box) { return box.closest("tr").dataset.status; });
     main.querySelectorAll("[data-needs-selection]").forEach(function (el) {
       var accepts = (el.dataset.statuses || "").split(" ");
-      el.disabled = !statuses.some(function (s) { return accepts.indexOf(s) >= 0; });
+      el.disabled = !allMatching && !statuses.some(function (s) { return accepts.indexOf(s) >= 0; });
     });
     var counter = main.querySelector("[data-selection-count]");
-    if (counter) { counter.textContent = checked.length ? checked.length + " selected" : ""; }
+    var count = allMatching ? bar.dataset.total : checked.length;
+    if (counter) { counter.textContent = count ? count + " selected" : ""; }
     boxes.forEach(function (box) { box.closest("tr").classList.toggle("selected", box.checked); });
+  }
+
+  function setMatching(bar, on) {
+    bar.querySelector("[data-matching]").disabled = !on;
+    bar.querySelector("[data-matching-off]").hidden = on;
+    bar.querySelector("[data-matching-on]").hidden = !on;
+    bar.querySelector("[data-select-matching-toggle]").textContent =
+      on ? "Select only this page" : "Select all " + bar.dataset.total + " matching devices";
   }
 
   document.addEventListener("change", function (event) {
@@ -111,6 +127,13 @@
         item.parentNode.insertBefore(item.nextElementSibling, item);
       }
       move.focus();
+      return;
+    }
+    var toggleMatching = target.closest("[data-select-matching-toggle]");
+    if (toggleMatching) {
+      var bar = toggleMatching.closest("[data-select-matching]");
+      setMatching(bar, bar.querySelector("[data-matching]").disabled);
+      updateSelection();
       return;
     }
     if (target.closest("[data-close-dialog]")) { closeDialog(); return; }

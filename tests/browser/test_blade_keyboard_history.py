@@ -192,3 +192,20 @@ def test_the_fly_in_has_its_own_url_back_closes_it_and_it_acts_on_its_device(wat
     expect(page.locator("#flyin")).to_be_hidden()
     expect(page).to_have_url(re.compile(r"/devices/ready/$"))
     assert page.problems == []
+
+
+def test_select_all_matching_devices_across_pages_for_an_action(watched, live_tenant, alice, live_server):
+    page = watched(alice)
+    page.goto(f"{live_server.url}/devices/ready/?per_page=2")
+    bar = page.locator("[data-select-matching]")
+    expect(bar).to_be_hidden()
+    page.locator("[data-select-all]").check()
+    expect(bar).to_contain_text("All 2 devices on this page are selected.")
+    bar.get_by_role("button", name="Select all 4 matching devices").click()
+    expect(page.locator("[data-selection-count]")).to_have_text("4 selected")
+    page.click("[data-command=actions]")
+    page.click("[data-action=exclude]")
+    expect(page.locator("#dialog[open]")).to_contain_text("4 devices selected")
+    page.locator("#dialog[open] [data-confirm]").click()
+    expect(page.locator("#dialog[open]")).to_contain_text("Exclude device: 4 of 4 done")
+    assert page.problems == []
