@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from django.db import models
@@ -13,14 +14,22 @@ from django.db.models import Case, Expression, F, Value, When
 from .models import Device, Ring
 
 
+def text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value)
+
+
 @dataclass(frozen=True)
 class Column:
     key: str  # used in URLs and the saved choice
     title: str  # header in the table and the CSV
-    field: str  # model field it reads and sorts by
+    field: str  # model field it reads and sorts by ("a__b" follows a relation)
     default: bool = False
     sortable: bool = True
-    render: Callable[[Device], Any] | None = None
+    display: Callable[[Any], str] | None = None  # the stored value as shown, when not its choice label or text
     choices: type[models.Choices] | None = None  # sorts in the order the choices are declared, not alphabetically
 
     def order_by(self) -> Expression:
@@ -30,23 +39,31 @@ class Column:
         ranks = [When(**{self.field: value}, then=Value(rank)) for rank, value in enumerate(self.choices.values)]
         return Case(*ranks, default=Value(len(ranks)), output_field=models.IntegerField())
 
-    def value(self, device: Device) -> Any:
-        if self.render is not None:
-            return self.render(device)
-        value = getattr(device, self.field)
-        display = getattr(device, f"get_{self.field}_display", None)
-        if display is not None and value:
-            return display()
+    @cache  # noqa: B019 (columns are a fixed set of frozen instances)
+    def formatter(self) -> Callable[[Any], str]:
+        """The stored value (as values_list reads it) to the text the table and the CSV show."""
+        if self.display is not None:
+            return self.display
+        if "__" not in self.field:
+            labels = {value: str(label) for value, label in Device._meta.get_field(self.field).flatchoices}
+            if labels:
+                return lambda value: labels.get(value, text(value))
+        return text
+
+    def raw(self, device: Device) -> Any:
+        value: Any = device
+        for name in self.field.split("__"):
+            value = getattr(value, name, None)  # a missing related row (no sighting yet) reads as None
+            if value is None:
+                return None
         return value
 
-
-def _last_discovered(device: Device) -> Any:
-    sighting = getattr(device, "sighting", None)
-    return sighting.last_discovered_at if sighting is not None else None
+    def value(self, device: Device) -> str:
+        return self.formatter()(self.raw(device))
 
 
-def _added_through(device: Device) -> str:
-    return "Direct" if device.added_through == "direct" else device.added_through
+def _added_through(value: str | None) -> str:
+    return "Direct" if value == "direct" else text(value)
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -69,8 +86,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("primary_user", "Primary user", "primary_user"),
     Column("ring_assigned_by", "Ring assigned by", "ring_assigned_by"),
     Column("registered_at", "Registered on", "registered_at"),
-    Column("added_through", "Added through", "added_through", render=_added_through),
-    Column("last_discovered_at", "Last discovered", "sighting__last_discovered_at", render=_last_discovered),
+    Column("added_through", "Added through", "added_through", display=_added_through),
+    Column("last_discovered_at", "Last discovered", "sighting__last_discovered_at"),
 )
 COLUMNS_BY_KEY = {column.key: column for column in COLUMNS}
 DEFAULT_COLUMNS = tuple(column.key for column in COLUMNS if column.default)
@@ -81,11 +98,3 @@ EXPORT_COLUMNS = ("device_name", "azure_ad_device_id", *DEFAULT_COLUMNS[1:])
 def columns_for(keys: list[str] | tuple[str, ...] | None) -> list[Column]:
     """The columns for a list of keys, in that order; unknown keys raise KeyError (a forged list)."""
     return [COLUMNS_BY_KEY[key] for key in (keys or DEFAULT_COLUMNS)]
-
-
-def text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S UTC")
-    return str(value)

@@ -209,3 +209,14 @@ def test_select_all_matching_devices_across_pages_for_an_action(watched, live_te
     page.locator("#dialog[open] [data-confirm]").click()
     expect(page.locator("#dialog[open]")).to_contain_text("Exclude device: 4 of 4 done")
     assert page.problems == []
+
+
+def test_an_action_is_enabled_only_for_a_selection_it_can_work_on(watched, live_tenant, alice):
+    exclude(list(Device.objects.filter(device_name="ALPHA-01")), "alice")
+    page = watched(alice)
+    page.locator("#tab-not-registered").click()
+    expect(page.locator("[data-action]")).to_have_count(1)  # Restore only, on this tab
+    page.locator("tr", has_text="DELTA-06").locator(".row-select").check()  # Pre-requisites failed: not excluded
+    expect(page.locator("[data-action=restore]")).to_be_disabled()
+    page.locator("tr", has_text="ALPHA-01").locator(".row-select").check()  # excluded
+    expect(page.locator("[data-action=restore]")).to_be_enabled()
