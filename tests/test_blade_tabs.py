@@ -239,3 +239,13 @@ def test_no_page_grows_a_query_per_row(alice, blade_tenant, django_assert_max_nu
     with django_assert_max_num_queries(14):
         response = client.get(url, headers={"HX-Request": "true", **headers})
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("sort", ["device_name", "-serial_number", "ring", "-last_discovered_at"])
+def test_every_page_shows_its_own_rows_also_past_the_middle(alice, blade_tenant, sort):
+    Device.objects.bulk_create(Device(azure_ad_device_id=f"bulk-{n}", device_name=f"BULK-{n:03d}", readiness_status="active",
+                                      ring=["test", "fast", ""][n % 3]) for n in range(11))  # fmt: skip
+    client = signed_in(alice)
+    whole = names_in(client.get(f"/devices/ready/?sort={sort}&per_page=250").content.decode())
+    pages = [names_in(client.get(f"/devices/ready/?sort={sort}&per_page=4&page={n}").content.decode()) for n in (1, 2, 3, 4)]
+    assert [name for page in pages for name in page] == whole and len(whole) == 15

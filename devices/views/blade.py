@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -23,7 +24,7 @@ from devices.queries import (
     device_list,
     filters_for,
     paging,
-    status_ring_counts,
+    tab_counts,
     with_columns,
 )
 
@@ -87,6 +88,16 @@ def last_runs() -> tuple[DiscoveryRun | None, DiscoveryRun | None]:
     return active, ended
 
 
+def page_rows(devices: QuerySet[Device], start: int, per_page: int, total: int) -> list[Device]:
+    """One page of rows. Past the middle they are read from the end in reverse order: the database then skips
+    fewer rows (the last page of 100,000 skips none instead of 99,950)."""
+    if start <= total // 2:
+        return list(devices[start : start + per_page])
+    count = min(per_page, total - start)
+    skip = total - start - count
+    return list(devices.reverse()[skip : skip + count])[::-1]
+
+
 def offered_actions(tab: str) -> list:
     """The device actions that can work on some device of the tab (Restore only where excluded devices are)."""
     statuses = set(TAB_STATUSES[tab])
@@ -98,13 +109,13 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
     devices = device_list(state.tab, state.params)
     page, per_page = paging(state.params)
     columns = saved_columns(request.user, state.tab)
-    counts = summary(status_ring_counts())
+    counts = summary(tab_counts())
     total = devices.count() if state.narrowed() else counts["tabs"][state.tab]
     pages = max(1, -(-total // per_page))
     page = min(page, pages)  # past the end shows the last page, never an empty one numbered beyond it
     start = (page - 1) * per_page
     shown = with_columns(devices, columns, "readiness_status", "device_name", "azure_ad_device_id")
-    rows = list(shown[start : start + per_page])
+    rows = page_rows(shown, start, per_page, total)
     sort = state.sort
     headers = []
     for column in columns:
