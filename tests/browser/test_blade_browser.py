@@ -84,7 +84,7 @@ def test_export_downloads_the_tab_as_csv(sign_in, live_tenant, alice):
     with page.expect_download() as download:
         page.click("[data-export=current]")
     assert re.fullmatch(r"autopatch-devices-ready-\d{8}-\d{6}Z\.csv", download.value.suggested_filename)
-    rows = list(csv.reader(io.StringIO(open(download.value.path(), encoding="utf-8").read())))
+    rows = list(csv.reader(io.StringIO(open(download.value.path(), encoding="utf-8-sig").read())))
     assert rows[0][:2] == ["Device name", "Serial number"]
     assert [r[0] for r in rows[1:]] == ["ALPHA-01", "ALPHA-02", "ALPHA-03"]
 
