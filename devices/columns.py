@@ -9,7 +9,7 @@ from functools import cache
 from typing import Any
 
 from django.db import models
-from django.db.models import Case, Expression, F, Value, When
+from django.db.models import Case, Expression, F, Func, Value, When
 
 from .models import Device, Ring
 
@@ -20,6 +20,26 @@ def text(value: Any) -> str:
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S UTC")
     return str(value)
+
+
+def _string(value: str | None) -> str:
+    return "" if value is None else value
+
+
+class UtcText(Func):
+    """A date and time as the blade writes it ("2026-11-29 18:34:37 UTC"), formatted by the database: an export
+    of 100,000 rows otherwise spends a third of its time parsing and formatting datetimes in Python."""
+
+    output_field = models.CharField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"')"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # Django stores SQLite datetimes as UTC text; "%%%%" becomes "%%" in the SQL, which the backend turns into "%".
+        template = "strftime('%%%%Y-%%%%m-%%%%d %%%%H:%%%%M:%%%%S UTC', %(expressions)s)"
+        return self.as_sql(compiler, connection, template=template, **extra)
 
 
 @dataclass(frozen=True)
@@ -48,7 +68,23 @@ class Column:
             labels = {value: str(label) for value, label in Device._meta.get_field(self.field).flatchoices}
             if labels:
                 return lambda value: labels.get(value, text(value))
+            if isinstance(Device._meta.get_field(self.field), models.CharField | models.TextField):
+                return _string
         return text
+
+    @cache  # noqa: B019
+    def is_datetime(self) -> bool:
+        model: Any = Device
+        *relations, name = self.field.split("__")
+        for relation in relations:
+            model = model._meta.get_field(relation).related_model
+        return isinstance(model._meta.get_field(name), models.DateTimeField)
+
+    def export(self) -> tuple[Any, Callable[[Any], str]]:
+        """What an export reads for the column (values_list) and how it makes that text: datetimes come as text."""
+        if self.is_datetime():
+            return UtcText(self.field), _string
+        return self.field, self.formatter()
 
     def raw(self, device: Device) -> Any:
         value: Any = device

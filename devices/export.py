@@ -28,9 +28,9 @@ def csv_rows(devices: QuerySet[Device], columns: list[Column], progress: Progres
     progress = progress or Progress()
     writer = LineWriter()
     yield writer.header(column.title for column in columns)
-    formatters = [column.formatter() for column in columns]
+    reads, formatters = zip(*(column.export() for column in columns), strict=True)
     batch: list[str] = []
-    for values in devices.values_list(*(column.field for column in columns)).iterator(chunk_size=CHUNK):
+    for values in devices.values_list(*reads).iterator(chunk_size=CHUNK):
         batch.append(writer.row([format_(value) for format_, value in zip(formatters, values, strict=True)]))
         if len(batch) == CHUNK:
             yield "".join(batch)

@@ -105,3 +105,11 @@ def test_every_field_is_quoted_after_a_byte_order_mark_and_formulas_after_a_semi
     assert '"Müller-Laptop","jürgen@contoso.example"' in body and "\x00" not in body
     assert '";\'=1+1","ann@contoso.example"' in body
 
+
+
+def test_dates_read_the_same_in_the_export_as_on_the_page(alice, blade_tenant):
+    device = Device.objects.select_related("sighting").get(device_name="ALPHA-01")
+    rows = rows_of(signed_in(alice).get("/devices/ready/export.csv?q=ALPHA-01&columns=last_intune_checkin,registered_at,last_discovered_at"))
+    expected = [d.strftime("%Y-%m-%d %H:%M:%S UTC") for d in
+                (device.last_intune_checkin, device.registered_at, device.sighting.last_discovered_at)]  # fmt: skip
+    assert rows[1] == expected
