@@ -1,10 +1,12 @@
-"""The fly-in has its own URL and offers the device's actions; every signed-in page and export is never cached."""
+"""The fly-in has its own URL and offers the device's actions; pages are never cached, refusals log one line, pages name their icon."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+from django.test import Client
 
 from accounts.models import AuditEvent
 from devices.models import Device
@@ -71,3 +73,9 @@ def test_a_refused_request_logs_one_line_without_a_traceback(bob, blade_tenant, 
     logged = [r for r in caplog.records if r.name == "django.request"]
     assert [(r.levelname, r.getMessage()) for r in logged] == [("WARNING", "Forbidden: /devices/actions/exclude/")]
     assert all(r.exc_info is None for r in caplog.records)
+
+
+def test_every_page_names_its_icon(alice, blade_tenant):
+    for html in (signed_in(alice).get("/devices/ready/").content.decode(), Client().get("/accounts/login/").content.decode()):
+        assert '<link rel="icon" href="/static/portal/favicon.svg" type="image/svg+xml">' in html
+    assert (Path(__file__).resolve().parent.parent / "static/portal/favicon.svg").read_text().startswith("<svg")
