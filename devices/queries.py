@@ -175,11 +175,12 @@ def status_ring_counts() -> dict[tuple[str, str], int]:
 
 def devices_marker() -> tuple:
     """Changes whenever the devices may have: every write to them is a discovery run's (whose row's status and
-    progress move as it goes) or a device action's (recorded in the audit log once written); plus the minute, so
-    a write from anywhere else shows within one."""
+    progress move as it goes) or a device action's (recorded in the audit log once written); a device added from
+    anywhere else changes the newest ID, and any other write shows within the minute."""
     run = DiscoveryRun.objects.order_by("-id").values_list("id", "status", "progress", "finished_at").first()
     event = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
-    return run, event, int(time.time() // COUNTS_SECONDS)
+    newest = Device.objects.order_by("-id").values_list("id", flat=True).first()  # a device added from anywhere
+    return run, event, newest, int(time.time() // COUNTS_SECONDS)
 
 
 def tab_counts() -> dict[tuple[str, str], int]:

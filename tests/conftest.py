@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import connection
 
 from accounts.roles import Role, assign_role
@@ -44,6 +45,12 @@ def plain_static_storage(settings):
     """Templates use {% static %}: serve the source files as they are, with no collectstatic manifest needed."""
     settings.STORAGES = {**settings.STORAGES,
                          "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache: a value cached in one test's database must not answer another's."""
+    cache.clear()
 
 
 @pytest.fixture

@@ -68,8 +68,8 @@ def test_the_column_chooser_survives_a_reload(sign_in, live_tenant, alice):
     dialog.locator("li[data-key=model] input[type=checkbox]").check()
     for _ in range(6):  # Model from the 9th place to the 3rd, above Ring (the unticked Serial number is 2nd)
         dialog.locator("li[data-key=model] [data-move=up]").click()
-    dialog.get_by_role("button", name="Save").click()
-    page.wait_for_load_state("load")
+    with page.expect_navigation():  # the save answers with HX-Refresh: wait for that reload, not race it
+        dialog.get_by_role("button", name="Save").click()
     page.reload()
     headers = page.locator("#blade-main thead th[data-column]")
     titles = ["Device name", "Model", "Ring", "Readiness status", "Failed checks", "Last Intune check-in"]
