@@ -9,6 +9,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django_htmx.http import HttpResponseClientRedirect
 
 from .roles import Role, permission_name, role_of
 
@@ -22,12 +23,22 @@ def no_access(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/no_access.html", status=403)
 
 
+def refused(request: HttpRequest, message: str) -> HttpResponse:
+    """The 403 page, returned rather than raised: Django logs one line for it, not a traceback."""
+    from .views.signin import permission_denied
+
+    return permission_denied(request, PermissionDenied(message))
+
+
 def role_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Signed in with a portal role; anonymous users go to sign-in, signed-in users without a role get 403."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not request.user.is_authenticated:
+            htmx = getattr(request, "htmx", None)
+            if htmx and not htmx.history_restore_request:  # the session ended (e.g. signed out in another tab): the whole page goes to sign-in
+                return HttpResponseClientRedirect(redirect_to_login(htmx.current_url_abs_path or "/")["Location"])
             return redirect_to_login(request.get_full_path())
         if role_of(request.user) is None:
             return no_access(request)
@@ -44,7 +55,7 @@ def capability_required(capability: str) -> Callable:
         @wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             if not has_capability(request.user, capability):
-                raise PermissionDenied(f"Your role does not allow: {capability.replace('_', ' ')}.")
+                return refused(request, f"Your role does not allow: {capability.replace('_', ' ')}.")
             return view(request, *args, **kwargs)
 
         return wrapper
@@ -59,7 +70,7 @@ def administrator_required(view: Callable[..., HttpResponse]) -> Callable[..., H
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if role_of(request.user) != Role.ADMINISTRATOR:
-            raise PermissionDenied("Only Service Administrators can open this page.")
+            return refused(request, "Only Service Administrators can open this page.")
         return view(request, *args, **kwargs)
 
     return wrapper

@@ -44,13 +44,19 @@ def assign_role(user, role: str | None) -> None:
     user.groups.remove(*role_groups)
     if role:
         user.groups.add(role_group(role))
+    if getattr(user, "_portal_role", UNREAD) is not UNREAD:
+        del user._portal_role
+
+
+UNREAD = object()
 
 
 def role_of(user) -> str | None:
+    """The user's role, read once per user object (a request's access checks and its pages ask several times)."""
     if not user.is_authenticated:
         return None
-    names = set(user.groups.values_list("name", flat=True))
-    for role in (Role.ADMINISTRATOR, Role.READER):
-        if role.label in names:
-            return role.value
-    return None
+    role = getattr(user, "_portal_role", UNREAD)  # (getattr: request.user is a lazy object around the user)
+    if role is UNREAD:
+        names = set(user.groups.values_list("name", flat=True))
+        role = user._portal_role = next((r.value for r in (Role.ADMINISTRATOR, Role.READER) if r.label in names), None)
+    return role

@@ -1,17 +1,21 @@
-"""Benchmark: device blade pages and CSV export on PostgreSQL with about 100,000 devices (figures go to bench/README.md).
+"""Benchmark: device blade pages and CSV export on PostgreSQL, measured as users meet them: right after a discovery
+has written the rows, with no VACUUM or ANALYZE by hand and autovacuum kept off the device tables while measuring.
 
 Server time is measured in-process through Django's full request handler (middleware, session, view, template),
-so network and browser time are left out. The database must already hold the devices:
+so network and browser time are left out. For each tenant file given, the device tables are emptied, one
+discovery imports the tenant (a first import), and every page is timed; then the export, through the web and
+through `manage.py export_devices`, against PostgreSQL's own COPY of the device table's non-JSON columns:
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/autopatch_bench_ui AUTOPATCH_VAR_DIR=var/bench-ui \\
-      .venv/bin/python manage.py make_tenant --devices 100000 --out var/bench-ui/tenant.json
-    ... AUTOPATCH_TENANT_FILE=var/bench-ui/tenant.json .venv/bin/python manage.py discover
-    ... .venv/bin/python bench/pages.py [--repeat 40]
+      .venv/bin/python manage.py make_tenant --devices 100000 --seed 1 --out var/bench-ui/tenant100k.json
+    ... .venv/bin/python manage.py make_tenant --devices 1000 --seed 1 --out var/bench-ui/tenant1k.json
+    ... .venv/bin/python bench/pages.py var/bench-ui/tenant1k.json var/bench-ui/tenant100k.json [--repeat 30]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import resource
 import statistics
@@ -24,28 +28,140 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autopatch_portal.settings")
 
+SORTS = ("device_name", "serial_number", "ring", "readiness_status", "failed_checks", "last_intune_checkin",
+         "azure_ad_device_id", "model", "os_version", "join_type", "management", "primary_user", "registered_at",
+         "last_discovered_at")  # fmt: skip
 PAGES = {
-    "tab page (Ready, default sort)": "/devices/ready/",
-    "tab page (Not registered)": "/devices/not-registered/",
-    "sorted page (Ready by -last check-in)": "/devices/ready/?sort=-last_intune_checkin",
-    "sorted page (Ready by model, no index)": "/devices/ready/?sort=model",
-    "sorted page, page 200": "/devices/ready/?sort=serial_number&page=200",
-    "searched page (name part)": "/devices/ready/?q=FIN-LT-0012",
-    "searched page (serial number)": "/devices/ready/?q={serial}",
-    "filtered page (ring Fast)": "/devices/ready/?ring=fast",
-    "filtered page (failed check)": "/devices/not-registered/?failed_check=Windows+edition",
-    "filtered + searched, 250 rows": "/devices/ready/?management=co_managed&q=LT&per_page=250",
+    "Ready": "/devices/ready/",
+    "Not ready": "/devices/not-ready/",
+    "Not registered": "/devices/not-registered/",
+    "Ready, last page": "/devices/ready/?page=100000",
+    "Ready, 250 rows": "/devices/ready/?per_page=250",
+    **{f"Ready by {key}": f"/devices/ready/?sort={key}" for key in SORTS},
+    **{f"Ready by -{key}": f"/devices/ready/?sort=-{key}" for key in ("ring", "last_intune_checkin", "serial_number")},
+    "search, 1 character": "/devices/ready/?q=A",
+    "search, 2 characters": "/devices/ready/?q=LT",
+    "search, 10 characters": "/devices/ready/?q=FIN-LT-001",
+    "search, serial number prefix": "/devices/ready/?q={serial_prefix}",
+    "search, whole serial number": "/devices/ready/?q={serial}",
+    "filter ring Fast": "/devices/ready/?ring=fast",
+    "filter failed check (Not registered)": "/devices/not-registered/?failed_check=Windows+edition",
+    "filter failed check (Not ready)": "/devices/not-ready/?failed_check=Internet+connectivity",
+    "filter + search, 250 rows": "/devices/ready/?management=co_managed&q=LT&per_page=250",
+    "results only (search swap)": "/devices/ready/?q=HR-LT",
     "fly-in (device details)": "/devices/device/{pk}/",
+    "blade with fly-in open": "/devices/ready/?device={pk}",
 }
+RESULTS_ONLY = {"results only (search swap)"}
+DEVICE_TABLES = ("devices_device", "devices_devicesighting", "devices_devicestatuschange")
 
 
-def rss_peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def rss_mb() -> float:
+    """Resident memory now (not the process's peak, which the import before has already raised)."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() / 2**20
+
+
+def p95(times: list[float]) -> float:
+    ordered = sorted(times)
+    return ordered[max(0, int(round(0.95 * len(ordered))) - 1)]
+
+
+def fresh_import(tenant: Path) -> tuple[int, float]:
+    """Empty the device tables and import the tenant with one discovery, as a first import does."""
+    from django.conf import settings
+    from django.db import connection
+
+    from devices.runs import discover_now
+
+    with connection.cursor() as cursor:
+        for table in DEVICE_TABLES:
+            cursor.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+        cursor.execute(f"TRUNCATE {', '.join(DEVICE_TABLES)} CASCADE")
+    settings.AUTOPATCH_TENANT_FILE = str(tenant)
+    start = time.perf_counter()
+    run = discover_now()
+    assert run.status == "succeeded", run.errors
+    from devices.models import Device
+
+    return Device.objects.count(), time.perf_counter() - start
+
+
+def restore_autovacuum() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for table in DEVICE_TABLES:
+            cursor.execute(f"ALTER TABLE {table} RESET (autovacuum_enabled)")
+
+
+def time_pages(client, repeat: int) -> dict[str, tuple[float, float, int]]:
+    from devices.models import Device
+
+    sample = Device.objects.filter(readiness_status="active").order_by("pk")[Device.objects.count() // 200]
+    figures = {}
+    for name, url in PAGES.items():
+        url = url.format(serial=sample.serial_number, serial_prefix=sample.serial_number[:-1], pk=sample.pk)
+        headers = {"HX-Target": "results"} if name in RESULTS_ONLY else {}
+        client.get(url, headers=headers)  # warm
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            response = client.get(url, headers=headers)
+            times.append((time.perf_counter() - start) * 1000)
+        figures[name] = (statistics.median(times), p95(times), response.status_code)
+    return figures
+
+
+def copy_seconds(where: str) -> float:
+    """PostgreSQL's own CSV of the device table's non-JSON columns for the same rows, read to the end here."""
+    from django.db import connection
+
+    from devices.models import Device
+
+    columns = ", ".join(f.column for f in Device._meta.concrete_fields if f.get_internal_type() != "JSONField")
+    sql = f"COPY (SELECT {columns} FROM devices_device WHERE {where}) TO STDOUT (FORMAT csv)"
+    start = time.perf_counter()
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for _ in copy:
+            pass
+    return time.perf_counter() - start
+
+
+def time_export(user) -> dict[str, float]:
+    """The web export of Ready and `manage.py export_devices --tab all`, all columns, each against COPY."""
+    from django.core.management import call_command
+    from django.test import Client
+
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(user)
+    b"".join(client.get("/devices/not-registered/export.csv?columns=all").streaming_content)  # warm the code path
+    before = rss_mb()
+    start = time.perf_counter()
+    response = client.get("/devices/ready/export.csv?columns=all")
+    stream = iter(response.streaming_content)
+    first = next(stream)
+    ttfb = time.perf_counter() - start
+    lines, peak = first.count(b"\n"), rss_mb()
+    for chunk in stream:
+        lines += chunk.count(b"\n")
+        peak = max(peak, rss_mb())
+    web = time.perf_counter() - start
+    out = io.StringIO()
+    start = time.perf_counter()
+    call_command("export_devices", "--tab", "all", "--columns", "all", stdout=out)
+    command = time.perf_counter() - start
+    return {"web_rows": lines - 1, "ttfb_ms": ttfb * 1000, "web_s": web, "web_copy_s": copy_seconds("readiness_status = 'active'"),
+            "command_rows": out.getvalue().count("\n") - 1, "command_s": command, "command_copy_s": copy_seconds("true"),
+            "rss_added_mb": peak - before}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=40)
+    parser.add_argument("tenants", nargs="+", type=Path, help="tenant files, smallest first")
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--analyze", action="store_true",
+                        help="ANALYZE the device tables after the import (what a discovery that leaves statistics "
+                             "behind would give), for comparison")  # fmt: skip
     args = parser.parse_args()
     import django
 
@@ -55,46 +171,42 @@ def main() -> None:
     from django.test import Client
 
     from accounts.roles import Role, assign_role
-    from devices.models import Device
 
     assert connection.vendor == "postgresql", "run this against PostgreSQL (DATABASE_URL)"
     user, _ = get_user_model().objects.get_or_create(username="bench-admin")
     assign_role(user, Role.ADMINISTRATOR)
-    client = Client(HTTP_HX_REQUEST="true", HTTP_HOST="localhost")
-    client.force_login(user)
-    sample = Device.objects.filter(readiness_status="active").order_by("pk")[500]
-    total = Device.objects.count()
-    print(f"devices: {total}; machine: nproc {os.cpu_count()}")
+    print(f"machine: nproc {os.cpu_count()}; PostgreSQL {connection.cursor().connection.info.server_version}")
     print(subprocess.run(["free", "-h"], capture_output=True, text=True).stdout)
-    print("| page | median ms | p95 ms | status |\n| --- | ---: | ---: | --- |")
-    for name, url in PAGES.items():
-        url = url.format(serial=sample.serial_number, pk=sample.pk)
-        client.get(url)  # warm
-        times = []
-        for _ in range(args.repeat):
-            start = time.perf_counter()
-            response = client.get(url)
-            times.append((time.perf_counter() - start) * 1000)
-        times.sort()
-        p95 = times[max(0, int(round(0.95 * len(times))) - 1)]
-        print(f"| {name} | {statistics.median(times):.1f} | {p95:.1f} | {response.status_code} |")
-
-    export = Client(HTTP_HOST="localhost")
-    export.force_login(user)
-    before = rss_peak_mb()
-    start = time.perf_counter()
-    response = export.get("/devices/ready/export.csv?columns=all")
-    stream = iter(response.streaming_content)
-    first = next(stream)
-    ttfb = time.perf_counter() - start
-    size, lines = len(first), first.count(b"\n")
-    for chunk in stream:
-        size += len(chunk)
-        lines += chunk.count(b"\n")
-    elapsed = time.perf_counter() - start
-    print(f"\nexport of Ready, all 21 columns: {lines - 1} rows, {size / 2**20:.1f} MiB; time to first byte "
-          f"{ttfb * 1000:.0f} ms; total {elapsed:.2f} s; peak RSS {before:.0f} MiB before, {rss_peak_mb():.0f} MiB after "
-          f"(+{rss_peak_mb() - before:.0f} MiB)")  # fmt: skip
+    results = {}
+    try:
+        for tenant in args.tenants:
+            devices, seconds = fresh_import(tenant)
+            if args.analyze:
+                with connection.cursor() as cursor:
+                    for table in DEVICE_TABLES:
+                        cursor.execute(f"ANALYZE {table}")
+            print(f"{tenant.name}: {devices} devices imported in {seconds:.1f} s; measuring "
+                  f"{'after ANALYZE (no VACUUM)' if args.analyze else 'without VACUUM or ANALYZE'}")
+            client = Client(HTTP_HX_REQUEST="true", HTTP_HOST="localhost")
+            client.force_login(user)
+            results[devices] = time_pages(client, args.repeat)
+            if tenant == args.tenants[-1]:
+                export = time_export(user)
+    finally:
+        restore_autovacuum()
+    sizes = sorted(results)
+    small, large = sizes[0], sizes[-1]
+    print(f"| page | median ms ({small:,}) | p95 ms ({small:,}) | median ms ({large:,}) | p95 ms ({large:,}) "
+          f"| p95 ratio | status |\n| --- | ---: | ---: | ---: | ---: | ---: | --- |")  # fmt: skip
+    for name in PAGES:
+        (m1, q1, _), (m2, q2, status) = results[small][name], results[large][name]
+        print(f"| {name} | {m1:.1f} | {q1:.1f} | {m2:.1f} | {q2:.1f} | {q2 / q1:.2f} | {status} |")
+    print(f"\nweb export of Ready, all columns: {export['web_rows']:,} rows, first byte {export['ttfb_ms']:.0f} ms, "
+          f"{export['web_s']:.2f} s, COPY of the same rows {export['web_copy_s']:.2f} s "
+          f"({export['web_s'] / export['web_copy_s']:.1f}x)")
+    print(f"manage.py export_devices --tab all --columns all: {export['command_rows']:,} rows, {export['command_s']:.2f} s, "
+          f"COPY of the same rows {export['command_copy_s']:.2f} s ({export['command_s'] / export['command_copy_s']:.1f}x)")
+    print(f"resident memory added by the web export at its peak: {export['rss_added_mb']:.0f} MiB")  # fmt: skip
 
 
 if __name__ == "__main__":

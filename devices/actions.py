@@ -31,6 +31,7 @@ class Action:
     title: str
     verb: str  # what the confirmation button says
     explanation: str
+    statuses: tuple[str, ...]  # the readiness statuses of devices it can act on: offered only where they show
 
 
 ACTIONS: dict[str, Action] = {
@@ -38,13 +39,14 @@ ACTIONS: dict[str, Action] = {
     for a in (
         Action("assign_ring", "Assign ring", "Assign ring",
                "The selected devices move to the chosen deployment ring; \u201cRing assigned by\u201d becomes Admin. "
-               "Only registered devices whose readiness status is Active can be assigned."),
+               "Only registered devices whose readiness status is Active can be assigned.", (ReadinessStatus.ACTIVE,)),
         Action("exclude", "Exclude device", "Exclude",
                "The selected devices are deregistered from Windows Autopatch (their Entra ID and Intune records "
-               "stay) and show as Excluded under Not registered; discovery does not register them again."),
+               "stay) and show as Excluded under Not registered; discovery does not register them again.",
+               (ReadinessStatus.ACTIVE, ReadinessStatus.READINESS_FAILED, ReadinessStatus.INACTIVE)),
         Action("restore", "Restore excluded device", "Restore",
                "The selected excluded devices are evaluated again at once: a discovery run starts, and a device "
-               "that passes the prerequisite checks is registered again."),
+               "that passes the prerequisite checks is registered again.", (ReadinessStatus.EXCLUDED,)),
     )
 }  # fmt: skip
 
@@ -57,6 +59,8 @@ def selected_devices(ids: list[str]) -> list[Device]:
         raise ActionError(f"Select at most {MAX_DEVICES} devices at a time.")
     try:
         pks = list(dict.fromkeys(int(i) for i in ids))
+        if not all(0 < pk < 2**63 for pk in pks):  # beyond a database integer (SQLite raises OverflowError)
+            raise ValueError
     except ValueError as exc:
         raise ActionError("A selected device ID is not valid.") from exc
     found = Device.objects.in_bulk(pks)

@@ -5,43 +5,107 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from .models import Device
+from django.db import models
+from django.db.models import Case, Expression, F, Func, Value, When
+
+from .models import Device, Ring
+
+
+def text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value)
+
+
+def _string(value: str | None) -> str:
+    return "" if value is None else value
+
+
+class UtcText(Func):
+    """A date and time as the blade writes it ("2026-11-29 18:34:37 UTC"), formatted by the database: an export
+    of 100,000 rows otherwise spends a third of its time parsing and formatting datetimes in Python."""
+
+    output_field = models.CharField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"')"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # Django stores SQLite datetimes as UTC text; "%%%%" becomes "%%" in the SQL, which the backend turns into "%".
+        template = "strftime('%%%%Y-%%%%m-%%%%d %%%%H:%%%%M:%%%%S UTC', %(expressions)s)"
+        return self.as_sql(compiler, connection, template=template, **extra)
 
 
 @dataclass(frozen=True)
 class Column:
     key: str  # used in URLs and the saved choice
     title: str  # header in the table and the CSV
-    field: str  # model field it reads and sorts by
+    field: str  # model field it reads and sorts by ("a__b" follows a relation)
     default: bool = False
     sortable: bool = True
-    render: Callable[[Device], Any] | None = None
+    display: Callable[[Any], str] | None = None  # the stored value as shown, when not its choice label or text
+    choices: type[models.Choices] | None = None  # sorts in the order the choices are declared, not alphabetically
 
-    def value(self, device: Device) -> Any:
-        if self.render is not None:
-            return self.render(device)
-        value = getattr(device, self.field)
-        display = getattr(device, f"get_{self.field}_display", None)
-        if display is not None and value:
-            return display()
+    def order_by(self) -> Expression:
+        """What the column sorts by: its field, or the rank of its value among the declared choices (blank last)."""
+        if self.choices is None:
+            return F(self.field)
+        ranks = [When(**{self.field: value}, then=Value(rank)) for rank, value in enumerate(self.choices.values)]
+        return Case(*ranks, default=Value(len(ranks)), output_field=models.IntegerField())
+
+    @cache  # noqa: B019 (columns are a fixed set of frozen instances)
+    def formatter(self) -> Callable[[Any], str]:
+        """The stored value (as values_list reads it) to the text the table and the CSV show."""
+        if self.display is not None:
+            return self.display
+        if "__" not in self.field:
+            labels = {value: str(label) for value, label in Device._meta.get_field(self.field).flatchoices}
+            if labels:
+                return lambda value: labels.get(value, text(value))
+            if isinstance(Device._meta.get_field(self.field), models.CharField | models.TextField):
+                return _string
+        return text
+
+    @cache  # noqa: B019
+    def is_datetime(self) -> bool:
+        model: Any = Device
+        *relations, name = self.field.split("__")
+        for relation in relations:
+            model = model._meta.get_field(relation).related_model
+        return isinstance(model._meta.get_field(name), models.DateTimeField)
+
+    def export(self) -> tuple[Any, Callable[[Any], str]]:
+        """What an export reads for the column (values_list) and how it makes that text: datetimes come as text."""
+        if self.is_datetime():
+            return UtcText(self.field), _string
+        return self.field, self.formatter()
+
+    def raw(self, device: Device) -> Any:
+        value: Any = device
+        for name in self.field.split("__"):
+            value = getattr(value, name, None)  # a missing related row (no sighting yet) reads as None
+            if value is None:
+                return None
         return value
 
-
-def _last_discovered(device: Device) -> Any:
-    sighting = getattr(device, "sighting", None)
-    return sighting.last_discovered_at if sighting is not None else None
+    def value(self, device: Device) -> str:
+        return self.formatter()(self.raw(device))
 
 
-def _added_through(device: Device) -> str:
-    return "Direct" if device.added_through == "direct" else device.added_through
+def _added_through(value: str | None) -> str:
+    return "Direct" if value == "direct" else text(value)
 
 
 COLUMNS: tuple[Column, ...] = (
     Column("device_name", "Device name", "device_name", default=True),
     Column("serial_number", "Serial number", "serial_number", default=True),
-    Column("ring", "Ring", "ring", default=True),
+    Column("ring", "Ring", "ring", default=True, choices=Ring),
     Column("readiness_status", "Readiness status", "readiness_status", default=True),
     Column("failed_checks", "Failed checks", "failed_checks", default=True),
     Column("last_intune_checkin", "Last Intune check-in", "last_intune_checkin", default=True),
@@ -58,8 +122,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("primary_user", "Primary user", "primary_user"),
     Column("ring_assigned_by", "Ring assigned by", "ring_assigned_by"),
     Column("registered_at", "Registered on", "registered_at"),
-    Column("added_through", "Added through", "added_through", render=_added_through),
-    Column("last_discovered_at", "Last discovered", "sighting__last_discovered_at", render=_last_discovered),
+    Column("added_through", "Added through", "added_through", display=_added_through),
+    Column("last_discovered_at", "Last discovered", "sighting__last_discovered_at"),
 )
 COLUMNS_BY_KEY = {column.key: column for column in COLUMNS}
 DEFAULT_COLUMNS = tuple(column.key for column in COLUMNS if column.default)
@@ -70,11 +134,3 @@ EXPORT_COLUMNS = ("device_name", "azure_ad_device_id", *DEFAULT_COLUMNS[1:])
 def columns_for(keys: list[str] | tuple[str, ...] | None) -> list[Column]:
     """The columns for a list of keys, in that order; unknown keys raise KeyError (a forged list)."""
     return [COLUMNS_BY_KEY[key] for key in (keys or DEFAULT_COLUMNS)]
-
-
-def text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S UTC")
-    return str(value)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import connection
 
 from accounts.roles import Role, assign_role
@@ -50,6 +51,20 @@ def plain_static_storage(settings):
 def fast_password_hashing(settings):
     """Half the suite's time went to PBKDF2: tests hash with MD5, which proves the same sign-in paths."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache: a value cached in one test's database must not answer another's.
+    On Redis only the portal's keys go: the cache shares its database with Celery's queue, which clear() empties."""
+    redis = getattr(getattr(cache, "_cache", None), "get_client", None)
+    if redis is None:
+        cache.clear()
+        return
+    client = redis(write=True)
+    keys = list(client.scan_iter(match=f"{cache.key_prefix}:*"))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture

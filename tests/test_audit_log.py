@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+
 import pytest
 
 from accounts.audit import record_event
@@ -38,7 +42,8 @@ def test_it_filters_by_date(alice, events):
 
 
 @pytest.mark.parametrize("params", [{"action": "drop_table"}, {"since": "yesterday"}, {"page": "999"},
-                                    {"since": "2030-01-02", "until": "2030-01-01"}])  # fmt: skip
+                                    {"since": "2030-01-02", "until": "2030-01-01"}, {"page": "²"},
+                                    {"page": "9" * 5000}, {"actor": "a\x00b"}])  # fmt: skip
 def test_bad_filters_get_a_clear_400(alice, events, params):
     response = signed_in(alice).get("/accounts/audit/", params)
     assert response.status_code == 400 and "Request refused" in response.content.decode()
@@ -48,8 +53,8 @@ def test_it_exports_the_filtered_events_as_csv_and_records_the_export(alice, eve
     response = signed_in(alice).get("/accounts/audit/export.csv", {"actor": "dana"})
     assert response.status_code == 200 and response["Content-Type"] == "text/csv; charset=utf-8"
     lines = b"".join(response.streaming_content).decode().splitlines()
-    assert lines[0] == "When (UTC),Who,What,Target,Result,Source IP,Details"
-    assert len(lines) == 2 and "dana,Export to CSV,ready,12 rows" in lines[1]
+    assert lines[0] == '\ufeff"When (UTC)","Who","What","Target","Result","Source IP","Details"'
+    assert len(lines) == 2 and '"dana","Export to CSV","ready","12 rows"' in lines[1]
     recorded = AuditEvent.objects.get(action="export", target="audit log")
     assert (recorded.actor, recorded.result) == ("alice", "1 events")
 
@@ -108,3 +113,23 @@ def test_a_scheduled_discovery_is_recorded_as_the_schedule(builder, use_tenant):
     discover(trigger="schedule")
     event = AuditEvent.objects.get(action="discovery")
     assert (event.actor, event.result) == ("schedule", "succeeded")
+
+
+def test_the_last_day_there_is_is_a_valid_end(alice, events):
+    client = signed_in(alice)
+    assert "run #7" in client.get("/accounts/audit/", {"until": "9999-12-31"}).content.decode()
+    response = client.get("/accounts/audit/export.csv", {"until": "9999-12-31", "since": "0001-01-01"})
+    assert response.status_code == 200 and "run #7" in b"".join(response.streaming_content).decode()
+
+
+def test_the_export_writes_details_as_json(alice):
+    record_event("erin", AuditEvent.Action.DEVICE_ACTION, target="PC-1", result="Assign ring (Fast): 1 of 1 done",
+                 ring="fast", outcomes=[{"device": "PC-1", "done": True}])  # fmt: skip
+    text = b"".join(signed_in(alice).get("/accounts/audit/export.csv", {"actor": "erin"}).streaming_content).decode()
+    details = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))[1][6]
+    assert json.loads(details) == {"ring": "fast", "outcomes": [{"device": "PC-1", "done": True}]}
+
+
+def test_the_filter_is_a_button_that_looks_like_one(alice):
+    html = signed_in(alice).get("/accounts/audit/").content.decode()
+    assert '<button type="submit" class="primary-button filter-button">Filter</button>' in html

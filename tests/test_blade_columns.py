@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from accounts.models import AuditEvent
-from devices.models import ColumnChoice
+from devices.models import ColumnChoice, Device
 from tests.test_blade_tabs import signed_in
 
 pytest_plugins = ["tests.blade_tenant"]
@@ -29,7 +29,9 @@ def test_a_users_choice_and_order_is_saved_for_that_tab_only(alice, bob, blade_t
     assert headers(client.get("/devices/ready/").content.decode())[0] == "device_name"
     assert headers(signed_in(bob).get("/devices/not-ready/").content.decode())[0] == "device_name"
     event = AuditEvent.objects.get(action=AuditEvent.Action.COLUMNS)
-    assert (event.actor, event.target, event.result) == ("alice", "not-ready", "model, device_name, os_version")
+    # The log names the tab and the columns as the admin saw them, not their internal keys.
+    assert (event.actor, event.target, event.result) == ("alice", "Not ready", "Model, Device name, OS version")
+    assert event.source_ip == "127.0.0.1"
 
 
 def test_a_reader_may_choose_columns(bob, blade_tenant):
@@ -67,3 +69,26 @@ def test_a_forged_column_list_is_refused_and_changes_nothing(alice, blade_tenant
 def test_a_user_without_a_role_cannot_change_columns(charlie, blade_tenant):
     assert signed_in(charlie).post("/devices/ready/columns/", {"columns": ["owner"]}).status_code == 403
     assert not ColumnChoice.objects.exists()
+
+
+def test_saving_with_no_column_ticked_keeps_the_chooser_with_the_reason(alice, blade_tenant):
+    client = signed_in(alice)
+    order = ["model", "device_name", "serial_number"]
+    response = client.post("/devices/ready/columns/", {"order": order}, HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "Choose at least one column." in html
+    assert re.findall(r'name="columns" value="([a-z_]+)"', html)[:3] == order  # the order the admin left
+    assert ">Save</button>" in html and ">Cancel</button>" in html
+    assert not ColumnChoice.objects.exists()
+
+
+def test_with_another_column_first_the_device_name_still_opens_the_details(alice, blade_tenant):
+    client = signed_in(alice)
+    client.post("/devices/not-registered/columns/", {"columns": ["ring", "device_name"]})
+    html = client.get("/devices/not-registered/").content.decode()
+    device = Device.objects.get(device_name="DELTA-06")
+    assert device.ring == ""
+    assert device.azure_ad_device_id not in html  # never shown in place of an empty ring
+    assert re.search(r'<td data-column="ring"></td>\s*<td data-column="device_name"><a class="device-link"[^>]*>DELTA-06</a>',
+                     html)  # fmt: skip

@@ -68,8 +68,9 @@ def test_an_htmx_request_gets_the_blade_without_the_page_around_it(alice, blade_
 
 def test_links_keep_the_state_in_the_url(alice, blade_tenant):
     html = signed_in(alice).get("/devices/ready/?q=ALPHA&sort=-serial_number&per_page=25").content.decode()
-    # Sorting by another column keeps the search and page size, and pushes the URL.
-    assert 'hx-get="/devices/ready/?q=ALPHA&amp;sort=ring&amp;per_page=25" hx-target="#blade-main" hx-swap="outerHTML" hx-push-url="true"' in html
+    # Sorting by another column keeps the search and page size; the results swap and push the URL.
+    assert 'hx-get="/devices/ready/?q=ALPHA&amp;sort=ring&amp;per_page=25"' in html
+    assert '<div class="blade-body" hx-target="#results" hx-swap="outerHTML" hx-push-url="true"' in html
     assert 'href="/devices/not-ready/?q=ALPHA&amp;sort=-serial_number&amp;per_page=25"' in html
 
 
@@ -184,3 +185,67 @@ def test_a_page_takes_the_same_few_queries_whatever_its_size(alice, blade_tenant
         client.get("/devices/ready/?per_page=250&q=A")
     with django_assert_max_num_queries(14):
         client.get("/devices/ready/?per_page=250")
+
+
+def test_a_page_past_the_end_shows_the_last_page(alice, blade_tenant):
+    html = signed_in(alice).get("/devices/ready/?per_page=3&page=99").content.decode()
+    assert names_in(html) == sorted(READY)[3:]
+    assert "4–4 of 4" in html and "Page 2 of 2" in html and 'rel="prev"' in html and 'rel="next"' not in html
+
+
+def test_search_finds_a_device_by_the_start_of_its_serial_number_or_device_id(alice, blade_tenant):
+    device = Device.objects.get(device_name="BRAVO-04")
+    client = signed_in(alice)
+    for query in (device.serial_number[:-1], device.serial_number[:-1].lower(), device.azure_ad_device_id[:8]):
+        assert names_in(client.get("/devices/ready/", {"q": query}).content.decode()) == ["BRAVO-04"]
+    assert names_in(client.get("/devices/ready/", {"q": device.serial_number[1:]}).content.decode()) == []
+
+
+def test_rings_sort_in_deployment_order_not_alphabetically(alice, blade_tenant):
+    rings = {"ALPHA-01": "broad", "ALPHA-02": "test", "ALPHA-03": "fast", "BRAVO-04": "first"}
+    for name, ring in rings.items():
+        Device.objects.filter(device_name=name).update(ring=ring)
+    client = signed_in(alice)
+    assert names_in(client.get("/devices/ready/?sort=ring").content.decode()) == [
+        "ALPHA-02", "BRAVO-04", "ALPHA-03", "ALPHA-01"]  # Test, First, Fast, Broad
+    assert names_in(client.get("/devices/ready/?sort=-ring").content.decode()) == [
+        "ALPHA-01", "ALPHA-03", "BRAVO-04", "ALPHA-02"]
+
+
+def test_a_nul_in_the_search_gets_a_clear_400(alice, blade_tenant):
+    client = signed_in(alice)
+    for path in ("/devices/ready/", "/devices/ready/export.csv"):
+        response = client.get(path, {"q": "AL\x00PHA"})
+        assert response.status_code == 400 and "NUL" in response.content.decode()
+
+
+@pytest.mark.parametrize("path, headers", [
+    ("/devices/ready/?per_page=250", {}),
+    ("/devices/not-registered/?per_page=250&sort=-last_discovered_at", {}),
+    ("/devices/not-ready/?per_page=250&sort=ring&q=E", {}),
+    ("/devices/ready/?per_page=250&q=A", {"HX-Target": "results"}),
+    ("/devices/ready/?per_page=250&device={pk}", {}),
+    ("/devices/device/{pk}/", {}),
+    ("/accounts/audit/", {}),
+])  # fmt: skip
+def test_no_page_grows_a_query_per_row(alice, blade_tenant, django_assert_max_num_queries, path, headers):
+    """Each page takes the same few queries with 7 devices as with 1,007 (a query per row would show)."""
+    Device.objects.bulk_create(Device(azure_ad_device_id=f"bulk-{n}", device_name=f"BULK-{n:04d}", readiness_status=s)
+                               for n in range(1000) for s in ["active", "inactive", "excluded"][n % 3:n % 3 + 1])  # fmt: skip
+    client = signed_in(alice)
+    pk = Device.objects.get(device_name="ALPHA-01").pk
+    url = path.format(pk=pk)
+    client.get(url, headers={"HX-Request": "true", **headers})
+    with django_assert_max_num_queries(14):
+        response = client.get(url, headers={"HX-Request": "true", **headers})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("sort", ["device_name", "-serial_number", "ring", "-last_discovered_at"])
+def test_every_page_shows_its_own_rows_also_past_the_middle(alice, blade_tenant, sort):
+    Device.objects.bulk_create(Device(azure_ad_device_id=f"bulk-{n}", device_name=f"BULK-{n:03d}", readiness_status="active",
+                                      ring=["test", "fast", ""][n % 3]) for n in range(11))  # fmt: skip
+    client = signed_in(alice)
+    whole = names_in(client.get(f"/devices/ready/?sort={sort}&per_page=250").content.decode())
+    pages = [names_in(client.get(f"/devices/ready/?sort={sort}&per_page=4&page={n}").content.decode()) for n in (1, 2, 3, 4)]
+    assert [name for page in pages for name in page] == whole and len(whole) == 15

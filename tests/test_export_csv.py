@@ -7,6 +7,7 @@ import io
 import re
 
 from django.core.management import call_command
+from django.db import connection
 
 from accounts.models import AuditEvent
 from devices.models import Device
@@ -19,7 +20,7 @@ pytest_plugins = ["tests.blade_tenant"]
 
 def rows_of(response) -> list[list[str]]:
     assert response.streaming
-    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8"))))
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
 
 
 def test_the_export_has_every_matching_row_of_the_tab_in_its_sort_order(alice, blade_tenant):
@@ -59,7 +60,8 @@ def test_cells_a_spreadsheet_would_run_are_neutralised(alice, builder, use_tenan
 def test_each_export_is_recorded_with_who_which_tab_and_how_many_rows(bob, blade_tenant):
     rows_of(signed_in(bob).get("/devices/ready/export.csv?q=ALPHA"))
     event = AuditEvent.objects.get(action=AuditEvent.Action.EXPORT)
-    assert (event.actor, event.target, event.result) == ("bob", "ready", "3 rows")
+    assert (event.actor, event.target, event.result) == ("bob", "Ready", "3 rows")
+    assert event.source_ip == "127.0.0.1"
     assert event.details["params"] == {"q": "ALPHA"}
 
 
@@ -79,3 +81,37 @@ def test_the_command_writes_what_the_endpoint_sends(alice, blade_tenant, capsys)
     response = signed_in(alice).get("/devices/not-registered/export.csv?failed_check=Windows+edition&columns=all")
     call_command("export_devices", "--tab", "not-registered", "--failed-check", "Windows edition", "--columns", "all")
     assert capsys.readouterr().out == b"".join(response.streaming_content).decode()
+
+
+def test_the_all_columns_link_exports_every_column_and_current_view_the_chosen_ones(alice, blade_tenant):
+    client = signed_in(alice)
+    client.post("/devices/ready/columns/", {"columns": ["model", "device_name"]})
+    html = client.get("/devices/ready/?q=ALPHA&sort=-device_name").content.decode()
+    links = dict(re.findall(r'href="([^"]+)" download data-export="(current|all)"', html))
+    current, everything = ({v: k.replace("&amp;", "&") for k, v in links.items()}[key] for key in ("current", "all"))
+    assert current != everything
+    assert rows_of(client.get(current))[0] == ["Model", "Device name"]
+    rows = rows_of(client.get(everything))
+    assert len(rows[0]) == 21 and [r[0] for r in rows[1:]] == ["ALPHA-03", "ALPHA-02", "ALPHA-01"]
+
+
+def test_every_field_is_quoted_after_a_byte_order_mark_and_formulas_after_a_semicolon_are_text(alice, builder, use_tenant):
+    builder.device(";=1+1", report=True, user="ann@contoso.example")
+    nul = "\x00" if connection.vendor == "sqlite" else ""  # PostgreSQL cannot store NUL; SQLite can
+    builder.device("Müller-Laptop", report=True, user=f"jürgen{nul}@contoso.example")
+    use_tenant(builder)
+    discover_now()
+    response = signed_in(alice).get("/devices/ready/export.csv?columns=device_name,primary_user")
+    body = b"".join(response.streaming_content).decode("utf-8")
+    assert body.startswith("\ufeff\"Device name\",\"Primary user\"\r\n")
+    assert '"Müller-Laptop","jürgen@contoso.example"' in body and "\x00" not in body
+    assert '";\'=1+1","ann@contoso.example"' in body
+
+
+
+def test_dates_read_the_same_in_the_export_as_on_the_page(alice, blade_tenant):
+    device = Device.objects.select_related("sighting").get(device_name="ALPHA-01")
+    rows = rows_of(signed_in(alice).get("/devices/ready/export.csv?q=ALPHA-01&columns=last_intune_checkin,registered_at,last_discovered_at"))
+    expected = [d.strftime("%Y-%m-%d %H:%M:%S UTC") for d in
+                (device.last_intune_checkin, device.registered_at, device.sighting.last_discovered_at)]  # fmt: skip
+    assert rows[1] == expected

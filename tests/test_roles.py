@@ -92,7 +92,7 @@ def test_device_actions(as_, who, device):
     if who == "alice":
         assert response.status_code == 200
         assert device.excluded and device.readiness_status == ReadinessStatus.EXCLUDED
-        assert AuditEvent.objects.get(action="device_action", actor="alice").target == device.azure_ad_device_id
+        assert AuditEvent.objects.get(action="device_action", actor="alice").target == device.device_name
     else:
         expect_refusal(response, who)
         assert not device.excluded and device.readiness_status == ReadinessStatus.ACTIVE

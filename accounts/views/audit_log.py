@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
@@ -12,12 +13,13 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from accounts.access import administrator_required
 from accounts.audit import record_event
 from accounts.models import AuditEvent
-from autopatch_portal.csvfile import line_writer, neutralise
+from autopatch_portal.csvfile import LineWriter
 
 PAGE_SIZE = 50
 FILTER_FIELDS = ("actor", "action", "result", "since", "until", "q")
@@ -50,7 +52,7 @@ class AuditFilter(forms.Form):
             events = events.filter(Q(target__icontains=data["q"]))
         if data.get("since"):
             events = events.filter(at__gte=day_start(data["since"]))
-        if data.get("until"):
+        if data.get("until") and data["until"] < date.max:  # the last day there is has no day after it
             events = events.filter(at__lt=day_start(data["until"] + timedelta(days=1)))
         return events
 
@@ -66,6 +68,7 @@ def filter_form(request: HttpRequest) -> tuple[AuditFilter, HttpResponse | None]
     return form, None
 
 
+@never_cache
 @require_GET
 @administrator_required
 def audit_log(request: HttpRequest) -> HttpResponse:
@@ -74,7 +77,8 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         return refused
     paginator = Paginator(form.events(), PAGE_SIZE)
     page_number = request.GET.get("page", "1")
-    if not page_number.isdigit() or not 1 <= int(page_number) <= paginator.num_pages:
+    # isdecimal, not isdigit ("²" is a digit int() refuses); a length bound before int() (which refuses 4,300+ digits)
+    if not (page_number.isdecimal() and len(page_number) <= 9 and 1 <= int(page_number) <= paginator.num_pages):
         return render(request, "accounts/audit_log.html", {"form": form, "page": None,
                                                            "error": "There is no such page."}, status=400)  # fmt: skip
     page = paginator.page(int(page_number))
@@ -83,14 +87,15 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 
 
 def csv_rows(events: QuerySet[AuditEvent]) -> Iterator[str]:
-    writer = line_writer()
-    yield writer.writerow(["When (UTC)", "Who", "What", "Target", "Result", "Source IP", "Details"])
+    writer = LineWriter()
+    yield writer.header(["When (UTC)", "Who", "What", "Target", "Result", "Source IP", "Details"])
     for event in events.iterator(chunk_size=2000):
-        yield writer.writerow([event.at.strftime("%Y-%m-%d %H:%M:%S"), neutralise(event.actor), event.get_action_display(),
-                               neutralise(event.target), neutralise(event.result), event.source_ip or "",
-                               neutralise(", ".join(f"{k}={v}" for k, v in sorted(event.details.items())))])  # fmt: skip
+        # Details as JSON, which a script or a spreadsheet can take apart (not Python's repr).
+        yield writer.row([event.at.strftime("%Y-%m-%d %H:%M:%S"), event.actor, event.get_action_display(), event.target,
+                          event.result, event.source_ip or "", json.dumps(event.details, sort_keys=True, ensure_ascii=False)])  # fmt: skip
 
 
+@never_cache
 @require_GET
 @administrator_required
 def audit_export(request: HttpRequest) -> HttpResponse:

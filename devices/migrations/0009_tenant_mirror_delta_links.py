@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('devices', '0007_state_version_covered_runs'),
+        ('devices', '0008_search_prefix_indexes'),
     ]
 
     operations = [

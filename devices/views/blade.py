@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from accounts.access import capability_required, has_capability
 from accounts.roles import Capability
-from devices.actions import ACTIONS
+from devices.actions import ACTIONS, MAX_DEVICES
 from devices.columns import Column, text
 from devices.models import TAB_STATUSES, Device, DiscoveryRun, ReadinessStatus, Ring, Tab
 from devices.queries import (
@@ -22,11 +24,12 @@ from devices.queries import (
     device_list,
     filters_for,
     paging,
-    status_ring_counts,
+    tab_counts,
     with_columns,
 )
 
 from .common import TabState, bad_request, registration_group_link, saved_columns, tab_or_404
+from .details import details_context
 
 STATUS_BADGES = {
     ReadinessStatus.ACTIVE: "ok",
@@ -49,6 +52,7 @@ class Row:
     device: Device
     cells: list[tuple[str, str]]  # (column key, text)
     badge: str
+    flyin_url: str  # the blade with this device's details open: bookmarkable, Back closes it
 
 
 def summary(counts: dict[tuple[str, str], int]) -> dict:
@@ -84,18 +88,34 @@ def last_runs() -> tuple[DiscoveryRun | None, DiscoveryRun | None]:
     return active, ended
 
 
+def page_rows(devices: QuerySet[Device], start: int, per_page: int, total: int) -> list[Device]:
+    """One page of rows. Past the middle they are read from the end in reverse order: the database then skips
+    fewer rows (the last page of 100,000 skips none instead of 99,950)."""
+    if start <= total // 2:
+        return list(devices[start : start + per_page])
+    count = min(per_page, total - start)
+    skip = total - start - count
+    return list(devices.reverse()[skip : skip + count])[::-1]
+
+
+def offered_actions(tab: str) -> list:
+    """The device actions that can work on some device of the tab (Restore only where excluded devices are)."""
+    statuses = set(TAB_STATUSES[tab])
+    return [action for action in ACTIONS.values() if statuses & set(action.statuses)]
+
+
 def blade_context(request: HttpRequest, state: TabState) -> dict:
     """Everything the blade shows for a tab state; InvalidQuery for a value that is not a choice."""
     devices = device_list(state.tab, state.params)
     page, per_page = paging(state.params)
     columns = saved_columns(request.user, state.tab)
-    start = (page - 1) * per_page
-    shown = with_columns(devices, columns, "readiness_status", "device_name", "azure_ad_device_id")
-    found = list(shown[start : start + per_page + 1])
-    has_next, rows = len(found) > per_page, found[:per_page]
-    counts = summary(status_ring_counts())
+    counts = summary(tab_counts())
     total = devices.count() if state.narrowed() else counts["tabs"][state.tab]
     pages = max(1, -(-total // per_page))
+    page = min(page, pages)  # past the end shows the last page, never an empty one numbered beyond it
+    start = (page - 1) * per_page
+    shown = with_columns(devices, columns, "readiness_status", "device_name", "azure_ad_device_id")
+    rows = page_rows(shown, start, per_page, total)
     sort = state.sort
     headers = []
     for column in columns:
@@ -107,6 +127,7 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
     active_run, last_run = last_runs()
     link, external = registration_group_link()
     can = {cap: has_capability(request.user, cap) for cap in Capability.values}
+    keys = [c.key for c in columns]
     return {
         "state": state,
         "tab": state.tab,
@@ -114,8 +135,10 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
         "summary": counts,
         "columns": columns,
         "headers": headers,
-        "rows": [Row(d, [(c.key, text(c.value(d))) for c in columns], STATUS_BADGES.get(d.readiness_status, ""))
-                 for d in rows],  # fmt: skip
+        "rows": [Row(d, [(c.key, text(c.value(d))) for c in columns], STATUS_BADGES.get(d.readiness_status, ""),
+                     state.with_device(d.pk)) for d in rows],  # fmt: skip
+        # The device name opens the details; without that column, the first one does.
+        "link_column": "device_name" if "device_name" in keys else keys[0],
         "page": page,
         "pages": pages,
         "per_page": per_page,
@@ -124,13 +147,12 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
         "first_row": start + 1 if rows else 0,
         "last_row": start + len(rows),
         "prev_url": state.url(page=page - 1 if page > 2 else None) if page > 1 else "",
-        "next_url": state.url(page=page + 1) if has_next else "",
+        "next_url": state.url(page=page + 1) if page < pages else "",
         "filters": [(f, chosen.get(f.param, "")) for f in filters_for(state.tab)],
         "narrowed": state.narrowed(),
         "clear_url": state.url(q=None, **{f.param: None for f in filters_for(state.tab)}),
-        "export_url": state.url(path=f"{state.path}export.csv", page=None, per_page=None,
-                                columns=",".join(c.key for c in columns)),  # fmt: skip
-        "export_all_url": state.url(path=f"{state.path}export.csv", page=None, per_page=None, columns="all"),
+        "export_url": state.export_url(",".join(keys)),
+        "export_all_url": state.export_url("all"),
         "active_run": active_run,
         "last_run": last_run,
         "group_link": link,
@@ -138,23 +160,45 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
         "empty_state": state.tab == Tab.READY and counts["registered"] == 0,
         "show_group_link": state.tab in (Tab.READY, Tab.NOT_REGISTERED),
         "can": can,
-        "actions": ACTIONS.values(),
+        "actions": offered_actions(state.tab),
+        "matching": state.matching(),
+        "max_selection": MAX_DEVICES,
         "rings": Ring.choices,
         "no_ring": NO_RING,
     }
 
 
+def blade_template(request: HttpRequest) -> str:
+    """The whole page on first load and for htmx's history restore (Back/Forward); else the part the request swaps."""
+    htmx = request.htmx
+    if not htmx or htmx.boosted or htmx.history_restore_request:
+        return "devices/blade.html"
+    return "devices/blade.html#results-swap" if htmx.target == "results" else "devices/blade.html#blade-main"
+
+
+@never_cache
 @require_GET
 @capability_required(Capability.REFRESH_DEVICE_LIST)
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-History-Restore-Request", "HX-Target")
 def tab_view(request: HttpRequest, tab: str) -> HttpResponse:
     state = TabState.from_request(request, tab_or_404(tab))
     try:
         context = blade_context(request, state)
     except InvalidQuery as exc:
         return bad_request(request, str(exc))
-    template = "devices/blade.html#blade-main" if request.htmx and not request.htmx.boosted else "devices/blade.html"
+    template = blade_template(request)
+    if template == "devices/blade.html":
+        device = open_device(request.GET.get("device", ""))
+        if device is not None:
+            context.update(details_context(request, device), flyin_open=True)
     return render(request, template, context)
+
+
+def open_device(value: str) -> Device | None:
+    """The device a blade URL opens in the fly-in (?device=pk); a malformed or deleted one opens nothing."""
+    if not value.isdecimal() or len(value) > 18:
+        return None
+    return Device.objects.filter(pk=int(value)).first()
 
 
 @require_GET

@@ -86,8 +86,23 @@ class TabState:
                 params.pop(key, None)
             else:
                 params[key] = str(value)
-        query = urlencode([(key, params[key]) for key in STATE_PARAMS if key in params])
+        keys = [key for key in STATE_PARAMS if key in params] + [key for key in params if key not in STATE_PARAMS]
+        query = urlencode([(key, params[key]) for key in keys])
         return f"{path or self.path}{'?' + query if query else ''}"
+
+    def matching(self) -> str:
+        """The tab, search and filters as one value: "every device that matches", for an action."""
+        keep = [("tab", self.tab), *((key, self.params[key]) for key in ("q", *FILTER_PARAMS) if key in self.params)]
+        return urlencode(keep)
+
+    def with_device(self, pk: int) -> str:
+        """This state's URL with a device's details open in the fly-in."""
+        url = self.url()
+        return f"{url}{'&' if '?' in url else '?'}device={pk}"
+
+    def export_url(self, columns: str) -> str:
+        """The export of this state's rows (every page) with these columns ("all" or keys joined by commas)."""
+        return self.url(path=f"{self.path}export.csv", page=None, per_page=None, columns=columns)
 
     def for_tab(self, tab: str) -> str:
         """Another tab keeps the search, sort and page size (not the status filter, which is per tab)."""

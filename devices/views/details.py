@@ -5,13 +5,15 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from accounts.access import capability_required
+from accounts.access import capability_required, has_capability
 from accounts.roles import Capability
 from autopatch_portal.tenant import directory
 from autopatch_portal.tenant.connection import connect
 from autopatch_portal.tenant.graph import GraphError
+from devices.actions import ACTIONS
 from devices.columns import COLUMNS, text
 from devices.models import Device
 
@@ -21,10 +23,9 @@ HISTORY = 50
 MEMBERS_PAGE = 100
 
 
-@require_GET
-@capability_required(Capability.REFRESH_DEVICE_LIST)
-def device_details(request: HttpRequest, pk: int) -> HttpResponse:
-    device = get_object_or_404(Device, pk=pk)
+def details_context(request: HttpRequest, device: Device) -> dict:
+    """What the fly-in and the device page show: every field, the checks, the history, and the actions the
+    admin can take on this device from the fly-in."""
     fields = [(c.title, text(c.value(device))) for c in COLUMNS]
     fields += [("Operating system", device.operating_system), ("Entra object ID", device.entra_object_id),
                ("In the registration group", "Yes" if device.in_registration_group else "No"),
@@ -32,13 +33,23 @@ def device_details(request: HttpRequest, pk: int) -> HttpResponse:
     checks = {"prerequisite": [], "readiness": []}
     for check in device.checks or []:
         checks.setdefault(check.get("kind") or "prerequisite", []).append(check)
-    context = {"device": device, "fields": fields, "prerequisites": checks["prerequisite"],
-               "readiness": checks["readiness"], "history": device.status_changes.all()[:HISTORY],
-               "report_time": text(device.report_generated_at)}  # fmt: skip
+    offered = [a for a in ACTIONS.values() if device.readiness_status in a.statuses]
+    return {"device": device, "fields": fields, "prerequisites": checks["prerequisite"],
+            "readiness": checks["readiness"], "history": device.status_changes.all()[:HISTORY],
+            "report_time": text(device.report_generated_at),
+            "device_actions": offered if has_capability(request.user, Capability.DEVICE_ACTIONS) else []}  # fmt: skip
+
+
+@never_cache
+@require_GET
+@capability_required(Capability.REFRESH_DEVICE_LIST)
+def device_details(request: HttpRequest, pk: int) -> HttpResponse:
+    device = get_object_or_404(Device, pk=pk)
     template = "devices/_flyin.html" if request.htmx else "devices/device_page.html"
-    return render(request, template, context)
+    return render(request, template, details_context(request, device))
 
 
+@never_cache
 @require_GET
 @capability_required(Capability.REFRESH_DEVICE_LIST)
 def registration_group(request: HttpRequest) -> HttpResponse:

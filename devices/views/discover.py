@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
@@ -23,6 +24,7 @@ def run_status(request: HttpRequest, run: DiscoveryRun, message: str = "") -> Ht
     return response
 
 
+@never_cache
 @require_POST
 @capability_required(Capability.DISCOVER_DEVICES)
 def discover(request: HttpRequest) -> HttpResponse:
@@ -33,7 +35,7 @@ def discover(request: HttpRequest) -> HttpResponse:
         by = f" by {run.requested_by}" if run.requested_by else ""
         message = (f"A discovery run (#{run.pk}, {run.get_trigger_display().lower()}{by}) is already under way; "
                    "its progress is shown below.")  # fmt: skip
-    record_event(request.user, AuditEvent.Action.DISCOVERY, target=f"run #{run.pk}",
+    record_event(request.user, AuditEvent.Action.DISCOVERY, target=f"run #{run.pk}", request=request,
                  result="started" if started else "already running", started=started)  # fmt: skip
     if not request.htmx:
         return redirect("devices:tab", tab="ready")
@@ -41,6 +43,7 @@ def discover(request: HttpRequest) -> HttpResponse:
     return response
 
 
+@never_cache
 @require_GET
 @capability_required(Capability.REFRESH_DEVICE_LIST)
 def discovery_run(request: HttpRequest, pk: int) -> HttpResponse:

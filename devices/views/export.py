@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from accounts.access import capability_required
@@ -13,26 +14,26 @@ from accounts.audit import record_event
 from accounts.models import AuditEvent
 from accounts.roles import Capability
 from devices.columns import COLUMNS, Column
-from devices.export import csv_rows
-from devices.queries import InvalidQuery, device_list, with_columns
+from devices.export import Progress, csv_rows
+from devices.models import Tab
+from devices.queries import InvalidQuery, device_list
 
 from .common import TabState, bad_request, parse_column_keys, saved_columns, tab_or_404
 
 
-def audited(lines: Iterator[str], request: HttpRequest, tab: str, columns: list[Column], params: dict) -> Iterator[str]:
-    """Pass the CSV through, then record who exported what and how many rows went out (also when cut short)."""
-    rows, complete = -1, False  # the header is not a row
+def audited(request: HttpRequest, tab: str, columns: list[Column], params: dict, devices) -> Iterator[str]:
+    """Stream the CSV, then record who exported what and how many rows went out (also when cut short)."""
+    progress, complete = Progress(), False
     try:
-        for line in lines:
-            rows += 1
-            yield line
+        yield from csv_rows(devices, columns, progress)
         complete = True
     finally:
-        record_event(request.user, AuditEvent.Action.EXPORT, target=tab,
-                     result=f"{max(rows, 0)} rows" + ("" if complete else " (interrupted)"),
-                     columns=[c.key for c in columns], params=params)  # fmt: skip
+        record_event(request.user, AuditEvent.Action.EXPORT, target=Tab(tab).label, request=request,
+                     result=f"{progress.rows} rows" + ("" if complete else " (interrupted)"),
+                     columns=[c.title for c in columns], params=params)  # fmt: skip
 
 
+@never_cache
 @require_GET
 @capability_required(Capability.EXPORT_DEVICES)
 def export_csv(request: HttpRequest, tab: str) -> HttpResponse:
@@ -48,9 +49,8 @@ def export_csv(request: HttpRequest, tab: str) -> HttpResponse:
         devices = device_list(tab, state.params)
     except (InvalidQuery, ValueError) as exc:
         return bad_request(request, str(exc))
-    lines = audited(csv_rows(with_columns(devices, columns), columns), request, tab, columns, state.params)
+    lines = audited(request, tab, columns, state.params, devices)
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="autopatch-devices-{tab}-{stamp}Z.csv"'
-    response["Cache-Control"] = "no-store"
     return response

@@ -64,12 +64,12 @@ def test_the_column_chooser_survives_a_reload(sign_in, live_tenant, alice):
     page.click("[data-command=columns]")
     dialog = page.locator("#dialog[open]")
     expect(dialog).to_be_visible()
-    dialog.locator("li[data-key=serial_number] input").uncheck()
-    dialog.locator("li[data-key=model] input").check()
+    dialog.locator("li[data-key=serial_number] input[type=checkbox]").uncheck()
+    dialog.locator("li[data-key=model] input[type=checkbox]").check()
     for _ in range(6):  # Model from the 9th place to the 3rd, above Ring (the unticked Serial number is 2nd)
         dialog.locator("li[data-key=model] [data-move=up]").click()
-    dialog.get_by_role("button", name="Save").click()
-    page.wait_for_load_state("load")
+    with page.expect_navigation():  # the save answers with HX-Refresh: wait for that reload, not race it
+        dialog.get_by_role("button", name="Save").click()
     page.reload()
     headers = page.locator("#blade-main thead th[data-column]")
     titles = ["Device name", "Model", "Ring", "Readiness status", "Failed checks", "Last Intune check-in"]
@@ -84,7 +84,7 @@ def test_export_downloads_the_tab_as_csv(sign_in, live_tenant, alice):
     with page.expect_download() as download:
         page.click("[data-export=current]")
     assert re.fullmatch(r"autopatch-devices-ready-\d{8}-\d{6}Z\.csv", download.value.suggested_filename)
-    rows = list(csv.reader(io.StringIO(open(download.value.path(), encoding="utf-8").read())))
+    rows = list(csv.reader(io.StringIO(open(download.value.path(), encoding="utf-8-sig").read())))
     assert rows[0][:2] == ["Device name", "Serial number"]
     assert [r[0] for r in rows[1:]] == ["ALPHA-01", "ALPHA-02", "ALPHA-03"]
 

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from devices.columns import COLUMNS, EXPORT_COLUMNS, columns_for
 from devices.export import csv_rows
-from devices.queries import FILTER_PARAMS, InvalidQuery, device_list, with_columns
+from devices.queries import FILTER_PARAMS, InvalidQuery, device_list
 
 
 class Command(BaseCommand):
@@ -33,5 +33,5 @@ class Command(BaseCommand):
             raise CommandError(f"unknown column {exc.args[0]!r}") from exc
         except InvalidQuery as exc:
             raise CommandError(str(exc)) from exc
-        for line in csv_rows(with_columns(devices, chosen), chosen):
+        for line in csv_rows(devices, chosen):
             self.stdout.write(line, ending="")
