@@ -66,7 +66,7 @@ def last_actions() -> dict[str, tuple[str, str | None]]:
     for event in AuditEvent.objects.filter(action=AuditEvent.Action.DEVICE_ACTION).order_by("pk"):
         for outcome in event.details["outcomes"]:
             if outcome["done"]:
-                last[outcome["device"]] = (event.details["action"], event.details["ring"])
+                last[outcome["azure_ad_device_id"]] = (event.details["action"], event.details["ring"])
     return last
 
 

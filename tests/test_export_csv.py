@@ -98,9 +98,11 @@ def test_the_all_columns_link_exports_every_column_and_current_view_the_chosen_o
 def test_every_field_is_quoted_after_a_byte_order_mark_and_formulas_after_a_semicolon_are_text(alice, builder, use_tenant):
     builder.device(";=1+1", report=True, user="ann@contoso.example")
     nul = "\x00" if connection.vendor == "sqlite" else ""  # PostgreSQL cannot store NUL; SQLite can
-    builder.device("Müller-Laptop", report=True, user=f"jürgen{nul}@contoso.example")
+    builder.device("Müller-Laptop", report=True, user="jürgen@contoso.example")
     use_tenant(builder)
     discover_now()
+    # Discovery skips a Graph record with a NUL (issue 7); a NUL that is in the database all the same is dropped.
+    Device.objects.filter(device_name="Müller-Laptop").update(primary_user=f"jürgen{nul}@contoso.example")
     response = signed_in(alice).get("/devices/ready/export.csv?columns=device_name,primary_user")
     body = b"".join(response.streaming_content).decode("utf-8")
     assert body.startswith("\ufeff\"Device name\",\"Primary user\"\r\n")
