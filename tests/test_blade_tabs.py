@@ -181,9 +181,9 @@ def test_the_last_discovery_line_says_when_how_and_with_what_outcome(alice, blad
 def test_a_page_takes_the_same_few_queries_whatever_its_size(alice, blade_tenant, django_assert_max_num_queries):
     client = signed_in(alice)
     client.get("/devices/ready/")
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(15):
         client.get("/devices/ready/?per_page=250&q=A")
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(15):
         client.get("/devices/ready/?per_page=250")
 
 
@@ -236,7 +236,7 @@ def test_no_page_grows_a_query_per_row(alice, blade_tenant, django_assert_max_nu
     pk = Device.objects.get(device_name="ALPHA-01").pk
     url = path.format(pk=pk)
     client.get(url, headers={"HX-Request": "true", **headers})
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(15):
         response = client.get(url, headers={"HX-Request": "true", **headers})
     assert response.status_code == 200
 

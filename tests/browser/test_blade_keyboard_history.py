@@ -47,6 +47,7 @@ def test_back_and_forward_bring_back_the_whole_page(watched, live_tenant, alice)
         expect(page).to_have_title(re.compile(r"Windows Autopatch devices"))
         assert page.locator("#dialog").count() == 1 and page.locator("#flyin").count() == 1
     expect(page.locator("#blade-main tbody .device-link")).to_have_text(["CHARLIE-05"])
+    page.wait_for_load_state("networkidle")  # the restore has swapped and htmx has wired the new page
     page.locator("#blade-main tbody .device-link").click()  # the fly-in still works after a restore
     expect(page.locator("#flyin #flyin-title")).to_have_text("CHARLIE-05")
     assert page.problems == []
