@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib.auth.models import Group, Permission
 from django.db import models
 
@@ -55,8 +57,10 @@ def role_of(user) -> str | None:
     """The user's role, read once per user object (a request's access checks and its pages ask several times)."""
     if not user.is_authenticated:
         return None
-    role = getattr(user, "_portal_role", UNREAD)  # (getattr: request.user is a lazy object around the user)
-    if role is UNREAD:
-        names = set(user.groups.values_list("name", flat=True))
-        role = user._portal_role = next((r.value for r in (Role.ADMINISTRATOR, Role.READER) if r.label in names), None)
+    kept = getattr(user, "_portal_role", UNREAD)  # (getattr: request.user is a lazy object around the user)
+    if kept is not UNREAD:
+        return cast("str | None", kept)
+    names = set(user.groups.values_list("name", flat=True))
+    role = next((r.value for r in (Role.ADMINISTRATOR, Role.READER) if r.label in names), None)
+    user._portal_role = role
     return role

@@ -9,10 +9,12 @@ conflict handling as bulk_create. Other databases use bulk_create.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import orjson
 from django.db import connection, models, transaction
 
+M = TypeVar("M", bound=models.Model)
 
 def _columns(model: type[models.Model]) -> list[models.Field]:
     return [f for f in model._meta.concrete_fields if not f.primary_key]
@@ -61,13 +63,13 @@ def copy_rows(model: type[models.Model], columns: Sequence[str], rows: Sequence[
 
 
 def bulk_write(
-    objs: Sequence[models.Model],
+    objs: Sequence[M],
     *,
     unique_field: str | None = None,
     update_fields: Sequence[str] = (),
     ignore_conflicts: bool = False,
     version_field: str | None = None,
-) -> list[models.Model]:
+) -> list[M]:
     """Insert `objs`; with unique_field and update_fields, update the rows that exist (and set each obj's pk).
 
     With version_field, an existing row is updated only while its version is still the obj's (the one the

@@ -23,11 +23,13 @@ from ..models import (
     StagedObject,
     TenantObject,
 )
+from .reading import analyze
 from .rings import RingAssigner, tenant_size
 from .state import RunState
 from .status import evaluate_device
 
 CHUNK = 2000
+ANALYZE_AFTER = 1000  # devices written by a run, past which it refreshes the device tables' statistics
 
 
 def duplicate_serials(run: DiscoveryRun) -> dict[str, int]:
@@ -94,6 +96,10 @@ def apply_evaluation(state: RunState) -> None:
             azure_ad_device_id__in=seen
         ).update(in_registration_group=False, fingerprint="")  # evaluated afresh if it comes back
     state.counts["candidates"] = members.count()
+    if state.counts["changed"] >= ANALYZE_AFTER:
+        # The blade reads these tables right after: without fresh statistics (autovacuum comes later) its
+        # counts and searches were planned badly for minutes after a first import (bench/README.md).
+        analyze(Device, DeviceSighting)
     for status, n in Device.objects.values("readiness_status").annotate(n=Count("pk")).values_list("readiness_status", "n"):
         state.counts[status] = n
 

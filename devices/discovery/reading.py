@@ -333,10 +333,12 @@ def read_tenant(tenant: TenantConnection, state: RunState) -> str:
     return plan.group_id
 
 
-def analyze(model) -> None:
+def analyze(*models) -> None:
+    """Fresh statistics for tables a run just filled (PostgreSQL)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {model._meta.db_table}")
+            for model in models:
+                cursor.execute(f"ANALYZE {model._meta.db_table}")
 
 
 # -- applying a completed reading to the tenant copy ------------------------------------------------
