@@ -37,8 +37,12 @@ def role_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not request.user.is_authenticated:
             htmx = getattr(request, "htmx", None)
-            if htmx and not htmx.history_restore_request:  # the session ended (e.g. signed out in another tab): the whole page goes to sign-in
-                return HttpResponseClientRedirect(redirect_to_login(htmx.current_url_abs_path or "/")["Location"])
+            if (
+                htmx and not htmx.history_restore_request
+            ):  # the session ended (e.g. signed out in another tab): the whole page goes to sign-in
+                return HttpResponseClientRedirect(
+                    redirect_to_login(htmx.current_url_abs_path or "/")["Location"]
+                )
             return redirect_to_login(request.get_full_path())
         if role_of(request.user) is None:
             return no_access(request)

@@ -25,11 +25,18 @@ def client_ip(request: Any) -> str | None:
         return None
 
 
-def record_event(actor: Any, action: str, /, *, target: str = "", result: str = "", request: Any = None,
-                 **details: Any) -> AuditEvent:  # fmt: skip
+def record_event(
+    actor: Any, action: str, /, *, target: str = "", result: str = "", request: Any = None, **details: Any
+) -> AuditEvent:
     """Record that `actor` (a user, a name, or None for the schedule) did `action` on `target`, with `result`.
 
     Pass the request to keep the address it came from. Never pass secrets in details: the log is shown to admins.
     """
-    return AuditEvent.objects.create(actor=actor_name(actor)[:256], action=action, target=target[:512],
-                                     result=result[:512], details=details, source_ip=client_ip(request))  # fmt: skip
+    return AuditEvent.objects.create(
+        actor=actor_name(actor)[:256],
+        action=action,
+        target=target[:512],
+        result=result[:512],
+        details=details,
+        source_ip=client_ip(request),
+    )

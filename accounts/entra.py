@@ -57,7 +57,9 @@ def signin_config() -> Transport:
 
 
 def role_group_ids() -> list[str]:
-    return [group for group in (settings.AUTOPATCH_ADMIN_GROUP_ID, settings.AUTOPATCH_READER_GROUP_ID) if group]
+    return [
+        group for group in (settings.AUTOPATCH_ADMIN_GROUP_ID, settings.AUTOPATCH_READER_GROUP_ID) if group
+    ]
 
 
 def scopes() -> list[str]:
@@ -65,7 +67,9 @@ def scopes() -> list[str]:
     return GROUP_SCOPES if role_group_ids() else SIGN_IN_SCOPES
 
 
-def msal_app(config: Transport, cache: msal.SerializableTokenCache | None = None) -> msal.ConfidentialClientApplication:
+def msal_app(
+    config: Transport, cache: msal.SerializableTokenCache | None = None
+) -> msal.ConfidentialClientApplication:
     # One application per request: its token cache is the user's session, not shared between users.
     return connection.confidential_app(config, cache if cache is not None else msal.SerializableTokenCache())
 
@@ -85,7 +89,9 @@ def save_cache(session, cache: msal.SerializableTokenCache) -> None:
 def start(config: SignInConfig, redirect_uri: str) -> dict[str, Any]:
     """A new flow (state, nonce, PKCE verifier); its auth_uri is where the browser goes. Entra answers with
     a form that the browser posts to the redirect URI (form_post, as MSAL recommends)."""
-    return msal_app(config).initiate_auth_code_flow(scopes(), redirect_uri=redirect_uri, response_mode="form_post")
+    return msal_app(config).initiate_auth_code_flow(
+        scopes(), redirect_uri=redirect_uri, response_mode="form_post"
+    )
 
 
 def _flow_key(state: str) -> str:
@@ -113,7 +119,9 @@ class SignedIn:
     access_token: str  # delegated, for Graph as the user
 
 
-def finish(config: SignInConfig, flow: dict[str, Any], answer: dict[str, str], cache: msal.SerializableTokenCache) -> SignedIn:
+def finish(
+    config: SignInConfig, flow: dict[str, Any], answer: dict[str, str], cache: msal.SerializableTokenCache
+) -> SignedIn:
     """Redeem the code Entra sent back; the checked ID token claims and the user's Graph token."""
     if "error" in answer:
         description = (answer.get("error_description") or answer["error"]).splitlines()[0]
@@ -121,10 +129,14 @@ def finish(config: SignInConfig, flow: dict[str, Any], answer: dict[str, str], c
     try:
         result = msal_app(config, cache).acquire_token_by_auth_code_flow(flow, answer)
     except ValueError as exc:  # MSAL: state mismatch, or an answer without a code
-        raise SignInRefused("The sign-in answer does not belong to the sign-in this browser started "
-                            "(state mismatch). Start again.") from exc  # fmt: skip
+        raise SignInRefused(
+            "The sign-in answer does not belong to the sign-in this browser started "
+            "(state mismatch). Start again."
+        ) from exc
     except RuntimeError as exc:  # MSAL: the ID token's nonce is not the flow's
-        raise SignInRefused("The ID token does not answer this sign-in (nonce mismatch). Start again.") from exc
+        raise SignInRefused(
+            "The ID token does not answer this sign-in (nonce mismatch). Start again."
+        ) from exc
     except requests.RequestException as exc:  # a time-out or a broken connection to Entra ID
         raise SignInRefused("Entra ID did not answer in time; try again in a moment.") from exc
     if "error" in result:
@@ -159,9 +171,13 @@ def has_group_overage(claims: dict[str, Any]) -> bool:
 def graph_as_user(config: SignInConfig, access_token: str) -> GraphClient:
     """Graph on the tenant's transport with the signed-in user's delegated token."""
     # Someone is waiting on the sign-in page: one retry at most, not the connector's patient backoff.
-    return GraphClient(config.session, lambda: access_token, timeout=settings.AUTOPATCH_GRAPH_TIMEOUT,
-                       max_retries=min(1, settings.AUTOPATCH_GRAPH_MAX_RETRIES),
-                       backoff=settings.AUTOPATCH_GRAPH_BACKOFF_MS / 1000)  # fmt: skip
+    return GraphClient(
+        config.session,
+        lambda: access_token,
+        timeout=settings.AUTOPATCH_GRAPH_TIMEOUT,
+        max_retries=min(1, settings.AUTOPATCH_GRAPH_MAX_RETRIES),
+        backoff=settings.AUTOPATCH_GRAPH_BACKOFF_MS / 1000,
+    )
 
 
 def role_groups_from_graph(config: SignInConfig, signed_in: SignedIn) -> Callable[[list[str]], set[str]]:
@@ -171,8 +187,10 @@ def role_groups_from_graph(config: SignInConfig, signed_in: SignedIn) -> Callabl
         try:
             return directory.check_member_groups(graph_as_user(config, signed_in.access_token), group_ids)
         except GraphError as exc:
-            raise SignInRefused("Your group memberships could not be read from Microsoft Graph "
-                                f"({exc.code or exc.status}); try again later.") from exc  # fmt: skip
+            raise SignInRefused(
+                "Your group memberships could not be read from Microsoft Graph "
+                f"({exc.code or exc.status}); try again later."
+            ) from exc
 
     return held
 

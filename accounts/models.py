@@ -33,7 +33,10 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["action", "actor", "at"]), models.Index(fields=["action", "source_ip", "at"])]
+        indexes = [
+            models.Index(fields=["action", "actor", "at"]),
+            models.Index(fields=["action", "source_ip", "at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.result}"
@@ -57,7 +60,9 @@ class EntraIdentity(models.Model):
     last_sign_in = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["tenant_id", "object_id"], name="one_user_per_entra_object")]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant_id", "object_id"], name="one_user_per_entra_object")
+        ]
 
     def __str__(self) -> str:
         return self.user_principal_name or self.object_id

@@ -23,7 +23,9 @@ class Capability(models.TextChoices):
 
 ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
     Role.ADMINISTRATOR: frozenset(Capability.values),
-    Role.READER: frozenset({Capability.MODIFY_COLUMNS, Capability.REFRESH_DEVICE_LIST, Capability.EXPORT_DEVICES}),
+    Role.READER: frozenset(
+        {Capability.MODIFY_COLUMNS, Capability.REFRESH_DEVICE_LIST, Capability.EXPORT_DEVICES}
+    ),
 }
 
 
@@ -35,7 +37,9 @@ def permission_name(capability: str) -> str:
 def role_group(role: str) -> Group:
     """The Django group of a role, created with exactly the role's permissions."""
     group, _ = Group.objects.get_or_create(name=Role(role).label)
-    permissions = Permission.objects.filter(content_type__app_label="devices", codename__in=ROLE_CAPABILITIES[role])
+    permissions = Permission.objects.filter(
+        content_type__app_label="devices", codename__in=ROLE_CAPABILITIES[role]
+    )
     group.permissions.set(permissions)
     return group
 

@@ -38,8 +38,11 @@ def lockout(username: str, ip: str | None) -> Lockout | None:
     since = now - window
     failures = AuditEvent.objects.filter(action=AuditEvent.Action.SIGN_IN_FAILED, at__gte=since)
     name = account_name(username).lower()
-    last_success = (AuditEvent.objects.filter(action=AuditEvent.Action.SIGN_IN, actor__iexact=name, at__gte=since)
-                    .values_list("at", flat=True).first())  # fmt: skip
+    last_success = (
+        AuditEvent.objects.filter(action=AuditEvent.Action.SIGN_IN, actor__iexact=name, at__gte=since)
+        .values_list("at", flat=True)
+        .first()
+    )
     by_name = failures.filter(actor__iexact=name)
     if last_success is not None:
         by_name = by_name.filter(at__gt=last_success)

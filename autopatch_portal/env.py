@@ -51,7 +51,9 @@ def envguid(name: str, hint: str = "") -> str:
             return str(uuid.UUID(value))
     except ValueError:
         pass
-    raise ImproperEnvironment(f"{name} must be a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47, not {value!r}. {hint}")
+    raise ImproperEnvironment(
+        f"{name} must be a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47, not {value!r}. {hint}"
+    )
 
 
 def envlist(name: str, default: str) -> list[str]:

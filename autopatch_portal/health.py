@@ -30,7 +30,9 @@ def broker_answers() -> bool:
         with celery_app.connection_for_write(settings.CELERY_BROKER_URL) as broker:
             broker.ensure_connection(max_retries=1, interval_start=0, timeout=3)
         return True
-    except Exception:  # kombu raises its transports' own errors (OperationalError, OSError, redis errors, ...)
+    except (
+        Exception
+    ):  # kombu raises its transports' own errors (OperationalError, OSError, redis errors, ...)
         logger.exception("healthz: the task broker does not answer")
         return False
 
@@ -38,8 +40,11 @@ def broker_answers() -> bool:
 def healthz() -> HttpResponse:
     """200 "ok", or 503 "unavailable": no detail (the reasons go to the log), no cookie, never cached."""
     healthy = database_answers() and broker_answers()
-    response = HttpResponse("ok\n" if healthy else "unavailable\n", status=200 if healthy else 503,
-                            content_type="text/plain; charset=utf-8")  # fmt: skip
+    response = HttpResponse(
+        "ok\n" if healthy else "unavailable\n",
+        status=200 if healthy else 503,
+        content_type="text/plain; charset=utf-8",
+    )
     response["Cache-Control"] = "no-store"
     return response
 

@@ -119,7 +119,9 @@ if AUTOPATCH_AUTH not in ("local", "entra"):
 # Object IDs of "Modern Workplace Roles - Service Administrator" and "... - Service Reader".
 AUTOPATCH_ADMIN_GROUP_ID = envstr("AUTOPATCH_ADMIN_GROUP_ID")
 AUTOPATCH_READER_GROUP_ID = envstr("AUTOPATCH_READER_GROUP_ID")
-AUTOPATCH_REDIRECT_URI = envstr("AUTOPATCH_REDIRECT_URI")  # else built from the request (…/accounts/entra/callback/)
+AUTOPATCH_REDIRECT_URI = envstr(
+    "AUTOPATCH_REDIRECT_URI"
+)  # else built from the request (…/accounts/entra/callback/)
 AUTOPATCH_LOGIN_MAX_FAILURES = envint("AUTOPATCH_LOGIN_MAX_FAILURES", 5)  # per account name
 AUTOPATCH_LOGIN_MAX_FAILURES_PER_IP = envint("AUTOPATCH_LOGIN_MAX_FAILURES_PER_IP", 20)
 AUTOPATCH_LOGIN_LOCKOUT_MINUTES = envint("AUTOPATCH_LOGIN_LOCKOUT_MINUTES", 15)
@@ -127,7 +129,9 @@ AUTOPATCH_LOGIN_LOCKOUT_MINUTES = envint("AUTOPATCH_LOGIN_LOCKOUT_MINUTES", 15)
 # Hardening.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 8 * 3600)  # a working day, then sign in again
-SESSION_COOKIE_SAMESITE = "Lax"  # Lax, not Strict: a link to the portal from mail or chat finds the user signed in
+SESSION_COOKIE_SAMESITE = (
+    "Lax"  # Lax, not Strict: a link to the portal from mail or chat finds the user signed in
+)
 CSRF_COOKIE_HTTPONLY = True  # pages put the token in forms and in hx-headers; scripts never read the cookie
 CSRF_FAILURE_VIEW = "accounts.views.signin.csrf_failure"
 SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG)
@@ -178,11 +182,20 @@ else:
 # One cache every web worker and Celery process shares (the simulated tenant's sign-in codes, the sign-in
 # flows kept for Entra's answer): Redis with it, else files under var/.
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                          "KEY_PREFIX": "autopatch"}}  # fmt: skip
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "autopatch",
+        }
+    }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-                          "LOCATION": str(VAR_DIR / "cache")}}  # fmt: skip
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
 CELERY_TASK_IGNORE_RESULT = True  # a discovery run is a database row, not a Celery result
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -199,19 +212,28 @@ CELERY_BEAT_SCHEDULE = {
 
 # The tenant: real Graph credentials, or a simulated tenant file, or the bundled demo tenant.
 # A GUID, not a domain name: ID tokens name the tenant by its ID (iss, tid), and the sign-in checks them against it.
-AUTOPATCH_TENANT_ID = envguid("AUTOPATCH_TENANT_ID", "ID tokens name the tenant by its ID, never by a domain name: "
-                               "copy the Tenant ID from the Entra admin center's Overview page.")  # fmt: skip
+AUTOPATCH_TENANT_ID = envguid(
+    "AUTOPATCH_TENANT_ID",
+    "ID tokens name the tenant by its ID, never by a domain name: "
+    "copy the Tenant ID from the Entra admin center's Overview page.",
+)
 AUTOPATCH_CLIENT_ID = envstr("AUTOPATCH_CLIENT_ID")
 AUTOPATCH_CLIENT_SECRET = envsecret("AUTOPATCH_CLIENT_SECRET")
 AUTOPATCH_TENANT_FILE = envstr("AUTOPATCH_TENANT_FILE")
 AUTOPATCH_REGISTRATION_GROUP_ID = envstr("AUTOPATCH_REGISTRATION_GROUP_ID")
 AUTOPATCH_REGISTRATION_GROUP_NAME = "Windows Autopatch Device Registration"
 AUTOPATCH_GRAPH_TIMEOUT = envint("AUTOPATCH_GRAPH_TIMEOUT", 30)
-AUTOPATCH_ENTRA_TIMEOUT = envint("AUTOPATCH_ENTRA_TIMEOUT", 10)  # seconds MSAL waits for each answer of Entra ID
+AUTOPATCH_ENTRA_TIMEOUT = envint(
+    "AUTOPATCH_ENTRA_TIMEOUT", 10
+)  # seconds MSAL waits for each answer of Entra ID
 AUTOPATCH_GRAPH_MAX_RETRIES = envint("AUTOPATCH_GRAPH_MAX_RETRIES", 5)
-AUTOPATCH_GRAPH_BACKOFF_MS = envint("AUTOPATCH_GRAPH_BACKOFF_MS", 1000)  # first retry's wait; doubles, capped at 30 s
+AUTOPATCH_GRAPH_BACKOFF_MS = envint(
+    "AUTOPATCH_GRAPH_BACKOFF_MS", 1000
+)  # first retry's wait; doubles, capped at 30 s
 AUTOPATCH_GRAPH_PAGE_SIZE = envint("AUTOPATCH_GRAPH_PAGE_SIZE", 999)  # Graph's most for directory objects
-AUTOPATCH_INTUNE_PAGE_SIZE = envint("AUTOPATCH_INTUNE_PAGE_SIZE", 1000, minimum=1, maximum=1000)  # Intune's most
+AUTOPATCH_INTUNE_PAGE_SIZE = envint(
+    "AUTOPATCH_INTUNE_PAGE_SIZE", 1000, minimum=1, maximum=1000
+)  # Intune's most
 # The simulated tenant's answer time per request, so that concurrent reads can be measured; 0 answers at once.
 AUTOPATCH_SIMULATED_LATENCY_MS = envint("AUTOPATCH_SIMULATED_LATENCY_MS", 0, minimum=0)
 # A discovery lease is renewed as the run goes; a crashed worker's lease lapses after this.

@@ -83,7 +83,9 @@ def floor(path: Path) -> float:
         cursor.execute("CREATE TABLE bench_floor (device_id text, display_name text, data text)")
         with cursor.cursor.copy("COPY bench_floor (device_id, display_name, data) FROM STDIN") as copy:
             for device in data["devices"]:
-                copy.write_row((device["deviceId"], device.get("displayName") or "", orjson.dumps(device).decode()))
+                copy.write_row(
+                    (device["deviceId"], device.get("displayName") or "", orjson.dumps(device).decode())
+                )
         cursor.execute("DROP TABLE bench_floor")
     return time.perf_counter() - start
 
@@ -94,11 +96,15 @@ def change_two_percent(path: Path, now: str) -> None:
 
     data = orjson.loads(path.read_bytes())
     managed = data["managedDevices"]
-    for item in managed[:: 50]:
+    for item in managed[::50]:
         item["lastSyncDateTime"] = now
     group = next(g for g in data["groups"] if g["id"] == data["registrationGroupId"])
     members = set(group["members"])
-    outside = next(d["id"] for d in data["devices"] if d["id"] not in members and not d.get("displayName", "").startswith("x"))
+    outside = next(
+        d["id"]
+        for d in data["devices"]
+        if d["id"] not in members and not d.get("displayName", "").startswith("x")
+    )
     removed = next(m for m in group["members"] if m in {d["id"] for d in data["devices"][:2000]})
     group["members"].remove(removed)
     group["members"].append(outside)
@@ -138,8 +144,15 @@ def one(size: int, latency_ms: int) -> None:
     def counted_send(self, request, *a, **kw):
         """Requests on the wire, by stream (a $batch of managed devices is one, in the managed stream)."""
         url = request.url
-        key = "groups" if "/groups" in url else "devices" if "/devices" in url and "deviceManagement" not in url \
-            else "managed" if "managedDevices" in url or "$batch" in url else "other"  # fmt: skip
+        key = (
+            "groups"
+            if "/groups" in url
+            else "devices"
+            if "/devices" in url and "deviceManagement" not in url
+            else "managed"
+            if "managedDevices" in url or "$batch" in url
+            else "other"
+        )
         streams[key] = streams.get(key, 0) + 1
         return original_send(self, request, *a, **kw)
 
@@ -171,14 +184,28 @@ def one(size: int, latency_ms: int) -> None:
         wall = time.perf_counter() - start
         assert run.status == "succeeded", run.errors
         longest = max((n for k, n in streams.items() if k != "other"), default=0) * latency_ms / 1000
-        print(json.dumps({
-            "devices": size, "run": which, "latency_ms": latency_ms, "wall": wall, "floor": floor_seconds,
-            "extra_mb": peak.peak - base, "requests": run.graph_requests, "streams": streams.copy(),
-            "longest_stream_s": longest, "outside": (wall - graph_seconds[0]) / wall,
-            "candidates": run.counts.get("candidates", 0), "evaluated": run.counts.get("evaluated", 0),
-            "changed": run.counts.get("changed", 0), "reading": run.counts.get("seconds_reading"),
-            "evaluating": run.counts.get("seconds_evaluating"),
-        }), flush=True)  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "devices": size,
+                    "run": which,
+                    "latency_ms": latency_ms,
+                    "wall": wall,
+                    "floor": floor_seconds,
+                    "extra_mb": peak.peak - base,
+                    "requests": run.graph_requests,
+                    "streams": streams.copy(),
+                    "longest_stream_s": longest,
+                    "outside": (wall - graph_seconds[0]) / wall,
+                    "candidates": run.counts.get("candidates", 0),
+                    "evaluated": run.counts.get("evaluated", 0),
+                    "changed": run.counts.get("changed", 0),
+                    "reading": run.counts.get("seconds_reading"),
+                    "evaluating": run.counts.get("seconds_evaluating"),
+                }
+            ),
+            flush=True,
+        )
         if latency_ms:
             break  # the latency goal is about a first run
 
@@ -197,8 +224,11 @@ def main() -> None:
     for size in [int(s) for s in args.sizes.split(",")]:
         runs: dict[str, list[dict]] = {}
         for _ in range(min(args.repeat, 2) if size >= 100_000 else args.repeat):
-            out = subprocess.run([sys.executable, __file__, "--one", str(size), "--latency-ms", str(args.latency_ms)],
-                                 capture_output=True, text=True)  # fmt: skip
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", str(size), "--latency-ms", str(args.latency_ms)],
+                capture_output=True,
+                text=True,
+            )
             if out.returncode:
                 raise SystemExit(out.stderr[-3000:])
             for line in out.stdout.splitlines():
@@ -206,27 +236,47 @@ def main() -> None:
                 runs.setdefault(row["run"], []).append(row)
         for which, rows in runs.items():
             median = lambda key, rows=rows: statistics.median(r[key] for r in rows)  # noqa: E731
-            results.append({
-                "devices": size, "run": which, "repeat": len(rows), "candidates": rows[0]["candidates"],
-                "evaluated": rows[0]["evaluated"], "changed": rows[0]["changed"], "wall_s": round(median("wall"), 2),
-                "floor_s": round(median("floor"), 2), "x_floor": round(median("wall") / median("floor"), 1),
-                "reading_s": round(median("reading"), 1), "evaluating_s": round(median("evaluating"), 1),
-                "extra_rss_mb": round(median("extra_mb"), 1), "graph_requests": rows[0]["requests"],
-                "streams": rows[0]["streams"], "longest_stream_s": round(median("longest_stream_s"), 1),
-                "outside_graph": f"{median('outside'):.0%}", "latency_ms": args.latency_ms,
-            })  # fmt: skip
+            results.append(
+                {
+                    "devices": size,
+                    "run": which,
+                    "repeat": len(rows),
+                    "candidates": rows[0]["candidates"],
+                    "evaluated": rows[0]["evaluated"],
+                    "changed": rows[0]["changed"],
+                    "wall_s": round(median("wall"), 2),
+                    "floor_s": round(median("floor"), 2),
+                    "x_floor": round(median("wall") / median("floor"), 1),
+                    "reading_s": round(median("reading"), 1),
+                    "evaluating_s": round(median("evaluating"), 1),
+                    "extra_rss_mb": round(median("extra_mb"), 1),
+                    "graph_requests": rows[0]["requests"],
+                    "streams": rows[0]["streams"],
+                    "longest_stream_s": round(median("longest_stream_s"), 1),
+                    "outside_graph": f"{median('outside'):.0%}",
+                    "latency_ms": args.latency_ms,
+                }
+            )
             print(json.dumps(results[-1]), flush=True)
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, " + subprocess.run(
-        ["sh", "-c", "free -g | awk '/Mem:/{print $2\" GiB\"}'"], capture_output=True, text=True).stdout.strip()
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, "
+        + subprocess.run(
+            ["sh", "-c", "free -g | awk '/Mem:/{print $2\" GiB\"}'"], capture_output=True, text=True
+        ).stdout.strip()
+    )
     version = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip()
     print(f"\nmachine: {machine}; {version}; Graph latency {args.latency_ms} ms")
-    print("| devices | run | repeats | candidates | evaluated | devices written | wall (s) | floor (s) | x floor "
-          "| reading (s) | evaluating (s) | memory added (MB) | Graph requests | longest stream (s) |")
+    print(
+        "| devices | run | repeats | candidates | evaluated | devices written | wall (s) | floor (s) | x floor "
+        "| reading (s) | evaluating (s) | memory added (MB) | Graph requests | longest stream (s) |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
-        print(f"| {r['devices']:,} | {r['run']} | {r['repeat']} | {r['candidates']:,} | {r['evaluated']:,} "
-              f"| {r['changed']:,} | {r['wall_s']} | {r['floor_s']} | {r['x_floor']} | {r['reading_s']} "
-              f"| {r['evaluating_s']} | {r['extra_rss_mb']} | {r['graph_requests']} | {r['longest_stream_s']} |")
+        print(
+            f"| {r['devices']:,} | {r['run']} | {r['repeat']} | {r['candidates']:,} | {r['evaluated']:,} "
+            f"| {r['changed']:,} | {r['wall_s']} | {r['floor_s']} | {r['x_floor']} | {r['reading_s']} "
+            f"| {r['evaluating_s']} | {r['extra_rss_mb']} | {r['graph_requests']} | {r['longest_stream_s']} |"
+        )
 
 
 if __name__ == "__main__":

@@ -28,9 +28,22 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autopatch_portal.settings")
 
-SORTS = ("device_name", "serial_number", "ring", "readiness_status", "failed_checks", "last_intune_checkin",
-         "azure_ad_device_id", "model", "os_version", "join_type", "management", "primary_user", "registered_at",
-         "last_discovered_at")  # fmt: skip
+SORTS = (
+    "device_name",
+    "serial_number",
+    "ring",
+    "readiness_status",
+    "failed_checks",
+    "last_intune_checkin",
+    "azure_ad_device_id",
+    "model",
+    "os_version",
+    "join_type",
+    "management",
+    "primary_user",
+    "registered_at",
+    "last_discovered_at",
+)
 PAGES = {
     "Ready": "/devices/ready/",
     "Not ready": "/devices/not-ready/",
@@ -38,7 +51,10 @@ PAGES = {
     "Ready, last page": "/devices/ready/?page=100000",
     "Ready, 250 rows": "/devices/ready/?per_page=250",
     **{f"Ready by {key}": f"/devices/ready/?sort={key}" for key in SORTS},
-    **{f"Ready by -{key}": f"/devices/ready/?sort=-{key}" for key in ("ring", "last_intune_checkin", "serial_number")},
+    **{
+        f"Ready by -{key}": f"/devices/ready/?sort=-{key}"
+        for key in ("ring", "last_intune_checkin", "serial_number")
+    },
     "search, 1 character": "/devices/ready/?q=A",
     "search, 2 characters": "/devices/ready/?q=LT",
     "search, 10 characters": "/devices/ready/?q=FIN-LT-001",
@@ -118,7 +134,9 @@ def copy_seconds(where: str) -> float:
 
     from devices.models import Device
 
-    columns = ", ".join(f.column for f in Device._meta.concrete_fields if f.get_internal_type() != "JSONField")
+    columns = ", ".join(
+        f.column for f in Device._meta.concrete_fields if f.get_internal_type() != "JSONField"
+    )
     sql = f"COPY (SELECT {columns} FROM devices_device WHERE {where}) TO STDOUT (FORMAT csv)"
     start = time.perf_counter()
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
@@ -134,7 +152,9 @@ def time_export(user) -> dict[str, float]:
 
     client = Client(HTTP_HOST="localhost")
     client.force_login(user)
-    b"".join(client.get("/devices/not-registered/export.csv?columns=all").streaming_content)  # warm the code path
+    b"".join(
+        client.get("/devices/not-registered/export.csv?columns=all").streaming_content
+    )  # warm the code path
     before = rss_mb()
     start = time.perf_counter()
     response = client.get("/devices/ready/export.csv?columns=all")
@@ -150,18 +170,28 @@ def time_export(user) -> dict[str, float]:
     start = time.perf_counter()
     call_command("export_devices", "--tab", "all", "--columns", "all", stdout=out)
     command = time.perf_counter() - start
-    return {"web_rows": lines - 1, "ttfb_ms": ttfb * 1000, "web_s": web, "web_copy_s": copy_seconds("readiness_status = 'active'"),
-            "command_rows": out.getvalue().count("\n") - 1, "command_s": command, "command_copy_s": copy_seconds("true"),
-            "rss_added_mb": peak - before}  # fmt: skip
+    return {
+        "web_rows": lines - 1,
+        "ttfb_ms": ttfb * 1000,
+        "web_s": web,
+        "web_copy_s": copy_seconds("readiness_status = 'active'"),
+        "command_rows": out.getvalue().count("\n") - 1,
+        "command_s": command,
+        "command_copy_s": copy_seconds("true"),
+        "rss_added_mb": peak - before,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("tenants", nargs="+", type=Path, help="tenant files, smallest first")
     parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--analyze", action="store_true",
-                        help="ANALYZE the device tables after the import (what a discovery that leaves statistics "
-                             "behind would give), for comparison")  # fmt: skip
+    parser.add_argument(
+        "--analyze",
+        action="store_true",
+        help="ANALYZE the device tables after the import (what a discovery that leaves statistics "
+        "behind would give), for comparison",
+    )
     args = parser.parse_args()
     import django
 
@@ -185,8 +215,10 @@ def main() -> None:
                 with connection.cursor() as cursor:
                     for table in DEVICE_TABLES:
                         cursor.execute(f"ANALYZE {table}")
-            print(f"{tenant.name}: {devices} devices imported in {seconds:.1f} s; measuring "
-                  f"{'after ANALYZE (no VACUUM)' if args.analyze else 'without VACUUM or ANALYZE'}")
+            print(
+                f"{tenant.name}: {devices} devices imported in {seconds:.1f} s; measuring "
+                f"{'after ANALYZE (no VACUUM)' if args.analyze else 'without VACUUM or ANALYZE'}"
+            )
             client = Client(HTTP_HX_REQUEST="true", HTTP_HOST="localhost")
             client.force_login(user)
             results[devices] = time_pages(client, args.repeat)
@@ -196,17 +228,23 @@ def main() -> None:
         restore_autovacuum()
     sizes = sorted(results)
     small, large = sizes[0], sizes[-1]
-    print(f"| page | median ms ({small:,}) | p95 ms ({small:,}) | median ms ({large:,}) | p95 ms ({large:,}) "
-          f"| p95 ratio | status |\n| --- | ---: | ---: | ---: | ---: | ---: | --- |")  # fmt: skip
+    print(
+        f"| page | median ms ({small:,}) | p95 ms ({small:,}) | median ms ({large:,}) | p95 ms ({large:,}) "
+        f"| p95 ratio | status |\n| --- | ---: | ---: | ---: | ---: | ---: | --- |"
+    )
     for name in PAGES:
         (m1, q1, _), (m2, q2, status) = results[small][name], results[large][name]
         print(f"| {name} | {m1:.1f} | {q1:.1f} | {m2:.1f} | {q2:.1f} | {q2 / q1:.2f} | {status} |")
-    print(f"\nweb export of Ready, all columns: {export['web_rows']:,} rows, first byte {export['ttfb_ms']:.0f} ms, "
-          f"{export['web_s']:.2f} s, COPY of the same rows {export['web_copy_s']:.2f} s "
-          f"({export['web_s'] / export['web_copy_s']:.1f}x)")
-    print(f"manage.py export_devices --tab all --columns all: {export['command_rows']:,} rows, {export['command_s']:.2f} s, "
-          f"COPY of the same rows {export['command_copy_s']:.2f} s ({export['command_s'] / export['command_copy_s']:.1f}x)")
-    print(f"resident memory added by the web export at its peak: {export['rss_added_mb']:.0f} MiB")  # fmt: skip
+    print(
+        f"\nweb export of Ready, all columns: {export['web_rows']:,} rows, first byte {export['ttfb_ms']:.0f} ms, "
+        f"{export['web_s']:.2f} s, COPY of the same rows {export['web_copy_s']:.2f} s "
+        f"({export['web_s'] / export['web_copy_s']:.1f}x)"
+    )
+    print(
+        f"manage.py export_devices --tab all --columns all: {export['command_rows']:,} rows, {export['command_s']:.2f} s, "
+        f"COPY of the same rows {export['command_copy_s']:.2f} s ({export['command_s'] / export['command_copy_s']:.1f}x)"
+    )
+    print(f"resident memory added by the web export at its peak: {export['rss_added_mb']:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -37,18 +37,32 @@ class Action:
 ACTIONS: dict[str, Action] = {
     a.key: a
     for a in (
-        Action("assign_ring", "Assign ring", "Assign ring",
-               "The selected devices move to the chosen deployment ring; \u201cRing assigned by\u201d becomes Admin. "
-               "Only registered devices whose readiness status is Active can be assigned.", (ReadinessStatus.ACTIVE,)),
-        Action("exclude", "Exclude device", "Exclude",
-               "The selected devices are deregistered from Windows Autopatch (their Entra ID and Intune records "
-               "stay) and show as Excluded under Not registered; discovery does not register them again.",
-               (ReadinessStatus.ACTIVE, ReadinessStatus.READINESS_FAILED, ReadinessStatus.INACTIVE)),
-        Action("restore", "Restore excluded device", "Restore",
-               "The selected excluded devices are evaluated again at once: a discovery run starts, and a device "
-               "that passes the prerequisite checks is registered again.", (ReadinessStatus.EXCLUDED,)),
+        Action(
+            "assign_ring",
+            "Assign ring",
+            "Assign ring",
+            "The selected devices move to the chosen deployment ring; \u201cRing assigned by\u201d becomes Admin. "
+            "Only registered devices whose readiness status is Active can be assigned.",
+            (ReadinessStatus.ACTIVE,),
+        ),
+        Action(
+            "exclude",
+            "Exclude device",
+            "Exclude",
+            "The selected devices are deregistered from Windows Autopatch (their Entra ID and Intune records "
+            "stay) and show as Excluded under Not registered; discovery does not register them again.",
+            (ReadinessStatus.ACTIVE, ReadinessStatus.READINESS_FAILED, ReadinessStatus.INACTIVE),
+        ),
+        Action(
+            "restore",
+            "Restore excluded device",
+            "Restore",
+            "The selected excluded devices are evaluated again at once: a discovery run starts, and a device "
+            "that passes the prerequisite checks is registered again.",
+            (ReadinessStatus.EXCLUDED,),
+        ),
     )
-}  # fmt: skip
+}
 
 
 def selected_devices(ids: list[str]) -> list[Device]:
@@ -66,7 +80,9 @@ def selected_devices(ids: list[str]) -> list[Device]:
     found = Device.objects.in_bulk(pks)
     unknown = [pk for pk in pks if pk not in found]
     if unknown:
-        raise ActionError(f"{len(unknown)} selected device(s) do not exist (IDs {', '.join(map(str, unknown[:10]))}).")
+        raise ActionError(
+            f"{len(unknown)} selected device(s) do not exist (IDs {', '.join(map(str, unknown[:10]))})."
+        )
     return [found[pk] for pk in pks]
 
 
@@ -76,7 +92,9 @@ def locked(devices: list[Device]) -> list[Device]:
     An action decides from this read and bumps `state_version`, so a discovery run that read the devices
     before writes none of them over (its write is conditional on the version). Locks are taken in key order,
     as discovery writes, so the two never deadlock; NO KEY leaves foreign-key checks (history rows) free."""
-    fresh = Device.objects.select_for_update(no_key=True).defer("checks").filter(pk__in=[d.pk for d in devices])
+    fresh = (
+        Device.objects.select_for_update(no_key=True).defer("checks").filter(pk__in=[d.pk for d in devices])
+    )
     by_pk = {d.pk: d for d in fresh.order_by("pk")}
     return [by_pk[d.pk] for d in devices if d.pk in by_pk]
 
@@ -94,7 +112,11 @@ def assign_ring(devices: list[Device], ring: str) -> list[Outcome]:
     for device in locked(devices):
         if device.readiness_status != ReadinessStatus.ACTIVE or not device.is_registered:
             status = device.get_readiness_status_display()
-            outcomes.append(Outcome(device, False, f"Not assigned: only registered, Active devices can be (it is {status})."))
+            outcomes.append(
+                Outcome(
+                    device, False, f"Not assigned: only registered, Active devices can be (it is {status})."
+                )
+            )
         elif device.ring == ring and device.ring_assigned_by == RingAssignedBy.ADMIN:
             outcomes.append(Outcome(device, True, f"Already in {label}, assigned by an admin."))
         else:
@@ -113,18 +135,32 @@ def exclude(devices: list[Device], actor: str) -> list[Outcome]:
         if device.excluded:
             outcomes.append(Outcome(device, True, "Already excluded."))
         elif device.readiness_status == ReadinessStatus.PREREQUISITES_FAILED:
-            outcomes.append(Outcome(device, False, "Not excluded: it is not registered (Pre-requisites failed)."))
+            outcomes.append(
+                Outcome(device, False, "Not excluded: it is not registered (Pre-requisites failed).")
+            )
         else:
             changed.append(device.pk)
-            history.append(DeviceStatusChange(device=device, from_status=device.readiness_status,
-                                              to_status=ReadinessStatus.EXCLUDED, changed_at=now,
-                                              cause=f"Excluded by {actor}"))  # fmt: skip
+            history.append(
+                DeviceStatusChange(
+                    device=device,
+                    from_status=device.readiness_status,
+                    to_status=ReadinessStatus.EXCLUDED,
+                    changed_at=now,
+                    cause=f"Excluded by {actor}",
+                )
+            )
             outcomes.append(Outcome(device, True, "Excluded: deregistered, now under Not registered."))
     # Deregistering deletes the Autopatch record (registration, ring) and keeps the flag discovery honours.
     Device.objects.filter(pk__in=changed).update(
-        excluded=True, readiness_status=ReadinessStatus.EXCLUDED, registered_at=None, ring="",
-        ring_assigned_by="", failed_checks="", fingerprint="", **BUMP,
-    )  # fmt: skip
+        excluded=True,
+        readiness_status=ReadinessStatus.EXCLUDED,
+        registered_at=None,
+        ring="",
+        ring_assigned_by="",
+        failed_checks="",
+        fingerprint="",
+        **BUMP,
+    )
     DeviceStatusChange.objects.bulk_create(history)
     return outcomes
 
@@ -145,8 +181,11 @@ def restore(devices: list[Device], actor: str) -> tuple[list[Outcome], Discovery
     # fingerprint makes the run write it even if nothing else about the device changed.
     Device.objects.filter(pk__in=changed).update(excluded=False, fingerprint="", **BUMP)
     run, started = start_discovery(DiscoveryRun.Trigger.MANUAL, requested_by=actor)
-    message = (f"Restored: discovery run #{run.pk} evaluates it now." if started else
-               f"Restored: discovery run #{run.pk}, already under way, or the next run evaluates it.")  # fmt: skip
+    message = (
+        f"Restored: discovery run #{run.pk} evaluates it now."
+        if started
+        else f"Restored: discovery run #{run.pk}, already under way, or the next run evaluates it."
+    )
     by_pk = {d.pk: d for d in devices}
     outcomes.extend(Outcome(by_pk[pk], True, message) for pk in changed)
     order = {d.pk: i for i, d in enumerate(devices)}

@@ -16,6 +16,7 @@ from django.db import connection, models, transaction
 
 M = TypeVar("M", bound=models.Model)
 
+
 def _columns(model: type[models.Model]) -> list[models.Field]:
     return [f for f in model._meta.concrete_fields if not f.primary_key]
 
@@ -37,19 +38,27 @@ def _scratch(cursor, model: type[models.Model]) -> str:
     table = model._meta.db_table
     scratch = connection.ops.quote_name(f"bulk_{table}")
     names = ", ".join(connection.ops.quote_name(f.column) for f in _columns(model))
-    cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {scratch} AS SELECT {names} FROM {table} WITH NO DATA")
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {scratch} AS SELECT {names} FROM {table} WITH NO DATA"
+    )
     cursor.execute(f"TRUNCATE {scratch}")
     return scratch
 
 
-def copy_rows(model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence], *,
-              ignore_conflicts: bool = False) -> None:  # fmt: skip
+def copy_rows(
+    model: type[models.Model],
+    columns: Sequence[str],
+    rows: Sequence[Sequence],
+    *,
+    ignore_conflicts: bool = False,
+) -> None:
     """Insert plain rows (values for `columns`, attribute names) without building model instances."""
     if not rows:
         return
     if connection.vendor != "postgresql":
-        model.objects.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows],
-                                  ignore_conflicts=ignore_conflicts)  # fmt: skip
+        model.objects.bulk_create(
+            [model(**dict(zip(columns, row, strict=True))) for row in rows], ignore_conflicts=ignore_conflicts
+        )
         return
     table = model._meta.db_table
     names = ", ".join(connection.ops.quote_name(model._meta.get_field(c).column) for c in columns)
@@ -59,7 +68,9 @@ def copy_rows(model: type[models.Model], columns: Sequence[str], rows: Sequence[
             for row in rows:
                 copy.write_row(row)
         if ignore_conflicts:
-            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {scratch} ON CONFLICT DO NOTHING")
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {scratch} ON CONFLICT DO NOTHING"
+            )
 
 
 def bulk_write(
@@ -80,16 +91,27 @@ def bulk_write(
     if connection.vendor != "postgresql":
         kwargs = {"ignore_conflicts": True} if ignore_conflicts else {}
         if unique_field:
-            kwargs = {"update_conflicts": True, "unique_fields": [unique_field], "update_fields": list(update_fields)}
+            kwargs = {
+                "update_conflicts": True,
+                "unique_fields": [unique_field],
+                "update_fields": list(update_fields),
+            }
         with transaction.atomic():
             if version_field:
                 # SQLite's transactions here are IMMEDIATE (settings): from BEGIN this one holds the write lock, so
                 # the versions read now are still the row's when bulk_create writes.
                 keys = [getattr(obj, unique_field) for obj in objs]
-                current = dict(model.objects.select_for_update().filter(**{f"{unique_field}__in": keys})
-                               .values_list(unique_field, version_field))  # fmt: skip
-                objs = [o for o in objs if current.get(getattr(o, unique_field), getattr(o, version_field))
-                        == getattr(o, version_field)]  # fmt: skip
+                current = dict(
+                    model.objects.select_for_update()
+                    .filter(**{f"{unique_field}__in": keys})
+                    .values_list(unique_field, version_field)
+                )
+                objs = [
+                    o
+                    for o in objs
+                    if current.get(getattr(o, unique_field), getattr(o, version_field))
+                    == getattr(o, version_field)
+                ]
             model.objects.bulk_create(objs, **kwargs)
         return list(objs)
     table = model._meta.db_table

@@ -26,14 +26,27 @@ CO_MANAGEMENT_WORKLOADS = "Co-management workloads"
 UNIQUE_SERIAL_NUMBER = "Unique serial number"
 
 PREREQUISITE_CHECKS = (
-    INTUNE_OR_CLOUD_ATTACHED, LAST_INTUNE_CHECK_IN, WINDOWS_CORPORATE_OWNED, WINDOWS_EDITION,
-    OS_BUILD_AND_ARCHITECTURE, CO_MANAGEMENT_WORKLOADS, UNIQUE_SERIAL_NUMBER,
-)  # fmt: skip
+    INTUNE_OR_CLOUD_ATTACHED,
+    LAST_INTUNE_CHECK_IN,
+    WINDOWS_CORPORATE_OWNED,
+    WINDOWS_EDITION,
+    OS_BUILD_AND_ARCHITECTURE,
+    CO_MANAGEMENT_WORKLOADS,
+    UNIQUE_SERIAL_NUMBER,
+)
 
 READINESS_CHECKS = READINESS_CHECK_NAMES
 
 # Intune's managementAgent values: managed by Intune alone (co-managed with Configuration Manager: CO_MANAGED_AGENTS).
-INTUNE_AGENTS = {"mdm", "easmdm", "intuneclient", "easintuneclient", "intuneaosp", "microsoft365managedmdm", "windowsmanagementcloudapi"}
+INTUNE_AGENTS = {
+    "mdm",
+    "easmdm",
+    "intuneclient",
+    "easintuneclient",
+    "intuneaosp",
+    "microsoft365managedmdm",
+    "windowsmanagementcloudapi",
+}
 CO_MANAGEMENT_WORKLOADS_NEEDED = {
     "windowsUpdateForBusiness": "Windows Update policies",
     "deviceConfiguration": "Device configuration",
@@ -42,15 +55,25 @@ CO_MANAGEMENT_WORKLOADS_NEEDED = {
 
 # Windows product types (the managed device's skuNumber) -> (edition, supported).
 EDITIONS_BY_SKU: dict[int, tuple[str, bool]] = {
-    4: ("Enterprise", True), 27: ("Enterprise N", True), 70: ("Enterprise E", True),
-    48: ("Pro", True), 49: ("Pro N", True),
-    161: ("Pro for Workstations", True), 162: ("Pro for Workstations N", True),
-    175: ("Enterprise multi-session", False), 101: ("Home", False), 98: ("Home N", False),
-    99: ("Home China", False), 100: ("Home Single Language", False),
-    121: ("Education", False), 122: ("Education N", False),
-    164: ("Pro Education", False), 165: ("Pro Education N", False),
-    125: ("Enterprise LTSC", False), 126: ("Enterprise LTSC N", False),
-}  # fmt: skip
+    4: ("Enterprise", True),
+    27: ("Enterprise N", True),
+    70: ("Enterprise E", True),
+    48: ("Pro", True),
+    49: ("Pro N", True),
+    161: ("Pro for Workstations", True),
+    162: ("Pro for Workstations N", True),
+    175: ("Enterprise multi-session", False),
+    101: ("Home", False),
+    98: ("Home N", False),
+    99: ("Home China", False),
+    100: ("Home Single Language", False),
+    121: ("Education", False),
+    122: ("Education N", False),
+    164: ("Pro Education", False),
+    165: ("Pro Education N", False),
+    125: ("Enterprise LTSC", False),
+    126: ("Enterprise LTSC N", False),
+}
 SUPPORTED_EDITION_NAMES = "Enterprise or Professional (Pro, Pro for Workstations, and their N editions)"
 
 
@@ -63,8 +86,13 @@ class CheckResult:
     kind: str = "prerequisite"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "passed": self.passed, "reason": self.reason,
-                "remediation": self.remediation}  # fmt: skip
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "passed": self.passed,
+            "reason": self.reason,
+            "remediation": self.remediation,
+        }
 
 
 @dataclass
@@ -110,31 +138,51 @@ def failed(name: str, reason: str, remediation: str) -> CheckResult:
 
 def not_reported_yet(name: str, what: str) -> CheckResult:
     """A check that cannot be made yet passes, saying why: a blank Intune has yet to report never fails a device."""
-    return CheckResult(name, True, f"Intune has not reported the device's {what} yet; it is checked when it does.")
+    return CheckResult(
+        name, True, f"Intune has not reported the device's {what} yet; it is checked when it does."
+    )
 
 
 def intune_or_cloud_attached(c: Candidate) -> CheckResult:
     name = INTUNE_OR_CLOUD_ATTACHED
     if c.managed is None:
         if c.hybrid_twin:
-            return failed(name,
+            return failed(
+                name,
                 f"This is a stale Azure AD registered record in dual state: the same device is also hybrid "
                 f"joined as {c.hybrid_twin!r}, and only that record is enrolled in Intune.",
                 "Clean up the stale Azure AD registered record, and add the hybrid joined record to the "
-                "registration group instead.")  # fmt: skip
-        return failed(name, "The device's Azure AD device ID has no Intune managed device.",
-                      "Enroll the device in Intune, or co-manage it with Configuration Manager.")
+                "registration group instead.",
+            )
+        return failed(
+            name,
+            "The device's Azure AD device ID has no Intune managed device.",
+            "Enroll the device in Intune, or co-manage it with Configuration Manager.",
+        )
     if c.agent not in INTUNE_AGENTS | CO_MANAGED_AGENTS:
         agent = c.managed.get("managementAgent") or "unknown"
-        return failed(name, f"The device is managed by '{agent}', neither by Intune nor co-managed.",
-                      "Enroll the device in Intune, or enable co-management in Configuration Manager.")
-    missing = [label for key, label in (("serialNumber", "serial number"), ("model", "model"),
-                                         ("manufacturer", "manufacturer")) if not (c.managed.get(key) or "").strip()]
+        return failed(
+            name,
+            f"The device is managed by '{agent}', neither by Intune nor co-managed.",
+            "Enroll the device in Intune, or enable co-management in Configuration Manager.",
+        )
+    missing = [
+        label
+        for key, label in (
+            ("serialNumber", "serial number"),
+            ("model", "model"),
+            ("manufacturer", "manufacturer"),
+        )
+        if not (c.managed.get(key) or "").strip()
+    ]
     if missing:
-        return failed(name, f"Intune reports no {', '.join(missing)} for the device (device emulators "
-                            "that do not generate them are not supported).",
-                      "Register a physical device or a supported virtual machine that reports serial "
-                      "number, model and manufacturer.")  # fmt: skip
+        return failed(
+            name,
+            f"Intune reports no {', '.join(missing)} for the device (device emulators "
+            "that do not generate them are not supported).",
+            "Register a physical device or a supported virtual machine that reports serial "
+            "number, model and manufacturer.",
+        )
     return passed(name)
 
 
@@ -142,13 +190,19 @@ def last_intune_check_in(c: Candidate) -> CheckResult:
     name = LAST_INTUNE_CHECK_IN
     synced = parse_graph_time((c.managed or {}).get("lastSyncDateTime"))
     if synced is None:
-        return failed(name, "The device has never checked in with Intune.",
-                      "Turn the device on, connect it to the internet and sync it from Settings > Accounts > "
-                      "Access work or school.")  # fmt: skip
+        return failed(
+            name,
+            "The device has never checked in with Intune.",
+            "Turn the device on, connect it to the internet and sync it from Settings > Accounts > "
+            "Access work or school.",
+        )
     if c.now - synced > CHECK_IN_WINDOW:
         days = (c.now - synced).days
-        return failed(name, f"The device last checked in with Intune {days} days ago (more than 28).",
-                      "Turn the device on, connect it to the internet and sync it with Intune.")
+        return failed(
+            name,
+            f"The device last checked in with Intune {days} days ago (more than 28).",
+            "Turn the device on, connect it to the internet and sync it with Intune.",
+        )
     return passed(name)
 
 
@@ -157,20 +211,33 @@ def windows_corporate_owned(c: Candidate) -> CheckResult:
     m = c.managed or {}
     os_name = m.get("operatingSystem") or c.entra.get("operatingSystem") or ""
     if not os_name.lower().startswith("windows"):
-        return failed(name, f"The device runs {os_name or 'an unknown operating system'}, not Windows.",
-                      "Remove the device from the registration group: only Windows devices can be registered.")
+        return failed(
+            name,
+            f"The device runs {os_name or 'an unknown operating system'}, not Windows.",
+            "Remove the device from the registration group: only Windows devices can be registered.",
+        )
     owner = (m.get("ownerType") or m.get("managedDeviceOwnerType") or "").lower()
     if c.managed is not None and owner != "company":
-        return failed(name, f"The device is owned by '{owner or 'unknown'}', not the company (personal "
-                            "devices are not supported).",
-                      "Change the device's ownership to Corporate in Intune, or remove it from the group.")  # fmt: skip
+        return failed(
+            name,
+            f"The device is owned by '{owner or 'unknown'}', not the company (personal "
+            "devices are not supported).",
+            "Change the device's ownership to Corporate in Intune, or remove it from the group.",
+        )
     join = (m.get("joinType") or "").lower()
     trust = (c.entra.get("trustType") or "").lower()
-    if join in ("azureadjoined", "hybridazureadjoined") or (not join or join == "unknown") and trust in ("azuread", "serverad"):
+    if (
+        join in ("azureadjoined", "hybridazureadjoined")
+        or (not join or join == "unknown")
+        and trust in ("azuread", "serverad")
+    ):
         return passed(name)
-    return failed(name, "The device is Azure AD registered (a personal or BYOD join), not Azure AD joined or "
-                        "hybrid Azure AD joined.",
-                  "Join the device to Azure AD, or hybrid join it, then enroll it in Intune.")  # fmt: skip
+    return failed(
+        name,
+        "The device is Azure AD registered (a personal or BYOD join), not Azure AD joined or "
+        "hybrid Azure AD joined.",
+        "Join the device to Azure AD, or hybrid join it, then enroll it in Intune.",
+    )
 
 
 def edition_of(c: Candidate) -> tuple[str, bool | None]:
@@ -212,14 +279,20 @@ def windows_edition(c: Candidate) -> CheckResult:
     if supported is None and c.not_reported("skuNumber"):
         return not_reported_yet(name, "Windows edition (SKU)")
     if supported is None:
-        return failed(name, "The Windows edition could not be determined from Intune or Azure AD.",
-                      f"Make sure the device runs Windows {SUPPORTED_EDITION_NAMES} and syncs with Intune.")
+        return failed(
+            name,
+            "The Windows edition could not be determined from Intune or Azure AD.",
+            f"Make sure the device runs Windows {SUPPORTED_EDITION_NAMES} and syncs with Intune.",
+        )
     if edition == "Enterprise multi-session":
         reason = "The device runs Windows Enterprise multi-session (an Azure Virtual Desktop session host)."
     else:
         reason = f"The device runs Windows {edition}."
-    return failed(name, f"{reason} Only {SUPPORTED_EDITION_NAMES} are supported.",
-                  "Upgrade the device to Windows Enterprise or Pro, or remove it from the registration group.")
+    return failed(
+        name,
+        f"{reason} Only {SUPPORTED_EDITION_NAMES} are supported.",
+        "Upgrade the device to Windows Enterprise or Pro, or remove it from the registration group.",
+    )
 
 
 def build_of(version: str | None) -> tuple[int, int] | None:
@@ -236,18 +309,27 @@ def os_build_and_architecture(c: Candidate) -> CheckResult:
     version = m.get("osVersion") or c.entra.get("operatingSystemVersion")
     build = build_of(version)
     if build is None:
-        return failed(name, f"The Windows build could not be read from '{version or ''}'.",
-                      "Sync the device with Intune so that it reports its OS version.")
+        return failed(
+            name,
+            f"The Windows build could not be read from '{version or ''}'.",
+            "Sync the device with Intune so that it reports its OS version.",
+        )
     if build[0] != 10 or build[1] < MIN_WINDOWS_10_BUILD:
-        return failed(name, f"The device runs build {version}; Windows 10 1809 (10.0.17763) or later, or "
-                            "Windows 11, is required.",
-                      "Update the device to a supported release of Windows 10 or to Windows 11.")  # fmt: skip
+        return failed(
+            name,
+            f"The device runs build {version}; Windows 10 1809 (10.0.17763) or later, or "
+            "Windows 11, is required.",
+            "Update the device to a supported release of Windows 10 or to Windows 11.",
+        )
     arch = (m.get("processorArchitecture") or "").lower()
     if c.not_reported("processorArchitecture"):
         return not_reported_yet(name, "processor architecture")
     if arch not in ("x64", "amd64"):
-        return failed(name, f"The device's processor architecture is {arch or 'not reported'}; only x64 is supported.",
-                      "Register x64 devices only.")
+        return failed(
+            name,
+            f"The device's processor architecture is {arch or 'not reported'}; only x64 is supported.",
+            "Register x64 devices only.",
+        )
     return passed(name)
 
 
@@ -261,9 +343,12 @@ def co_management_workloads(c: Candidate) -> CheckResult:
     missing = [label for key, label in CO_MANAGEMENT_WORKLOADS_NEEDED.items() if not features.get(key)]
     if not missing:
         return passed(name)
-    return failed(name, f"Co-managed, but these workloads are still on Configuration Manager: {', '.join(missing)}.",
-                  "In Configuration Manager, switch the Windows Update policies, Device configuration and Office "
-                  "Click-to-Run apps workloads to Pilot Intune or Intune.")  # fmt: skip
+    return failed(
+        name,
+        f"Co-managed, but these workloads are still on Configuration Manager: {', '.join(missing)}.",
+        "In Configuration Manager, switch the Windows Update policies, Device configuration and Office "
+        "Click-to-Run apps workloads to Pilot Intune or Intune.",
+    )
 
 
 def unique_serial_number(c: Candidate) -> CheckResult:
@@ -271,16 +356,23 @@ def unique_serial_number(c: Candidate) -> CheckResult:
     if c.serial_shared_with <= 0:
         return passed(name)
     serial = (c.managed or {}).get("serialNumber", "")
-    return failed(name, f"Serial number {serial} is shared with {c.serial_shared_with} other "
-                        f"device{'s' if c.serial_shared_with > 1 else ''} in the group or already registered.",
-                  "Remove the duplicate records (stale or re-imaged devices) so that one device has the serial "
-                  "number.")  # fmt: skip
+    return failed(
+        name,
+        f"Serial number {serial} is shared with {c.serial_shared_with} other "
+        f"device{'s' if c.serial_shared_with > 1 else ''} in the group or already registered.",
+        "Remove the duplicate records (stale or re-imaged devices) so that one device has the serial number.",
+    )
 
 
 PREREQUISITES = (
-    intune_or_cloud_attached, last_intune_check_in, windows_corporate_owned, windows_edition,
-    os_build_and_architecture, co_management_workloads, unique_serial_number,
-)  # fmt: skip
+    intune_or_cloud_attached,
+    last_intune_check_in,
+    windows_corporate_owned,
+    windows_edition,
+    os_build_and_architecture,
+    co_management_workloads,
+    unique_serial_number,
+)
 
 
 def evaluate_prerequisites(candidate: Candidate) -> list[CheckResult]:
@@ -306,8 +398,13 @@ def readiness_results(report_checks: list[dict[str, Any]]) -> list[CheckResult]:
     for check in report_checks:
         name = str(check.get("name", ""))
         ok = check.get("result") == "passed"
-        results.append(CheckResult(
-            name, ok, "" if ok else str(check.get("detail") or "The device reported this check as failed."),
-            "" if ok else READINESS_REMEDIATION.get(name, "See the device's readiness report."), kind="readiness",
-        ))  # fmt: skip
+        results.append(
+            CheckResult(
+                name,
+                ok,
+                "" if ok else str(check.get("detail") or "The device reported this check as failed."),
+                "" if ok else READINESS_REMEDIATION.get(name, "See the device's readiness report."),
+                kind="readiness",
+            )
+        )
     return results

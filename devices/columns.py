@@ -49,14 +49,20 @@ class Column:
     field: str  # model field it reads and sorts by ("a__b" follows a relation)
     default: bool = False
     sortable: bool = True
-    display: Callable[[Any], str] | None = None  # the stored value as shown, when not its choice label or text
-    choices: type[models.Choices] | None = None  # sorts in the order the choices are declared, not alphabetically
+    display: Callable[[Any], str] | None = (
+        None  # the stored value as shown, when not its choice label or text
+    )
+    choices: type[models.Choices] | None = (
+        None  # sorts in the order the choices are declared, not alphabetically
+    )
 
     def order_by(self) -> Expression:
         """What the column sorts by: its field, or the rank of its value among the declared choices (blank last)."""
         if self.choices is None:
             return F(self.field)
-        ranks = [When(**{self.field: value}, then=Value(rank)) for rank, value in enumerate(self.choices.values)]
+        ranks = [
+            When(**{self.field: value}, then=Value(rank)) for rank, value in enumerate(self.choices.values)
+        ]
         return Case(*ranks, default=Value(len(ranks)), output_field=models.IntegerField())
 
     @cache  # noqa: B019 (columns are a fixed set of frozen instances)

@@ -22,7 +22,9 @@ class Progress:
     rows: int = 0
 
 
-def csv_rows(devices: QuerySet[Device], columns: list[Column], progress: Progress | None = None) -> Iterator[str]:
+def csv_rows(
+    devices: QuerySet[Device], columns: list[Column], progress: Progress | None = None
+) -> Iterator[str]:
     """The header, then the rows in the queryset's order, CHUNK rows per piece: plain values read with
     values_list (no model instances) and formatted by each column's formatter."""
     progress = progress or Progress()

@@ -195,7 +195,9 @@ class DiscoveryRunQuerySet(models.QuerySet):
         now = timezone.now()
         held = DiscoveryLease.objects.filter(holder__isnull=False, expires_at__gte=now).values("holder")
         waiting_since = now - timedelta(seconds=settings.AUTOPATCH_DISCOVERY_LEASE_SECONDS)
-        return self.filter(Q(pk__in=held) | Q(status=DiscoveryRun.Status.QUEUED, queued_at__gte=waiting_since))
+        return self.filter(
+            Q(pk__in=held) | Q(status=DiscoveryRun.Status.QUEUED, queued_at__gte=waiting_since)
+        )
 
     def ran(self) -> DiscoveryRunQuerySet:
         """Runs that read the tenant themselves: not those another run covered (or, before covering, skipped)."""
@@ -266,7 +268,9 @@ class ObjectKind(models.TextChoices):
     GROUP = "group"  # the registration group and the groups nested in it
     DEVICE = "device"  # an Entra device record
     MANAGED = "managed"  # an Intune managed device
-    CANDIDATE = "candidate"  # a device this run evaluates as a member of the registration group (staging only)
+    CANDIDATE = (
+        "candidate"  # a device this run evaluates as a member of the registration group (staging only)
+    )
 
 
 class TenantObject(models.Model):
@@ -276,7 +280,9 @@ class TenantObject(models.Model):
 
     kind = models.CharField(max_length=9, choices=ObjectKind.choices)
     group_id = models.CharField(max_length=64, blank=True)  # members: the group they are a member of
-    object_id = models.CharField(max_length=64)  # Entra object id (members, groups, devices), Intune id (managed)
+    object_id = models.CharField(
+        max_length=64
+    )  # Entra object id (members, groups, devices), Intune id (managed)
     device_id = models.CharField(max_length=64, blank=True)  # Entra deviceId (devices, managed)
     display_name = models.CharField(max_length=256, blank=True)
     serial_number = models.CharField(max_length=128, blank=True)
@@ -287,7 +293,9 @@ class TenantObject(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["kind", "group_id", "object_id"], name="one_tenant_object_per_key"),
+            models.UniqueConstraint(
+                fields=["kind", "group_id", "object_id"], name="one_tenant_object_per_key"
+            ),
         ]
         indexes = [
             models.Index(fields=["kind", "device_id"], name="tenant_object_device"),
@@ -348,7 +356,9 @@ class StagedObject(models.Model):
 class ColumnChoice(models.Model):
     """The columns one user chose for one tab of the device blade, in their order."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="device_column_choices")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="device_column_choices"
+    )
     tab = models.CharField(max_length=16, choices=Tab.choices)
     columns = models.JSONField(default=list)  # column keys from devices.columns, in display order
     updated_at = models.DateTimeField(auto_now=True)

@@ -28,7 +28,9 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = PAGE_SIZES[-1]
 MAX_PAGE = 100_000
 MAX_SEARCH = 200
-COUNTS_SECONDS = 60  # the longest a tab count can lag a write that is neither a discovery run nor a device action
+COUNTS_SECONDS = (
+    60  # the longest a tab count can lag a write that is neither a discovery run nor a device action
+)
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,10 @@ def tab_status_choices(tab: str) -> tuple[tuple[str, str], ...]:
     return tuple((status, ReadinessStatus(status).label) for status in statuses)
 
 
-FAILED_CHECK_NAMES = (*PREREQUISITE_CHECKS, *(name for name in READINESS_CHECKS if name != LAST_INTUNE_CHECK_IN))
+FAILED_CHECK_NAMES = (
+    *PREREQUISITE_CHECKS,
+    *(name for name in READINESS_CHECKS if name != LAST_INTUNE_CHECK_IN),
+)
 
 
 def filters_for(tab: str) -> tuple[Filter, ...]:
@@ -77,15 +82,21 @@ def search(devices: QuerySet[Device], q: str) -> QuerySet[Device]:
     """Device name or primary user (part of it), Azure AD device ID or serial number (its start, as admins
     read them off a label or a ticket)."""
     return devices.filter(
-        Q(device_name__icontains=q) | Q(azure_ad_device_id__istartswith=q) | Q(serial_number__istartswith=q)
+        Q(device_name__icontains=q)
+        | Q(azure_ad_device_id__istartswith=q)
+        | Q(serial_number__istartswith=q)
         | Q(primary_user__icontains=q)
-    )  # fmt: skip
+    )
 
 
 def failed_check_q(name: str) -> Q:
     """failed_checks holds names joined by "; ": match a whole name, wherever it sits."""
-    return (Q(failed_checks=name) | Q(failed_checks__startswith=f"{name}; ") | Q(failed_checks__endswith=f"; {name}")
-            | Q(failed_checks__contains=f"; {name}; "))  # fmt: skip
+    return (
+        Q(failed_checks=name)
+        | Q(failed_checks__startswith=f"{name}; ")
+        | Q(failed_checks__endswith=f"; {name}")
+        | Q(failed_checks__contains=f"; {name}; ")
+    )
 
 
 def active_filters(tab: str, params: Mapping[str, str]) -> dict[str, str]:
@@ -179,7 +190,9 @@ def devices_marker() -> tuple:
     anywhere else changes the newest ID, and any other write shows within the minute."""
     run = DiscoveryRun.objects.order_by("-id").values_list("id", "status", "progress", "finished_at").first()
     event = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
-    newest = Device.objects.order_by("-id").values_list("id", flat=True).first()  # a device added from anywhere
+    newest = (
+        Device.objects.order_by("-id").values_list("id", flat=True).first()
+    )  # a device added from anywhere
     return run, event, newest, int(time.time() // COUNTS_SECONDS)
 
 

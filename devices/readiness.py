@@ -62,17 +62,27 @@ def ingest_reports(reports: Iterable[Any]) -> IngestResult:
             if kept is None or kept[0] < generated:
                 newest[report["azureADDeviceId"]] = (generated, report)
         known = dict(
-            ReadinessReport.objects.filter(azure_ad_device_id__in=newest).values_list("azure_ad_device_id", "generated_at")
+            ReadinessReport.objects.filter(azure_ad_device_id__in=newest).values_list(
+                "azure_ad_device_id", "generated_at"
+            )
         )
         now = timezone.now()
         newer = [
-            ReadinessReport(azure_ad_device_id=device_id, generated_at=generated, received_at=now,
-                            checks=[{"name": c["name"], "result": c["result"], "detail": str(c.get("detail") or "")}
-                                    for c in report["checks"]])  # fmt: skip
+            ReadinessReport(
+                azure_ad_device_id=device_id,
+                generated_at=generated,
+                received_at=now,
+                checks=[
+                    {"name": c["name"], "result": c["result"], "detail": str(c.get("detail") or "")}
+                    for c in report["checks"]
+                ],
+            )
             for device_id, (generated, report) in newest.items()
             if device_id not in known or known[device_id] < generated
         ]
         result.unchanged += len(newest) - len(newer)
-        bulk_write(newer, unique_field="azure_ad_device_id", update_fields=["generated_at", "checks", "received_at"])
+        bulk_write(
+            newer, unique_field="azure_ad_device_id", update_fields=["generated_at", "checks", "received_at"]
+        )
         result.stored += len(newer)
     return result

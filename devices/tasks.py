@@ -22,5 +22,7 @@ def discover(trigger: str = DiscoveryRun.Trigger.SCHEDULE, run_id: int | None = 
         run = DiscoveryRun.objects.create(trigger=trigger)
     run_discovery(run)
     if run.trigger == DiscoveryRun.Trigger.SCHEDULE:  # the button and the API record their own request
-        record_event(None, AuditEvent.Action.DISCOVERY, target=f"run #{run.pk}", result=run.status, trigger=run.trigger)
+        record_event(
+            None, AuditEvent.Action.DISCOVERY, target=f"run #{run.pk}", result=run.status, trigger=run.trigger
+        )
     return run.pk

@@ -33,7 +33,9 @@ def pytest_collection_modifyitems(config, items):
     if services_configured():
         return
     if os.environ.get("AUTOPATCH_REQUIRE_SERVICES"):
-        raise pytest.UsageError("AUTOPATCH_REQUIRE_SERVICES is set but DATABASE_URL (PostgreSQL) or REDIS_URL is not")
+        raise pytest.UsageError(
+            "AUTOPATCH_REQUIRE_SERVICES is set but DATABASE_URL (PostgreSQL) or REDIS_URL is not"
+        )
     skip = pytest.mark.skip(reason="needs DATABASE_URL on PostgreSQL and REDIS_URL")
     for item in items:
         if "services" in item.keywords:
@@ -43,8 +45,10 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def plain_static_storage(settings):
     """Templates use {% static %}: serve the source files as they are, with no collectstatic manifest needed."""
-    settings.STORAGES = {**settings.STORAGES,
-                         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # fmt: skip
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -128,13 +132,37 @@ def celery_worker_process(transactional_db, settings):
     started: list[subprocess.Popen] = []
 
     def start(extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-        env = {**os.environ, "DATABASE_URL": test_database_url(), "AUTOPATCH_VAR_DIR": str(django_settings.VAR_DIR),
-               "AUTOPATCH_TENANT_FILE": settings.AUTOPATCH_TENANT_FILE or "", **(extra_env or {})}  # fmt: skip
+        env = {
+            **os.environ,
+            "DATABASE_URL": test_database_url(),
+            "AUTOPATCH_VAR_DIR": str(django_settings.VAR_DIR),
+            "AUTOPATCH_TENANT_FILE": settings.AUTOPATCH_TENANT_FILE or "",
+            **(extra_env or {}),
+        }
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "autopatch_portal", "worker", "--pool", "solo", "--loglevel",
-             "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"test-{os.getpid()}@%h"],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "autopatch_portal",
+                "worker",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"test-{os.getpid()}@%h",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         started.append(process)
         return process
 

@@ -19,19 +19,26 @@ class PortalClient(Client):
     def csrf_token(self) -> str:
         if "csrftoken" not in self.cookies:
             self.get("/accounts/login/")
-        if "csrftoken" not in self.cookies:  # no page has offered a form yet: a browser would hold a fresh secret
+        if (
+            "csrftoken" not in self.cookies
+        ):  # no page has offered a form yet: a browser would hold a fresh secret
             self.cookies["csrftoken"] = get_random_string(32)
         return self.cookies["csrftoken"].value
 
     def sign_in(self, username: str, password: str = PASSWORD, **extra):
         page = self.get("/accounts/login/")
         token = TOKEN_FIELD.search(page.content.decode()).group(1)
-        return self.post("/accounts/login/", {"username": username, "password": password,
-                                              "csrfmiddlewaretoken": token}, **extra)  # fmt: skip
+        return self.post(
+            "/accounts/login/",
+            {"username": username, "password": password, "csrfmiddlewaretoken": token},
+            **extra,
+        )
 
     def htmx_post(self, path: str, data: dict | None = None, **extra):
         """A POST as the blade's htmx sends it: the token in the X-CSRFToken header, HX-Request set."""
-        return self.post(path, data or {}, headers={"X-CSRFToken": self.csrf_token(), "HX-Request": "true"}, **extra)
+        return self.post(
+            path, data or {}, headers={"X-CSRFToken": self.csrf_token(), "HX-Request": "true"}, **extra
+        )
 
     def form_post(self, path: str, data: dict | None = None, **extra):
         return self.post(path, {**(data or {}), "csrfmiddlewaretoken": self.csrf_token()}, **extra)

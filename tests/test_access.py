@@ -14,8 +14,16 @@ from .portal_client import PortalClient, signed_in
 pytestmark = pytest.mark.django_db
 
 # Pages anyone may open: signing in and out, the no-access page itself, and what only redirects to another page.
-PUBLIC = {"", "devices/", "accounts/login/", "accounts/logout/", "accounts/no-access/", "accounts/entra/start/",
-          "accounts/entra/callback/", "accounts/entra/simulated-sign-in/"}  # fmt: skip
+PUBLIC = {
+    "",
+    "devices/",
+    "accounts/login/",
+    "accounts/logout/",
+    "accounts/no-access/",
+    "accounts/entra/start/",
+    "accounts/entra/callback/",
+    "accounts/entra/simulated-sign-in/",
+}
 SAMPLES = {"tab": "ready", "action": "exclude", "pk": "1"}  # a value for each path parameter
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -36,7 +44,9 @@ PROTECTED = sorted(path for path in routes() if path not in PUBLIC)
 
 
 def test_the_walk_sees_the_portals_pages():
-    assert {"devices/ready/", "devices/discover/", "accounts/audit/", "devices/ready/export.csv"} <= set(PROTECTED)
+    assert {"devices/ready/", "devices/discover/", "accounts/audit/", "devices/ready/export.csv"} <= set(
+        PROTECTED
+    )
 
 
 def call(client: PortalClient, method: str, path: str):

@@ -24,13 +24,20 @@ def test_the_confirmation_names_the_selected_devices(alice, blade_tenant):
     response = signed_in(alice).get("/devices/actions/exclude/", {"ids": pks("ALPHA-01", "CHARLIE-05")})
     html = response.content.decode()
     assert response.status_code == 200
-    assert "Exclude device" in html and "2 devices selected" in html and "ALPHA-01" in html and "CHARLIE-05" in html
+    assert (
+        "Exclude device" in html
+        and "2 devices selected" in html
+        and "ALPHA-01" in html
+        and "CHARLIE-05" in html
+    )
     assert Device.objects.filter(excluded=True).count() == 0  # asking changes nothing
 
 
 def test_assign_ring_moves_active_devices_and_refuses_the_others(alice, blade_tenant):
     client = signed_in(alice)
-    response = client.post("/devices/actions/assign_ring/", {"ids": pks("ALPHA-01", "CHARLIE-05"), "ring": "test"})
+    response = client.post(
+        "/devices/actions/assign_ring/", {"ids": pks("ALPHA-01", "CHARLIE-05"), "ring": "test"}
+    )
     html = response.content.decode()
     assert "Assign ring: 1 of 2 done" in html
     assert "to Test" in html and "only registered, Active devices" in html
@@ -56,7 +63,9 @@ def test_a_ring_assigned_by_an_admin_survives_discovery(alice, blade_tenant):
 
 def test_exclude_moves_devices_to_not_registered_and_discovery_keeps_them_there(alice, blade_tenant):
     client = signed_in(alice)
-    html = client.post("/devices/actions/exclude/", {"ids": pks("ALPHA-03", "CHARLIE-05", "DELTA-06")}).content.decode()
+    html = client.post(
+        "/devices/actions/exclude/", {"ids": pks("ALPHA-03", "CHARLIE-05", "DELTA-06")}
+    ).content.decode()
     assert "Exclude device: 2 of 3 done" in html and "it is not registered" in html
     discover_now()
     excluded = client.get("/devices/not-registered/?status=excluded").content.decode()
@@ -84,8 +93,13 @@ def test_a_reader_cannot_act_on_devices(bob, blade_tenant):
     client = signed_in(bob)
     assert client.get("/devices/actions/exclude/", {"ids": pks("ALPHA-01")}).status_code == 403
     assert client.post("/devices/actions/exclude/", {"ids": pks("ALPHA-01")}).status_code == 403
-    assert client.post("/devices/actions/assign_ring/", {"ids": pks("ALPHA-01"), "ring": "test"}).status_code == 403
-    assert not Device.objects.filter(excluded=True).exists() and not Device.objects.filter(ring="test").exists()
+    assert (
+        client.post("/devices/actions/assign_ring/", {"ids": pks("ALPHA-01"), "ring": "test"}).status_code
+        == 403
+    )
+    assert (
+        not Device.objects.filter(excluded=True).exists() and not Device.objects.filter(ring="test").exists()
+    )
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.DEVICE_ACTION).exists()
 
 
@@ -100,7 +114,10 @@ def test_unknown_or_malformed_device_ids_are_refused_and_nothing_changes(alice, 
 
 def test_an_unknown_ring_or_action_is_refused(alice, blade_tenant):
     client = signed_in(alice)
-    assert client.post("/devices/actions/assign_ring/", {"ids": pks("ALPHA-01"), "ring": "gold"}).status_code == 400
+    assert (
+        client.post("/devices/actions/assign_ring/", {"ids": pks("ALPHA-01"), "ring": "gold"}).status_code
+        == 400
+    )
     assert client.post("/devices/actions/delete/", {"ids": pks("ALPHA-01")}).status_code == 404
     assert not Device.objects.filter(ring_assigned_by="admin").exists()
 
@@ -116,8 +133,12 @@ def test_restore_shows_the_run_it_started_and_follows_it(alice, blade_tenant):
 
 
 def test_a_thousand_devices_and_a_ring_can_be_posted(alice, blade_tenant):
-    ids = pks("ALPHA-01") * 1000  # the confirmation sends them as one field: within Django's 1,000-field limit
-    response = portal_signed_in(alice).htmx_post("/devices/actions/assign_ring/", {"ids": ",".join(map(str, ids)), "ring": "fast"})
+    ids = (
+        pks("ALPHA-01") * 1000
+    )  # the confirmation sends them as one field: within Django's 1,000-field limit
+    response = portal_signed_in(alice).htmx_post(
+        "/devices/actions/assign_ring/", {"ids": ",".join(map(str, ids)), "ring": "fast"}
+    )
     assert response.status_code == 200 and "Assign ring (Fast)" not in response.content.decode()
     assert Device.objects.get(device_name="ALPHA-01").ring == "fast"
 
@@ -125,8 +146,10 @@ def test_a_thousand_devices_and_a_ring_can_be_posted(alice, blade_tenant):
 def test_more_than_a_thousand_devices_get_the_portals_own_message(alice, blade_tenant):
     client, pk = portal_signed_in(alice), str(pks("ALPHA-01")[0])
     # The confirmation (GET, one field per ticked box) and the action (POST, one field with every ID).
-    for response in (client.get("/devices/actions/exclude/", {"ids": [pk] * 1001}, headers={"HX-Request": "true"}),
-                     client.htmx_post("/devices/actions/exclude/", {"ids": ",".join([pk] * 1001)})):
+    for response in (
+        client.get("/devices/actions/exclude/", {"ids": [pk] * 1001}, headers={"HX-Request": "true"}),
+        client.htmx_post("/devices/actions/exclude/", {"ids": ",".join([pk] * 1001)}),
+    ):
         assert response.status_code == 400
         assert "Select at most 1000 devices at a time." in response.content.decode()
     assert not Device.objects.filter(excluded=True).exists()
@@ -144,11 +167,14 @@ def test_the_ring_is_chosen_by_the_admin_never_preselected(alice, blade_tenant):
     assert not re.search(r'<option value="(test|first|fast|broad)"[^>]* selected', html)
 
 
-@pytest.mark.parametrize("tab, offered", [
-    ("ready", ["assign_ring", "exclude"]),
-    ("not-ready", ["exclude"]),
-    ("not-registered", ["restore"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "tab, offered",
+    [
+        ("ready", ["assign_ring", "exclude"]),
+        ("not-ready", ["exclude"]),
+        ("not-registered", ["restore"]),
+    ],
+)
 def test_each_tab_offers_only_the_actions_that_can_work_there(alice, blade_tenant, tab, offered):
     html = signed_in(alice).get(f"/devices/{tab}/").content.decode()
     assert re.findall(r'data-action="([a-z_]+)"', html) == offered
@@ -169,14 +195,22 @@ def test_an_action_can_take_every_device_the_filters_match_across_pages(alice, b
     ids = re.search(r'name="ids" value="([0-9,]+)"', confirm).group(1)
     client.htmx_post("/devices/actions/exclude/", {"ids": ids})
     assert sorted(Device.objects.filter(excluded=True).values_list("device_name", flat=True)) == [
-        "ALPHA-01", "ALPHA-02", "ALPHA-03"]
+        "ALPHA-01",
+        "ALPHA-02",
+        "ALPHA-03",
+    ]
 
 
 def test_more_matching_devices_than_an_action_takes_are_refused_and_the_limit_said(alice, blade_tenant):
-    Device.objects.bulk_create(Device(azure_ad_device_id=f"bulk-{n}", device_name=f"BULK-{n:04d}",
-                                      readiness_status="active") for n in range(1000))  # fmt: skip
+    Device.objects.bulk_create(
+        Device(azure_ad_device_id=f"bulk-{n}", device_name=f"BULK-{n:04d}", readiness_status="active")
+        for n in range(1000)
+    )
     client = portal_signed_in(alice)
-    assert "1004 devices match; an action takes at most 1000 at a time" in client.get("/devices/ready/").content.decode()
+    assert (
+        "1004 devices match; an action takes at most 1000 at a time"
+        in client.get("/devices/ready/").content.decode()
+    )
     response = client.get("/devices/actions/exclude/", {"matching": "tab=ready"})
     assert response.status_code == 400 and "More than 1000 devices match" in response.content.decode()
     forged = portal_signed_in(alice).get("/devices/actions/exclude/", {"matching": "tab=secret&q=ALPHA"})

@@ -15,8 +15,12 @@ pytestmark = pytest.mark.django_db
 def alice_in_entra(alice, builder, use_tenant):
     entra_user = builder.user("Alice Admin")
     tenant = use_tenant(builder)
-    EntraIdentity.objects.create(user=alice, tenant_id=tenant.tenant_id, object_id=entra_user["id"],
-                                 user_principal_name=entra_user["userPrincipalName"])  # fmt: skip
+    EntraIdentity.objects.create(
+        user=alice,
+        tenant_id=tenant.tenant_id,
+        object_id=entra_user["id"],
+        user_principal_name=entra_user["userPrincipalName"],
+    )
     return tenant, entra_user
 
 
@@ -27,7 +31,10 @@ def test_an_administrator_becomes_owner_through_graph(alice_in_entra, alice):
     response = client.form_post("/accounts/registration-group-owner/become/")
     assert response.status_code == 302
     assert entra_user["id"] in tenant.group_owners[tenant.registration_group_id]
-    assert "You are an owner of Windows Autopatch Device Registration." in client.get(response["Location"]).content.decode()
+    assert (
+        "You are an owner of Windows Autopatch Device Registration."
+        in client.get(response["Location"]).content.decode()
+    )
     event = AuditEvent.objects.get(action="group_owner")
     assert (event.actor, event.result) == ("alice", "became owner")
 
@@ -36,8 +43,10 @@ def test_asking_twice_says_so(alice_in_entra, alice):
     client = signed_in(alice)
     client.form_post("/accounts/registration-group-owner/become/")
     client.form_post("/accounts/registration-group-owner/become/")
-    assert [e.result for e in AuditEvent.objects.filter(action="group_owner").order_by("id")] == ["became owner",
-                                                                                                   "already an owner"]
+    assert [e.result for e in AuditEvent.objects.filter(action="group_owner").order_by("id")] == [
+        "became owner",
+        "already an owner",
+    ]
 
 
 def test_a_local_account_is_told_why_it_cannot(alice, builder, use_tenant):

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def events(db):
     record_event("dana", AuditEvent.Action.EXPORT, target="ready", result="12 rows")
-    record_event("erin", AuditEvent.Action.DEVICE_ACTION, target="0b6f-1", result="Exclude device: 1 of 1 done")
+    record_event(
+        "erin", AuditEvent.Action.DEVICE_ACTION, target="0b6f-1", result="Exclude device: 1 of 1 done"
+    )
     record_event(None, AuditEvent.Action.DISCOVERY, target="run #7", result="succeeded")
 
 
@@ -32,18 +34,35 @@ def test_an_administrator_sees_every_event_newest_first(alice, events):
 
 
 def test_it_filters_by_who_and_what(alice, events):
-    html = signed_in(alice).get("/accounts/audit/", {"actor": "erin", "action": "device_action"}).content.decode()
+    html = (
+        signed_in(alice)
+        .get("/accounts/audit/", {"actor": "erin", "action": "device_action"})
+        .content.decode()
+    )
     assert "0b6f-1" in html and "12 rows" not in html and "run #7" not in html
 
 
 def test_it_filters_by_date(alice, events):
-    html = signed_in(alice).get("/accounts/audit/", {"since": "2001-01-01", "until": "2001-01-02"}).content.decode()
+    html = (
+        signed_in(alice)
+        .get("/accounts/audit/", {"since": "2001-01-01", "until": "2001-01-02"})
+        .content.decode()
+    )
     assert "No event matches these filters." in html
 
 
-@pytest.mark.parametrize("params", [{"action": "drop_table"}, {"since": "yesterday"}, {"page": "999"},
-                                    {"since": "2030-01-02", "until": "2030-01-01"}, {"page": "²"},
-                                    {"page": "9" * 5000}, {"actor": "a\x00b"}])  # fmt: skip
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"action": "drop_table"},
+        {"since": "yesterday"},
+        {"page": "999"},
+        {"since": "2030-01-02", "until": "2030-01-01"},
+        {"page": "²"},
+        {"page": "9" * 5000},
+        {"actor": "a\x00b"},
+    ],
+)
 def test_bad_filters_get_a_clear_400(alice, events, params):
     response = signed_in(alice).get("/accounts/audit/", params)
     assert response.status_code == 400 and "Request refused" in response.content.decode()
@@ -60,7 +79,9 @@ def test_it_exports_the_filtered_events_as_csv_and_records_the_export(alice, eve
 
 
 def test_the_export_keeps_spreadsheet_formulas_as_text(alice):
-    record_event("=HYPERLINK(\"http://evil\")", AuditEvent.Action.SIGN_IN_FAILED, result="wrong name or password")
+    record_event(
+        '=HYPERLINK("http://evil")', AuditEvent.Action.SIGN_IN_FAILED, result="wrong name or password"
+    )
     text = b"".join(signed_in(alice).get("/accounts/audit/export.csv").streaming_content).decode()
     assert "'=HYPERLINK" in text
 
@@ -123,9 +144,17 @@ def test_the_last_day_there_is_is_a_valid_end(alice, events):
 
 
 def test_the_export_writes_details_as_json(alice):
-    record_event("erin", AuditEvent.Action.DEVICE_ACTION, target="PC-1", result="Assign ring (Fast): 1 of 1 done",
-                 ring="fast", outcomes=[{"device": "PC-1", "done": True}])  # fmt: skip
-    text = b"".join(signed_in(alice).get("/accounts/audit/export.csv", {"actor": "erin"}).streaming_content).decode()
+    record_event(
+        "erin",
+        AuditEvent.Action.DEVICE_ACTION,
+        target="PC-1",
+        result="Assign ring (Fast): 1 of 1 done",
+        ring="fast",
+        outcomes=[{"device": "PC-1", "done": True}],
+    )
+    text = b"".join(
+        signed_in(alice).get("/accounts/audit/export.csv", {"actor": "erin"}).streaming_content
+    ).decode()
     details = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))[1][6]
     assert json.loads(details) == {"ring": "fast", "outcomes": [{"device": "PC-1", "done": True}]}
 

@@ -17,20 +17,34 @@ def headers(html: str) -> list[str]:
 
 def test_the_default_columns_come_first(alice, blade_tenant):
     html = signed_in(alice).get("/devices/ready/").content.decode()
-    assert headers(html) == ["device_name", "serial_number", "ring", "readiness_status", "failed_checks",
-                             "last_intune_checkin"]  # fmt: skip
+    assert headers(html) == [
+        "device_name",
+        "serial_number",
+        "ring",
+        "readiness_status",
+        "failed_checks",
+        "last_intune_checkin",
+    ]
 
 
 def test_a_users_choice_and_order_is_saved_for_that_tab_only(alice, bob, blade_tenant):
     client = signed_in(alice)
     response = client.post("/devices/not-ready/columns/", {"columns": ["model", "device_name", "os_version"]})
     assert response.status_code == 302
-    assert headers(client.get("/devices/not-ready/").content.decode()) == ["model", "device_name", "os_version"]
+    assert headers(client.get("/devices/not-ready/").content.decode()) == [
+        "model",
+        "device_name",
+        "os_version",
+    ]
     assert headers(client.get("/devices/ready/").content.decode())[0] == "device_name"
     assert headers(signed_in(bob).get("/devices/not-ready/").content.decode())[0] == "device_name"
     event = AuditEvent.objects.get(action=AuditEvent.Action.COLUMNS)
     # The log names the tab and the columns as the admin saw them, not their internal keys.
-    assert (event.actor, event.target, event.result) == ("alice", "Not ready", "Model, Device name, OS version")
+    assert (event.actor, event.target, event.result) == (
+        "alice",
+        "Not ready",
+        "Model, Device name, OS version",
+    )
     assert event.source_ip == "127.0.0.1"
 
 
@@ -90,5 +104,7 @@ def test_with_another_column_first_the_device_name_still_opens_the_details(alice
     device = Device.objects.get(device_name="DELTA-06")
     assert device.ring == ""
     assert device.azure_ad_device_id not in html  # never shown in place of an empty ring
-    assert re.search(r'<td data-column="ring"></td>\s*<td data-column="device_name"><a class="device-link"[^>]*>DELTA-06</a>',
-                     html)  # fmt: skip
+    assert re.search(
+        r'<td data-column="ring"></td>\s*<td data-column="device_name"><a class="device-link"[^>]*>DELTA-06</a>',
+        html,
+    )

@@ -46,12 +46,18 @@ def test_a_run_whose_worker_died_is_not_polled_and_does_not_block_a_new_one(alic
 
     from devices.models import DiscoveryLease
 
-    dead = DiscoveryRun.objects.create(trigger="schedule", status=DiscoveryRun.Status.RUNNING,
-                                       started_at=timezone.now() - timedelta(minutes=20))  # fmt: skip
-    DiscoveryLease.objects.update_or_create(name="discovery", defaults={
-        "holder": dead, "expires_at": timezone.now() - timedelta(minutes=5)})  # fmt: skip
+    dead = DiscoveryRun.objects.create(
+        trigger="schedule",
+        status=DiscoveryRun.Status.RUNNING,
+        started_at=timezone.now() - timedelta(minutes=20),
+    )
+    DiscoveryLease.objects.update_or_create(
+        name="discovery", defaults={"holder": dead, "expires_at": timezone.now() - timedelta(minutes=5)}
+    )
     client = signed_in(alice)
-    assert "every 1s" not in client.get(f"/devices/discover/{dead.pk}/", HTTP_HX_REQUEST="true").content.decode()
+    assert (
+        "every 1s" not in client.get(f"/devices/discover/{dead.pk}/", HTTP_HX_REQUEST="true").content.decode()
+    )
     assert "A discovery run is under way" not in client.get("/devices/ready/").content.decode()
     html = client.post("/devices/discover/", HTTP_HX_REQUEST="true").content.decode()
     assert "started." in html and "already under way" not in html

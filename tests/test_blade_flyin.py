@@ -38,8 +38,9 @@ def test_each_device_link_pushes_the_blade_url_with_the_device(alice, blade_tena
     assert f'hx-push-url="{url}"' in html
 
 
-@pytest.mark.parametrize("name, offered", [("ALPHA-01", ["assign_ring", "exclude"]), ("CHARLIE-05", ["exclude"]),
-                                           ("DELTA-06", [])])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, offered", [("ALPHA-01", ["assign_ring", "exclude"]), ("CHARLIE-05", ["exclude"]), ("DELTA-06", [])]
+)
 def test_the_fly_in_offers_the_actions_that_can_work_on_the_device(alice, blade_tenant, name, offered):
     pk = Device.objects.get(device_name=name).pk
     html = signed_in(alice).get(f"/devices/device/{pk}/", HTTP_HX_REQUEST="true").content.decode()
@@ -50,14 +51,24 @@ def test_the_fly_in_offers_the_actions_that_can_work_on_the_device(alice, blade_
 
 def test_a_reader_gets_no_actions_in_the_fly_in(bob, blade_tenant):
     pk = Device.objects.get(device_name="ALPHA-01").pk
-    assert "data-flyin-action" not in signed_in(bob).get(f"/devices/device/{pk}/", HTTP_HX_REQUEST="true").content.decode()
+    assert (
+        "data-flyin-action"
+        not in signed_in(bob).get(f"/devices/device/{pk}/", HTTP_HX_REQUEST="true").content.decode()
+    )
 
 
 def test_signed_in_pages_and_exports_are_never_cached(alice, blade_tenant):
     client = signed_in(alice)
     pk = Device.objects.get(device_name="ALPHA-01").pk
-    for path in ("/devices/ready/", f"/devices/device/{pk}/", "/devices/ready/columns/", "/devices/ready/export.csv",
-                 f"/devices/actions/exclude/?ids={pk}", "/accounts/audit/", "/accounts/audit/export.csv"):  # fmt: skip
+    for path in (
+        "/devices/ready/",
+        f"/devices/device/{pk}/",
+        "/devices/ready/columns/",
+        "/devices/ready/export.csv",
+        f"/devices/actions/exclude/?ids={pk}",
+        "/accounts/audit/",
+        "/accounts/audit/export.csv",
+    ):
         response = client.get(path)
         assert response.status_code == 200, path
         assert "no-store" in response["Cache-Control"], path
@@ -69,13 +80,23 @@ def test_signed_in_pages_and_exports_are_never_cached(alice, blade_tenant):
 def test_a_refused_request_logs_one_line_without_a_traceback(bob, blade_tenant, caplog):
     with caplog.at_level("INFO"):
         response = signed_in(bob).get("/devices/actions/exclude/", {"ids": "1"})
-    assert response.status_code == 403 and "Your role does not allow: device actions." in response.content.decode()
+    assert (
+        response.status_code == 403
+        and "Your role does not allow: device actions." in response.content.decode()
+    )
     logged = [r for r in caplog.records if r.name == "django.request"]
-    assert [(r.levelname, r.getMessage()) for r in logged] == [("WARNING", "Forbidden: /devices/actions/exclude/")]
+    assert [(r.levelname, r.getMessage()) for r in logged] == [
+        ("WARNING", "Forbidden: /devices/actions/exclude/")
+    ]
     assert all(r.exc_info is None for r in caplog.records)
 
 
 def test_every_page_names_its_icon(alice, blade_tenant):
-    for html in (signed_in(alice).get("/devices/ready/").content.decode(), Client().get("/accounts/login/").content.decode()):
+    for html in (
+        signed_in(alice).get("/devices/ready/").content.decode(),
+        Client().get("/accounts/login/").content.decode(),
+    ):
         assert '<link rel="icon" href="/static/portal/favicon.svg" type="image/svg+xml">' in html
-    assert (Path(__file__).resolve().parent.parent / "static/portal/favicon.svg").read_text().startswith("<svg")
+    assert (
+        (Path(__file__).resolve().parent.parent / "static/portal/favicon.svg").read_text().startswith("<svg")
+    )

@@ -26,13 +26,15 @@ def names_in(html: str) -> list[str]:
     return re.findall(r'class="device-link"[^>]*>([^<]+)</a>', html)
 
 
-@pytest.mark.parametrize("tab, shown", [("ready", READY), ("not-ready", NOT_READY), ("not-registered", NOT_REGISTERED)])
+@pytest.mark.parametrize(
+    "tab, shown", [("ready", READY), ("not-ready", NOT_READY), ("not-registered", NOT_REGISTERED)]
+)
 def test_each_tab_lists_its_devices_and_every_count(alice, blade_tenant, tab, shown):
     html = signed_in(alice).get(f"/devices/{tab}/").content.decode()
     assert sorted(names_in(html)) == sorted(shown)
-    assert "Ready <span class=\"count\">(4)</span>" in html
-    assert "Not ready <span class=\"count\">(1)</span>" in html
-    assert "Not registered <span class=\"count\">(2)</span>" in html
+    assert 'Ready <span class="count">(4)</span>' in html
+    assert 'Not ready <span class="count">(1)</span>' in html
+    assert 'Not registered <span class="count">(2)</span>' in html
 
 
 def test_an_administrator_gets_every_command(alice, blade_tenant):
@@ -52,8 +54,13 @@ def test_a_reader_sees_the_devices_without_discover_or_device_actions(bob, blade
 
 def test_a_user_without_a_role_is_refused_and_a_visitor_is_sent_to_sign_in(charlie, blade_tenant):
     device = Device.objects.first()
-    for url in ("/devices/ready/", f"/devices/device/{device.pk}/", "/devices/ready/export.csv", "/devices/ready/columns/",
-                "/devices/registration-group/"):
+    for url in (
+        "/devices/ready/",
+        f"/devices/device/{device.pk}/",
+        "/devices/ready/export.csv",
+        "/devices/ready/columns/",
+        "/devices/registration-group/",
+    ):
         assert signed_in(charlie).get(url).status_code == 403
         response = Client().get(url)
         assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
@@ -92,15 +99,20 @@ def test_filters_narrow_the_tab(alice, blade_tenant):
     html = client.get("/devices/not-registered/?failed_check=Windows+edition").content.decode()
     assert names_in(html) == ["DELTA-06"]
     ring = Device.objects.get(device_name="ALPHA-01").ring
-    expected = sorted(Device.objects.filter(ring=ring, readiness_status="active").values_list("device_name", flat=True))
+    expected = sorted(
+        Device.objects.filter(ring=ring, readiness_status="active").values_list("device_name", flat=True)
+    )
     assert sorted(names_in(client.get(f"/devices/ready/?ring={ring}").content.decode())) == expected
     assert names_in(client.get("/devices/not-registered/?status=excluded").content.decode()) == []
 
 
 def test_sorting_by_a_column_orders_the_rows_on_the_server(alice, blade_tenant):
     client = signed_in(alice)
-    by_serial = list(Device.objects.filter(readiness_status="active").order_by("-serial_number")
-                     .values_list("device_name", flat=True))  # fmt: skip
+    by_serial = list(
+        Device.objects.filter(readiness_status="active")
+        .order_by("-serial_number")
+        .values_list("device_name", flat=True)
+    )
     assert names_in(client.get("/devices/ready/?sort=-serial_number").content.decode()) == by_serial
     assert names_in(client.get("/devices/ready/?sort=device_name").content.decode()) == sorted(READY)
 
@@ -113,15 +125,18 @@ def test_paging_shows_the_chosen_number_of_rows(alice, blade_tenant):
     assert "1–3 of 4" in first and 'rel="next"' in first and "4–4 of 4" in second
 
 
-@pytest.mark.parametrize("query, message", [
-    ("per_page=10000", "per_page must be between 1 and 250"),
-    ("per_page=abc", "whole numbers"),
-    ("sort=password", "cannot sort by"),
-    ("sort=-checks", "cannot sort by"),
-    ("status=active", "not one of the choices"),  # not a status of this tab
-    ("ring=platinum", "not one of the choices"),
-    ("management=sccm", "not one of the choices"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("per_page=10000", "per_page must be between 1 and 250"),
+        ("per_page=abc", "whole numbers"),
+        ("sort=password", "cannot sort by"),
+        ("sort=-checks", "cannot sort by"),
+        ("status=active", "not one of the choices"),  # not a status of this tab
+        ("ring=platinum", "not one of the choices"),
+        ("management=sccm", "not one of the choices"),
+    ],
+)
 def test_bad_parameters_get_a_clear_400(alice, blade_tenant, query, message):
     response = signed_in(alice).get(f"/devices/not-ready/?{query}")
     assert response.status_code == 400
@@ -149,11 +164,17 @@ def test_once_devices_exist_the_link_sits_at_the_top_of_ready_and_not_registered
 
 def test_a_real_tenant_links_to_the_group_in_the_entra_admin_center(alice, blade_tenant, settings):
     settings.AUTOPATCH_TENANT_FILE = ""
-    settings.AUTOPATCH_TENANT_ID, settings.AUTOPATCH_CLIENT_ID, settings.AUTOPATCH_CLIENT_SECRET = "t", "c", "s"
+    settings.AUTOPATCH_TENANT_ID, settings.AUTOPATCH_CLIENT_ID, settings.AUTOPATCH_CLIENT_SECRET = (
+        "t",
+        "c",
+        "s",
+    )
     settings.AUTOPATCH_REGISTRATION_GROUP_ID = "0f1e2d3c-0000-4000-8000-000000000001"
     html = signed_in(alice).get("/devices/ready/").content.decode()
-    assert ("https://entra.microsoft.com/#view/Microsoft_AAD_IAM/GroupDetailsMenuBlade/~/Members/groupId/"
-            "0f1e2d3c-0000-4000-8000-000000000001") in html  # fmt: skip
+    assert (
+        "https://entra.microsoft.com/#view/Microsoft_AAD_IAM/GroupDetailsMenuBlade/~/Members/groupId/"
+        "0f1e2d3c-0000-4000-8000-000000000001"
+    ) in html
 
 
 def test_the_simulated_group_page_lists_members_and_nested_groups(alice, builder, use_tenant):
@@ -178,7 +199,9 @@ def test_the_last_discovery_line_says_when_how_and_with_what_outcome(alice, blad
     assert re.search(r"Last discovery: \d{4}-\d\d-\d\d \d\d:\d\d UTC, command line: .*Succeeded", html)
 
 
-def test_a_page_takes_the_same_few_queries_whatever_its_size(alice, blade_tenant, django_assert_max_num_queries):
+def test_a_page_takes_the_same_few_queries_whatever_its_size(
+    alice, blade_tenant, django_assert_max_num_queries
+):
     client = signed_in(alice)
     client.get("/devices/ready/")
     with django_assert_max_num_queries(15):
@@ -196,7 +219,11 @@ def test_a_page_past_the_end_shows_the_last_page(alice, blade_tenant):
 def test_search_finds_a_device_by_the_start_of_its_serial_number_or_device_id(alice, blade_tenant):
     device = Device.objects.get(device_name="BRAVO-04")
     client = signed_in(alice)
-    for query in (device.serial_number[:-1], device.serial_number[:-1].lower(), device.azure_ad_device_id[:8]):
+    for query in (
+        device.serial_number[:-1],
+        device.serial_number[:-1].lower(),
+        device.azure_ad_device_id[:8],
+    ):
         assert names_in(client.get("/devices/ready/", {"q": query}).content.decode()) == ["BRAVO-04"]
     assert names_in(client.get("/devices/ready/", {"q": device.serial_number[1:]}).content.decode()) == []
 
@@ -207,9 +234,17 @@ def test_rings_sort_in_deployment_order_not_alphabetically(alice, blade_tenant):
         Device.objects.filter(device_name=name).update(ring=ring)
     client = signed_in(alice)
     assert names_in(client.get("/devices/ready/?sort=ring").content.decode()) == [
-        "ALPHA-02", "BRAVO-04", "ALPHA-03", "ALPHA-01"]  # Test, First, Fast, Broad
+        "ALPHA-02",
+        "BRAVO-04",
+        "ALPHA-03",
+        "ALPHA-01",
+    ]  # Test, First, Fast, Broad
     assert names_in(client.get("/devices/ready/?sort=-ring").content.decode()) == [
-        "ALPHA-01", "ALPHA-03", "BRAVO-04", "ALPHA-02"]
+        "ALPHA-01",
+        "ALPHA-03",
+        "BRAVO-04",
+        "ALPHA-02",
+    ]
 
 
 def test_a_nul_in_the_search_gets_a_clear_400(alice, blade_tenant):
@@ -219,19 +254,25 @@ def test_a_nul_in_the_search_gets_a_clear_400(alice, blade_tenant):
         assert response.status_code == 400 and "NUL" in response.content.decode()
 
 
-@pytest.mark.parametrize("path, headers", [
-    ("/devices/ready/?per_page=250", {}),
-    ("/devices/not-registered/?per_page=250&sort=-last_discovered_at", {}),
-    ("/devices/not-ready/?per_page=250&sort=ring&q=E", {}),
-    ("/devices/ready/?per_page=250&q=A", {"HX-Target": "results"}),
-    ("/devices/ready/?per_page=250&device={pk}", {}),
-    ("/devices/device/{pk}/", {}),
-    ("/accounts/audit/", {}),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "path, headers",
+    [
+        ("/devices/ready/?per_page=250", {}),
+        ("/devices/not-registered/?per_page=250&sort=-last_discovered_at", {}),
+        ("/devices/not-ready/?per_page=250&sort=ring&q=E", {}),
+        ("/devices/ready/?per_page=250&q=A", {"HX-Target": "results"}),
+        ("/devices/ready/?per_page=250&device={pk}", {}),
+        ("/devices/device/{pk}/", {}),
+        ("/accounts/audit/", {}),
+    ],
+)
 def test_no_page_grows_a_query_per_row(alice, blade_tenant, django_assert_max_num_queries, path, headers):
     """Each page takes the same few queries with 7 devices as with 1,007 (a query per row would show)."""
-    Device.objects.bulk_create(Device(azure_ad_device_id=f"bulk-{n}", device_name=f"BULK-{n:04d}", readiness_status=s)
-                               for n in range(1000) for s in ["active", "inactive", "excluded"][n % 3:n % 3 + 1])  # fmt: skip
+    Device.objects.bulk_create(
+        Device(azure_ad_device_id=f"bulk-{n}", device_name=f"BULK-{n:04d}", readiness_status=s)
+        for n in range(1000)
+        for s in ["active", "inactive", "excluded"][n % 3 : n % 3 + 1]
+    )
     client = signed_in(alice)
     pk = Device.objects.get(device_name="ALPHA-01").pk
     url = path.format(pk=pk)
@@ -243,9 +284,19 @@ def test_no_page_grows_a_query_per_row(alice, blade_tenant, django_assert_max_nu
 
 @pytest.mark.parametrize("sort", ["device_name", "-serial_number", "ring", "-last_discovered_at"])
 def test_every_page_shows_its_own_rows_also_past_the_middle(alice, blade_tenant, sort):
-    Device.objects.bulk_create(Device(azure_ad_device_id=f"bulk-{n}", device_name=f"BULK-{n:03d}", readiness_status="active",
-                                      ring=["test", "fast", ""][n % 3]) for n in range(11))  # fmt: skip
+    Device.objects.bulk_create(
+        Device(
+            azure_ad_device_id=f"bulk-{n}",
+            device_name=f"BULK-{n:03d}",
+            readiness_status="active",
+            ring=["test", "fast", ""][n % 3],
+        )
+        for n in range(11)
+    )
     client = signed_in(alice)
     whole = names_in(client.get(f"/devices/ready/?sort={sort}&per_page=250").content.decode())
-    pages = [names_in(client.get(f"/devices/ready/?sort={sort}&per_page=4&page={n}").content.decode()) for n in (1, 2, 3, 4)]
+    pages = [
+        names_in(client.get(f"/devices/ready/?sort={sort}&per_page=4&page={n}").content.decode())
+        for n in (1, 2, 3, 4)
+    ]
     assert [name for page in pages for name in page] == whole and len(whole) == 15

@@ -43,7 +43,9 @@ def test_discover_fails_loudly_when_the_tenant_cannot_be_read(builder, use_tenan
 
 
 def rows(out: str) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(out.removeprefix("\ufeff"))))  # exports start with a byte order mark
+    return list(
+        csv.DictReader(io.StringIO(out.removeprefix("\ufeff")))
+    )  # exports start with a byte order mark
 
 
 def test_export_devices_writes_the_tab_as_csv(builder, use_tenant):

@@ -36,7 +36,9 @@ def pins(name: str) -> dict[str, str]:
 
 
 def test_the_compose_file_follows_the_compose_specification(compose):
-    schema = json.loads((resources.files("check_jsonschema") / "builtin_schemas/vendor/compose-spec.json").read_text())
+    schema = json.loads(
+        (resources.files("check_jsonschema") / "builtin_schemas/vendor/compose-spec.json").read_text()
+    )
     jsonschema.validate(compose, schema)
 
 
@@ -53,7 +55,9 @@ def test_migrations_run_once_before_web_worker_and_beat(compose):
     assert services["migrate"]["command"] == ["python", "manage.py", "migrate", "--noinput"]
     assert services["migrate"]["restart"] == "no"
     for name in ("web", "worker", "beat"):
-        assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
+        assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, (
+            name
+        )
         assert "migrate" not in " ".join(services[name]["command"]), name
 
 
@@ -76,7 +80,9 @@ def test_the_portal_runs_behind_the_proxy_with_the_proxys_host_name(compose):
 
 
 def test_the_dockerfile_runs_as_a_user_who_may_write_var_and_installs_no_test_tool():
-    dockerfile = "\n".join(line for line in (REPO / "Dockerfile").read_text().splitlines() if not line.startswith("#"))
+    dockerfile = "\n".join(
+        line for line in (REPO / "Dockerfile").read_text().splitlines() if not line.startswith("#")
+    )
     users = re.findall(r"^USER\s+(\S+)", dockerfile, re.MULTILINE)
     assert users and users[-1] not in ("root", "0")
     assert re.search(rf"chown {users[-1]}:{users[-1]} var\b", dockerfile)
@@ -99,22 +105,35 @@ def test_production_requirements_hold_no_test_tool_and_development_adds_them_on_
 
 @pytest.mark.skipif(shutil.which("caddy") is None, reason="caddy is not installed (make tools installs it)")
 def test_the_caddyfile_is_valid_and_proxies_localhost_to_the_web_service():
-    adapted = subprocess.run(["caddy", "adapt", "--config", "Caddyfile", "--validate"], cwd=REPO, capture_output=True,
-                             text=True, timeout=60)  # fmt: skip
+    adapted = subprocess.run(
+        ["caddy", "adapt", "--config", "Caddyfile", "--validate"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert adapted.returncode == 0, adapted.stderr
     config = json.dumps(json.loads(adapted.stdout))
     assert '"dial": "web:8000"' in config and '"localhost"' in config
 
 
 def start(extra: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "manage.py", "check"], cwd=REPO, env=production_env(**extra),
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=REPO,
+        env=production_env(**extra),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_a_tenant_domain_name_instead_of_its_id_stops_the_start_with_a_clear_error():
     result = start({"AUTOPATCH_TENANT_ID": "contoso.onmicrosoft.com"})
     assert result.returncode != 0
-    assert "AUTOPATCH_TENANT_ID must be a GUID" in result.stderr and "'contoso.onmicrosoft.com'" in result.stderr
+    assert (
+        "AUTOPATCH_TENANT_ID must be a GUID" in result.stderr and "'contoso.onmicrosoft.com'" in result.stderr
+    )
 
 
 def test_a_tenant_id_is_accepted_in_any_case():

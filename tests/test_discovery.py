@@ -58,13 +58,24 @@ def test_a_device_that_meets_every_prerequisite_is_registered_active_with_a_ring
         ({"os_version": "10.0.17134.1304"}, "Windows OS build and architecture", "10.0.17763"),
         ({"architecture": "arm64"}, "Windows OS build and architecture", "only x64"),
         ({"architecture": "x86"}, "Windows OS build and architecture", "only x64"),
-        ({"management_agent": "configurationManagerClientMdm", "workloads": {"officeApps": False}},
-         "Co-management workloads", "Office Click-to-Run apps"),
-        ({"management_agent": "configurationManagerClientMdm", "workloads": {"windowsUpdateForBusiness": False}},
-         "Co-management workloads", "Windows Update policies"),
+        (
+            {"management_agent": "configurationManagerClientMdm", "workloads": {"officeApps": False}},
+            "Co-management workloads",
+            "Office Click-to-Run apps",
+        ),
+        (
+            {
+                "management_agent": "configurationManagerClientMdm",
+                "workloads": {"windowsUpdateForBusiness": False},
+            },
+            "Co-management workloads",
+            "Windows Update policies",
+        ),
     ],
-)  # fmt: skip
-def test_each_prerequisite_check_fails_with_a_reason_and_remediation(builder, use_tenant, kwargs, check, reason):
+)
+def test_each_prerequisite_check_fails_with_a_reason_and_remediation(
+    builder, use_tenant, kwargs, check, reason
+):
     bad = builder.device(**kwargs)
     use_tenant(builder)
 
@@ -81,14 +92,18 @@ def test_each_prerequisite_check_fails_with_a_reason_and_remediation(builder, us
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"sku_number": 4}, {"sku_number": 48}, {"sku_number": 161}, {"sku_number": 49},
+        {"sku_number": 4},
+        {"sku_number": 48},
+        {"sku_number": 161},
+        {"sku_number": 49},
         {"sku_number": None, "sku_family": "Professional"},
-        {"os_version": "10.0.17763.1"}, {"os_version": "10.0.26100.3476"},
+        {"os_version": "10.0.17763.1"},
+        {"os_version": "10.0.26100.3476"},
         {"management_agent": "configurationManagerClientMdm", "trust_type": "ServerAd"},
         {"trust_type": "ServerAd"},
         {"last_sync_days": 27},
     ],
-)  # fmt: skip
+)
 def test_supported_editions_builds_joins_and_co_management_pass(builder, use_tenant, kwargs):
     good = builder.device(**kwargs)
     use_tenant(builder)
@@ -117,8 +132,12 @@ def test_every_failure_is_kept_not_only_the_first(builder, use_tenant):
 
     discover_now()
 
-    assert failed(bad) == ["Last Intune check-in", "Windows, corporate-owned device", "Windows edition",
-                           "Windows OS build and architecture"]  # fmt: skip
+    assert failed(bad) == [
+        "Last Intune check-in",
+        "Windows, corporate-owned device",
+        "Windows edition",
+        "Windows OS build and architecture",
+    ]
 
 
 def test_devices_sharing_a_serial_number_fail_unique_serial_number(builder, use_tenant):
@@ -194,7 +213,9 @@ def test_a_device_both_direct_and_nested_is_counted_once_as_direct(builder, use_
     assert run.counts["candidates"] == 1
 
 
-@pytest.mark.parametrize(("devices", "first_fast_broad"), [(20, (1, 3, 16)), (200, (10, 30, 160)), (300, (3, 27, 270))])
+@pytest.mark.parametrize(
+    ("devices", "first_fast_broad"), [(20, (1, 3, 16)), (200, (10, 30, 160)), (300, (3, 27, 270))]
+)
 def test_rings_follow_5_15_80_up_to_200_devices_then_1_9_90_and_test_is_never_automatic(
     builder, use_tenant, devices, first_fast_broad
 ):
@@ -235,7 +256,9 @@ def test_a_failed_readiness_report_makes_a_registered_device_readiness_failed(bu
     assert device(gpo).registered_at is not None
 
 
-def test_a_report_that_arrives_before_registration_counts_once_registered_in_the_same_run(builder, use_tenant):
+def test_a_report_that_arrives_before_registration_counts_once_registered_in_the_same_run(
+    builder, use_tenant
+):
     later = builder.device(member_of=None, report={"Internet connectivity": "No route."})
     use_tenant(builder)
     discover_now()
@@ -265,8 +288,9 @@ def test_inactive_wins_over_readiness_failed_and_the_history_keeps_each_change(b
     assert failed(laptop) == ["Last Intune check-in", "Internet connectivity"]
     history = list(DeviceStatusChange.objects.filter(device=device(laptop)).order_by("changed_at", "id"))
     assert [(h.from_status, h.to_status) for h in history] == [
-        ("", ReadinessStatus.READINESS_FAILED), (ReadinessStatus.READINESS_FAILED, ReadinessStatus.INACTIVE),
-    ]  # fmt: skip
+        ("", ReadinessStatus.READINESS_FAILED),
+        (ReadinessStatus.READINESS_FAILED, ReadinessStatus.INACTIVE),
+    ]
     assert "28 days" in history[1].cause
     assert history[1].run is not None
 
@@ -292,7 +316,9 @@ def test_an_unregistered_device_that_later_passes_is_registered(builder, use_ten
     use_tenant(builder)
     discover_now()
     assert device(late).readiness_status == ReadinessStatus.PREREQUISITES_FAILED
-    builder.managed_device_of(late).update(skuNumber=4, lastSyncDateTime=iso(builder.now))  # upgraded, then synced
+    builder.managed_device_of(late).update(
+        skuNumber=4, lastSyncDateTime=iso(builder.now)
+    )  # upgraded, then synced
     use_tenant(builder)
 
     run = discover_now()

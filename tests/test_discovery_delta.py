@@ -27,12 +27,17 @@ def tenant_of_three_groups(builder, use_tenant):
     hosts = builder.group("Autopatch - Host pool", parent=builder.registration_group)
     builder.group("Autopatch - Too deep", parent=finance)
     builder.user("Megan Bowen", member_of=builder.registration_group)
-    devices = {"direct": [builder.device(), builder.device()], "finance": builder.device(member_of=finance),
-               "hosts": builder.device(member_of=hosts)}  # fmt: skip
+    devices = {
+        "direct": [builder.device(), builder.device()],
+        "finance": builder.device(member_of=finance),
+        "hosts": builder.device(member_of=hosts),
+    }
     return devices, finance, hosts
 
 
-def test_the_first_run_reads_in_full_and_keeps_a_delta_link_per_collection(builder, use_tenant, tenant_of_three_groups):
+def test_the_first_run_reads_in_full_and_keeps_a_delta_link_per_collection(
+    builder, use_tenant, tenant_of_three_groups
+):
     devices, finance, hosts = tenant_of_three_groups
     use_tenant(builder)
 
@@ -43,7 +48,13 @@ def test_the_first_run_reads_in_full_and_keeps_a_delta_link_per_collection(build
     assert device(devices["finance"]).added_through == "Autopatch - Finance laptops"
     links = {link.name: link for link in DeltaLink.objects.all()}
     group_id = builder.registration_group["id"]
-    assert set(links) == {"devices", "managed", f"group:{group_id}", f"group:{finance['id']}", f"group:{hosts['id']}"}
+    assert set(links) == {
+        "devices",
+        "managed",
+        f"group:{group_id}",
+        f"group:{finance['id']}",
+        f"group:{hosts['id']}",
+    }
     assert "$deltatoken=" in links["devices"].link and "$deltatoken=" in links[f"group:{group_id}"].link
     assert links["managed"].full_read_at == links["managed"].read_at == run.started_at
     ignored = {item["name"]: item["type"] for item in run.ignored}
@@ -194,8 +205,12 @@ def test_a_delta_run_evaluates_only_the_devices_whose_inputs_may_have_changed(bu
     laptops = [builder.device(report=True) for _ in range(20)]
     use_tenant(builder)
     discover_now()
-    builder.report(laptops[3]["deviceId"], {"Internet connectivity": "No route to the internet."}, age_hours=0)
-    builder.managed_device_of(laptops[7]).update(osVersion="10.0.26100.9999", lastSyncDateTime=iso(builder.now))
+    builder.report(
+        laptops[3]["deviceId"], {"Internet connectivity": "No route to the internet."}, age_hours=0
+    )
+    builder.managed_device_of(laptops[7]).update(
+        osVersion="10.0.26100.9999", lastSyncDateTime=iso(builder.now)
+    )
     use_tenant(builder)
 
     run = discover_now()
@@ -236,7 +251,9 @@ def test_a_device_whose_check_in_ages_past_28_days_between_runs_becomes_inactive
     assert device(ageing).readiness_status == ReadinessStatus.INACTIVE
 
 
-def test_list_blanks_are_looked_up_and_one_that_was_throttled_is_looked_up_again_next_run(builder, use_tenant):
+def test_list_blanks_are_looked_up_and_one_that_was_throttled_is_looked_up_again_next_run(
+    builder, use_tenant
+):
     filled = builder.device(list_blank=True)
     throttled = builder.device(list_blank=True)
     tenant = use_tenant(builder)

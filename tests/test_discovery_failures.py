@@ -47,7 +47,9 @@ def test_throttling_that_clears_is_waited_out_and_the_run_succeeds(builder, use_
     assert run.graph_requests == 6  # group lookup, members, devices, and managed devices three times
 
 
-def test_throttling_that_does_not_clear_fails_the_run_changes_nothing_and_the_next_run_completes(builder, use_tenant):
+def test_throttling_that_does_not_clear_fails_the_run_changes_nothing_and_the_next_run_completes(
+    builder, use_tenant
+):
     (first, *_), tenant = registered(builder, use_tenant)
     builder.managed_device_of(first)["lastSyncDateTime"] = "2020-01-01T00:00:00Z"
     newcomer = builder.device()
@@ -66,8 +68,12 @@ def test_throttling_that_does_not_clear_fails_the_run_changes_nothing_and_the_ne
     completed = discover_now()
 
     assert completed.status == DiscoveryRun.Status.SUCCEEDED
-    assert Device.objects.get(azure_ad_device_id=newcomer["deviceId"]).readiness_status == ReadinessStatus.ACTIVE
-    assert Device.objects.get(azure_ad_device_id=first["deviceId"]).readiness_status == ReadinessStatus.INACTIVE
+    assert (
+        Device.objects.get(azure_ad_device_id=newcomer["deviceId"]).readiness_status == ReadinessStatus.ACTIVE
+    )
+    assert (
+        Device.objects.get(azure_ad_device_id=first["deviceId"]).readiness_status == ReadinessStatus.INACTIVE
+    )
 
 
 @pytest.mark.parametrize("fault", [500, 503, "timeout", "malformed"])
@@ -82,12 +88,17 @@ def test_transient_failures_are_retried(builder, use_tenant, fault):
     assert Device.objects.count() == 1
 
 
-@pytest.mark.parametrize(("fault", "message"), [
-    (503, "Graph answered 503 ServiceUnavailable"),
-    ("malformed", "malformed page"),
-    ("timeout", "did not answer"),
-])  # fmt: skip
-def test_a_failure_that_persists_on_a_later_page_changes_nothing(builder, use_tenant, settings, fault, message):
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (503, "Graph answered 503 ServiceUnavailable"),
+        ("malformed", "malformed page"),
+        ("timeout", "did not answer"),
+    ],
+)
+def test_a_failure_that_persists_on_a_later_page_changes_nothing(
+    builder, use_tenant, settings, fault, message
+):
     devices, tenant = registered(builder, use_tenant, n=5)
     for d in devices:  # each device went back to an unsupported build, then synced
         builder.managed_device_of(d).update(osVersion="10.0.17134.1", lastSyncDateTime=iso(builder.now))
@@ -128,8 +139,13 @@ def test_a_nested_group_that_cannot_be_read_leaves_its_devices_as_they_were(buil
 
     tenant.faults.clear()
     assert discover_now().status == DiscoveryRun.Status.SUCCEEDED
-    assert Device.objects.get(azure_ad_device_id=newcomer["deviceId"]).readiness_status == ReadinessStatus.ACTIVE
-    assert Device.objects.get(azure_ad_device_id=in_nested["deviceId"]).readiness_status == ReadinessStatus.INACTIVE
+    assert (
+        Device.objects.get(azure_ad_device_id=newcomer["deviceId"]).readiness_status == ReadinessStatus.ACTIVE
+    )
+    assert (
+        Device.objects.get(azure_ad_device_id=in_nested["deviceId"]).readiness_status
+        == ReadinessStatus.INACTIVE
+    )
 
 
 def test_graph_errors_are_reported_in_plain_words(builder, use_tenant):
@@ -194,7 +210,9 @@ def test_a_missing_registration_group_is_named(builder, use_tenant):
 def test_two_runs_never_overlap(builder, use_tenant):
     builder.device()
     use_tenant(builder)
-    holder = DiscoveryRun.objects.create(trigger=DiscoveryRun.Trigger.SCHEDULE, status=DiscoveryRun.Status.RUNNING)
+    holder = DiscoveryRun.objects.create(
+        trigger=DiscoveryRun.Trigger.SCHEDULE, status=DiscoveryRun.Status.RUNNING
+    )
     assert acquire_lease(holder)
 
     second = run_discovery(DiscoveryRun.objects.create(trigger=DiscoveryRun.Trigger.MANUAL))
@@ -207,7 +225,9 @@ def test_two_runs_never_overlap(builder, use_tenant):
 def test_the_lease_of_a_crashed_worker_lapses(builder, use_tenant):
     builder.device()
     use_tenant(builder)
-    crashed = DiscoveryRun.objects.create(trigger=DiscoveryRun.Trigger.SCHEDULE, status=DiscoveryRun.Status.RUNNING)
+    crashed = DiscoveryRun.objects.create(
+        trigger=DiscoveryRun.Trigger.SCHEDULE, status=DiscoveryRun.Status.RUNNING
+    )
     assert acquire_lease(crashed)
     DiscoveryLease.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
 
@@ -220,7 +240,9 @@ def test_the_lease_of_a_crashed_worker_lapses(builder, use_tenant):
     assert DiscoveryLease.objects.get().holder is None
 
 
-def test_a_second_press_while_a_run_is_going_returns_that_run(builder, use_tenant, django_capture_on_commit_callbacks):
+def test_a_second_press_while_a_run_is_going_returns_that_run(
+    builder, use_tenant, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         first, started = start_discovery(DiscoveryRun.Trigger.MANUAL, requested_by="alice")
         again, started_again = start_discovery(DiscoveryRun.Trigger.MANUAL, requested_by="bob")

@@ -37,8 +37,13 @@ def latest_history_disagrees() -> list[str]:
     return [d.device_name for d in rows if d.last != d.readiness_status]
 
 
-def keep_posting(run_pk: int, post: Callable[[dict], object], forms: Iterable[dict], landed: list[str],
-                 ready: Callable[[str], bool] = lambda progress: True) -> None:  # fmt: skip
+def keep_posting(
+    run_pk: int,
+    post: Callable[[dict], object],
+    forms: Iterable[dict],
+    landed: list[str],
+    ready: Callable[[str], bool] = lambda progress: True,
+) -> None:
     """Post each form while the run goes on (once `ready` for its progress); note the run's progress at each."""
     run = DiscoveryRun.objects.get(pk=run_pk)
     try:
@@ -72,25 +77,47 @@ def last_actions() -> dict[str, tuple[str, str | None]]:
 
 def assert_actions_hold() -> None:
     last = last_actions()
-    devices = {d.azure_ad_device_id: d for d in Device.objects.filter(azure_ad_device_id__in=last).defer("checks")}
-    lost = {device_id: (action, ring, devices[device_id].excluded, devices[device_id].readiness_status,
-                        devices[device_id].ring, devices[device_id].ring_assigned_by)
-            for device_id, (action, ring) in last.items()
-            if (action == "exclude" and not (devices[device_id].excluded and devices[device_id].ring == ""
-                                             and devices[device_id].readiness_status == ReadinessStatus.EXCLUDED))
-            or (action == "restore" and devices[device_id].excluded)
-            or (action == "assign_ring" and (devices[device_id].ring, devices[device_id].ring_assigned_by) != (ring, "admin"))}  # fmt: skip
+    devices = {
+        d.azure_ad_device_id: d for d in Device.objects.filter(azure_ad_device_id__in=last).defer("checks")
+    }
+    lost = {
+        device_id: (
+            action,
+            ring,
+            devices[device_id].excluded,
+            devices[device_id].readiness_status,
+            devices[device_id].ring,
+            devices[device_id].ring_assigned_by,
+        )
+        for device_id, (action, ring) in last.items()
+        if (
+            action == "exclude"
+            and not (
+                devices[device_id].excluded
+                and devices[device_id].ring == ""
+                and devices[device_id].readiness_status == ReadinessStatus.EXCLUDED
+            )
+        )
+        or (action == "restore" and devices[device_id].excluded)
+        or (
+            action == "assign_ring"
+            and (devices[device_id].ring, devices[device_id].ring_assigned_by) != (ring, "admin")
+        )
+    }
     assert lost == {}
     assert latest_history_disagrees() == []
 
 
 @pytest.mark.django_db(transaction=True)
-def test_exclusions_rings_and_restores_posted_while_a_run_evaluates_survive_it(builder, use_tenant, alice,
-                                                                              celery_worker_process):  # fmt: skip
+def test_exclusions_rings_and_restores_posted_while_a_run_evaluates_survive_it(
+    builder, use_tenant, alice, celery_worker_process
+):
     devices = [builder.device(report=True) for _ in range(RACED_DEVICES)]
     use_tenant(builder)
     assert discover_now().status == DiscoveryRun.Status.SUCCEEDED
-    for device in devices:  # every device's inputs change (and it synced), so the next run evaluates and writes every one
+    for device in (
+        devices
+    ):  # every device's inputs change (and it synced), so the next run evaluates and writes every one
         builder.managed_device_of(device).update(manufacturer="Contoso", lastSyncDateTime=iso(builder.now))
     use_tenant(builder)
     worker = celery_worker_process()
@@ -111,17 +138,40 @@ def test_exclusions_rings_and_restores_posted_while_a_run_evaluates_survive_it(b
     devices_read = lambda progress: progress.startswith(("Read ", "Evaluated"))  # noqa: E731
     # Rings go round Test, First, Fast, Broad for as long as the run lasts; the others start once devices are read.
     threads = [
-        threading.Thread(target=keep_posting, args=(
-            run.pk, lambda form: ringer.form_post("/devices/actions/assign_ring/", form),
-            ({"ids": batch, "ring": ring} for ring in itertools.cycle(Ring.values) for batch in batches(to_ring)),
-            ringed_during)),
-        threading.Thread(target=keep_posting, args=(
-            run.pk, lambda form: excluder.form_post("/devices/actions/exclude/", form),
-            ({"ids": batch} for batch in batches(to_exclude)), excluded_during, devices_read)),
-        threading.Thread(target=keep_posting, args=(
-            run.pk, lambda form: restorer.form_post("/devices/actions/restore/", form),
-            ({"ids": batch} for batch in batches(to_restore)), restored_during, devices_read)),
-    ]  # fmt: skip
+        threading.Thread(
+            target=keep_posting,
+            args=(
+                run.pk,
+                lambda form: ringer.form_post("/devices/actions/assign_ring/", form),
+                (
+                    {"ids": batch, "ring": ring}
+                    for ring in itertools.cycle(Ring.values)
+                    for batch in batches(to_ring)
+                ),
+                ringed_during,
+            ),
+        ),
+        threading.Thread(
+            target=keep_posting,
+            args=(
+                run.pk,
+                lambda form: excluder.form_post("/devices/actions/exclude/", form),
+                ({"ids": batch} for batch in batches(to_exclude)),
+                excluded_during,
+                devices_read,
+            ),
+        ),
+        threading.Thread(
+            target=keep_posting,
+            args=(
+                run.pk,
+                lambda form: restorer.form_post("/devices/actions/restore/", form),
+                ({"ids": batch} for batch in batches(to_restore)),
+                restored_during,
+                devices_read,
+            ),
+        ),
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -133,8 +183,11 @@ def test_exclusions_rings_and_restores_posted_while_a_run_evaluates_survive_it(b
     assert len(excluded_during) >= 2 and len(restored_during) >= 2, (excluded_during, restored_during)
     assert_actions_hold()
     # The run did its own work too: every device not excluded before or during it carries the new manufacturer.
-    assert not Device.objects.filter(excluded=False, readiness_status=ReadinessStatus.ACTIVE).exclude(
-        manufacturer="Contoso").exists()  # fmt: skip
+    assert (
+        not Device.objects.filter(excluded=False, readiness_status=ReadinessStatus.ACTIVE)
+        .exclude(manufacturer="Contoso")
+        .exists()
+    )
 
     # The next run evaluates the devices restored after this one read them, and keeps every other action. (A
     # restore that came as the run ended started that next run itself.)
@@ -144,8 +197,9 @@ def test_exclusions_rings_and_restores_posted_while_a_run_evaluates_survive_it(b
     assert_actions_hold()
     restored = [d for d, (action, _) in last_actions().items() if action == "restore"]
     assert len(restored) >= 2 * BATCH
-    assert set(Device.objects.filter(azure_ad_device_id__in=restored).values_list("readiness_status", flat=True)) == {
-        ReadinessStatus.ACTIVE}  # fmt: skip
+    assert set(
+        Device.objects.filter(azure_ad_device_id__in=restored).values_list("readiness_status", flat=True)
+    ) == {ReadinessStatus.ACTIVE}
 
 
 CLICKS = 6
@@ -175,15 +229,21 @@ def test_six_simultaneous_discover_clicks_start_one_run(builder, use_tenant, cel
 
     (run,) = DiscoveryRun.objects.all()
     assert sum(f"Discovery run #{run.pk} started." in a for a in answers) == 1
-    assert sum(f"A discovery run (#{run.pk}, discover devices by alice) is already under way" in a
-               for a in answers) == CLICKS - 1  # fmt: skip
+    assert (
+        sum(
+            f"A discovery run (#{run.pk}, discover devices by alice) is already under way" in a
+            for a in answers
+        )
+        == CLICKS - 1
+    )
     assert wait_for_run(run, worker).status == DiscoveryRun.Status.SUCCEEDED
     assert DiscoveryRun.objects.count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_command_runs_while_a_button_run_waits_and_that_run_ends_saying_so(builder, use_tenant, alice,
-                                                                              celery_worker_process):  # fmt: skip
+def test_the_command_runs_while_a_button_run_waits_and_that_run_ends_saying_so(
+    builder, use_tenant, alice, celery_worker_process
+):
     device = builder.device()
     use_tenant(builder)
     client = signed_in(alice)
@@ -195,8 +255,13 @@ def test_the_command_runs_while_a_button_run_waits_and_that_run_ends_saying_so(b
 
     ran = DiscoveryRun.objects.get(trigger=DiscoveryRun.Trigger.COMMAND)
     assert ran.status == DiscoveryRun.Status.SUCCEEDED
-    assert f"Covers discovery run #{waiting.pk} (discover devices), which was waiting for a worker" in out.getvalue()
-    assert Device.objects.get(azure_ad_device_id=device["deviceId"]).readiness_status == ReadinessStatus.ACTIVE
+    assert (
+        f"Covers discovery run #{waiting.pk} (discover devices), which was waiting for a worker"
+        in out.getvalue()
+    )
+    assert (
+        Device.objects.get(azure_ad_device_id=device["deviceId"]).readiness_status == ReadinessStatus.ACTIVE
+    )
     waiting.refresh_from_db()
     assert waiting.status == DiscoveryRun.Status.COVERED and waiting.covered_by == ran
     assert list(DiscoveryRun.objects.ran()) == [ran]
@@ -225,7 +290,9 @@ def test_the_command_says_which_run_under_way_covers_it(builder, use_tenant, db)
     first_line, reason = out.getvalue().splitlines()[:2]
     assert first_line.endswith(f"covered by discovery run #{under_way.pk}, 0 Graph requests")
     assert f"Discovery run #{under_way.pk} (discover devices by alice) was under way" in reason
-    assert DiscoveryRun.objects.get(trigger=DiscoveryRun.Trigger.COMMAND).status == DiscoveryRun.Status.COVERED
+    assert (
+        DiscoveryRun.objects.get(trigger=DiscoveryRun.Trigger.COMMAND).status == DiscoveryRun.Status.COVERED
+    )
     assert Device.objects.count() == 0  # the command's run changed nothing itself
 
 
@@ -234,13 +301,21 @@ def test_a_versioned_write_leaves_a_device_an_admin_changed_since_it_was_read(al
     signed_in(alice).form_post("/devices/actions/exclude/", {"ids": [stale.pk]})
     stale.device_name, stale.readiness_status = "ALPHA-01 (renamed)", ReadinessStatus.ACTIVE
 
-    written = bulk_write([stale], unique_field="azure_ad_device_id", version_field="state_version",
-                         update_fields=["device_name", "readiness_status"])  # fmt: skip
+    written = bulk_write(
+        [stale],
+        unique_field="azure_ad_device_id",
+        version_field="state_version",
+        update_fields=["device_name", "readiness_status"],
+    )
 
     assert written == []
     device = Device.objects.get(pk=stale.pk)
     assert (device.device_name, device.readiness_status, device.excluded) == ("ALPHA-01", "excluded", True)
     device.device_name = "ALPHA-01 (renamed)"
-    assert bulk_write([device], unique_field="azure_ad_device_id", version_field="state_version",
-                      update_fields=["device_name"]) == [device]  # fmt: skip
+    assert bulk_write(
+        [device],
+        unique_field="azure_ad_device_id",
+        version_field="state_version",
+        update_fields=["device_name"],
+    ) == [device]
     assert Device.objects.get(pk=stale.pk).device_name == "ALPHA-01 (renamed)"

@@ -15,12 +15,17 @@ BAD_RECORDS = [
     ("devices", "displayName", 42, "displayName is a whole number, not a string"),
     ("managedDevices", "model", {"name": "Latitude 5440"}, "model is an object, not a string"),
     ("managedDevices", "managementAgent", ["mdm"], "managementAgent is a list, not a string"),
-    ("devices", "operatingSystemVersion", "10.0.22631\x00.5039", "operatingSystemVersion contains a NUL character"),
+    (
+        "devices",
+        "operatingSystemVersion",
+        "10.0.22631\x00.5039",
+        "operatingSystemVersion contains a NUL character",
+    ),
     ("managedDevices", "serialNumber", "PF\x003KX9Q", "serialNumber contains a NUL character"),
     ("managedDevices", "id", "f" * 65, "id is 65 characters long; at most 64 fit"),
     ("managedDevices", "lastSyncDateTime", "2026-11-28T10:00:00", "lastSyncDateTime has no time zone"),
     ("managedDevices", "skuNumber", True, "skuNumber is true or false, not a whole number"),
-]  # fmt: skip
+]
 IDS = [f"{collection}.{prop}:{type(value).__name__}" for collection, prop, value, _ in BAD_RECORDS]
 
 
@@ -41,8 +46,9 @@ def assert_named_and_skipped(run: DiscoveryRun, object_id: str, prop: str, says:
 
 
 @pytest.mark.parametrize(("collection", "prop", "value", "says"), BAD_RECORDS, ids=IDS)
-def test_a_bad_record_is_skipped_and_named_and_the_other_devices_are_evaluated(builder, use_tenant, collection,
-                                                                               prop, value, says):  # fmt: skip
+def test_a_bad_record_is_skipped_and_named_and_the_other_devices_are_evaluated(
+    builder, use_tenant, collection, prop, value, says
+):
     good = [builder.device(report=True) for _ in range(3)]
     victim = builder.device(report=True)
     data = builder.as_json()
@@ -58,8 +64,9 @@ def test_a_bad_record_is_skipped_and_named_and_the_other_devices_are_evaluated(b
 
 
 @pytest.mark.parametrize(("collection", "prop", "value", "says"), BAD_RECORDS, ids=IDS)
-def test_a_known_device_with_a_bad_record_is_left_as_it_was(builder, use_tenant, settings, collection, prop, value,
-                                                             says):  # fmt: skip
+def test_a_known_device_with_a_bad_record_is_left_as_it_was(
+    builder, use_tenant, settings, collection, prop, value, says
+):
     good = [builder.device(report=True) for _ in range(3)]
     victim = builder.device(report=True)
     use_tenant(builder)
@@ -76,8 +83,11 @@ def test_a_known_device_with_a_bad_record_is_left_as_it_was(builder, use_tenant,
 
     assert_named_and_skipped(run, object_id, prop, says)
     assert Device.objects.filter(azure_ad_device_id=victim["deviceId"]).values().get() == before
-    assert set(Device.objects.exclude(azure_ad_device_id=victim["deviceId"]).values_list("readiness_status",
-                                                                                       flat=True)) == {ReadinessStatus.INACTIVE}  # fmt: skip
+    assert set(
+        Device.objects.exclude(azure_ad_device_id=victim["deviceId"]).values_list(
+            "readiness_status", flat=True
+        )
+    ) == {ReadinessStatus.INACTIVE}
 
 
 def test_text_longer_than_its_column_is_cut_alike_on_every_database(builder, use_tenant):
@@ -89,21 +99,37 @@ def test_text_longer_than_its_column_is_cut_alike_on_every_database(builder, use
 
     assert run.status == DiscoveryRun.Status.SUCCEEDED, run.errors
     stored = Device.objects.get(azure_ad_device_id=device["deviceId"])
-    assert stored.model == ("Latitude " + "9" * 400)[:256] and stored.readiness_status == ReadinessStatus.ACTIVE
+    assert (
+        stored.model == ("Latitude " + "9" * 400)[:256] and stored.readiness_status == ReadinessStatus.ACTIVE
+    )
 
 
 def test_graph_s_own_shapes_pass_the_checks():
-    device = {"id": "6b1a", "deviceId": "0f4c", "displayName": "FIN-LT-000001", "accountEnabled": True,
-              "operatingSystemVersion": None, "registrationDateTime": "2024-03-01T08:15:02.1234567Z"}  # fmt: skip
-    managed = {"id": "a1", "azureADDeviceId": "0f4c", "skuNumber": 4, "lastSyncDateTime": "0001-01-01T00:00:00Z",
-               "configurationManagerClientEnabledFeatures": {"officeApps": True}, "model": None}  # fmt: skip
+    device = {
+        "id": "6b1a",
+        "deviceId": "0f4c",
+        "displayName": "FIN-LT-000001",
+        "accountEnabled": True,
+        "operatingSystemVersion": None,
+        "registrationDateTime": "2024-03-01T08:15:02.1234567Z",
+    }
+    managed = {
+        "id": "a1",
+        "azureADDeviceId": "0f4c",
+        "skuNumber": 4,
+        "lastSyncDateTime": "0001-01-01T00:00:00Z",
+        "configurationManagerClientEnabledFeatures": {"officeApps": True},
+        "model": None,
+    }
     assert problems(device, DEVICE) == [] and problems(managed, MANAGED) == []
     assert problems({**managed, "lastSyncDateTime": "yesterday"}, MANAGED) == [
-        ("lastSyncDateTime", "is not a date and time: 'yesterday'")]  # fmt: skip
+        ("lastSyncDateTime", "is not a date and time: 'yesterday'")
+    ]
 
 
-def test_a_malformed_tenant_file_still_fails_the_run_naming_the_fault_and_changes_nothing(builder, use_tenant,
-                                                                                          tmp_path, settings):  # fmt: skip
+def test_a_malformed_tenant_file_still_fails_the_run_naming_the_fault_and_changes_nothing(
+    builder, use_tenant, tmp_path, settings
+):
     for _ in range(3):
         builder.device(report=True)
     use_tenant(builder)
@@ -131,7 +157,12 @@ def test_past_a_hundred_bad_records_the_rest_are_counted(builder, use_tenant):
 
     assert run.status == DiscoveryRun.Status.PARTIAL
     named = [e for e in run.errors if e["stage"] == "managed device record"]
-    assert len(named) == MAX_LISTED and named[0]["message"].endswith("skuNumber is a string, not a whole number.")
-    assert run.errors[-1] == {"stage": "records", "message": "3 more unsound records skipped; the first 100 are named."}
+    assert len(named) == MAX_LISTED and named[0]["message"].endswith(
+        "skuNumber is a string, not a whole number."
+    )
+    assert run.errors[-1] == {
+        "stage": "records",
+        "message": "3 more unsound records skipped; the first 100 are named.",
+    }
     assert run.counts["skipped_records"] == MAX_LISTED + 3
     assert list(Device.objects.values_list("azure_ad_device_id", flat=True)) == [good["deviceId"]]

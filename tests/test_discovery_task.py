@@ -32,7 +32,9 @@ def wait_for_run(run: DiscoveryRun, process, seconds: float = 60) -> DiscoveryRu
             raise AssertionError(f"the worker exited: {process.stdout.read()}")
         time.sleep(0.2)
     process.terminate()
-    raise AssertionError(f"run still {run.status} after {seconds} s; worker said: {process.communicate()[0][-3000:]}")
+    raise AssertionError(
+        f"run still {run.status} after {seconds} s; worker said: {process.communicate()[0][-3000:]}"
+    )
 
 
 @pytest.mark.django_db(transaction=True)

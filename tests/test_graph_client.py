@@ -21,10 +21,12 @@ def tenant(builder) -> SimulatedTenant:
 def client_for(tenant: SimulatedTenant, waits: list[float] | None = None, **kwargs) -> GraphClient:
     session = simulated_session(tenant)
     app = msal.ConfidentialClientApplication(
-        SIMULATED_CLIENT_ID, client_credential=SIMULATED_CLIENT_SECRET,
-        authority=f"https://login.microsoftonline.com/{tenant.tenant_id}", http_client=session,
+        SIMULATED_CLIENT_ID,
+        client_credential=SIMULATED_CLIENT_SECRET,
+        authority=f"https://login.microsoftonline.com/{tenant.tenant_id}",
+        http_client=session,
         instance_discovery=False,
-    )  # fmt: skip
+    )
     sleep = waits.append if waits is not None else (lambda seconds: None)
     return GraphClient(session, client_token_provider(app), sleep=sleep, backoff=0.01, **kwargs)
 
@@ -53,8 +55,14 @@ def test_pages_follow_the_whole_next_link(tenant):
 def test_group_members_carry_their_odata_type(tenant, builder):
     graph = client_for(tenant)
 
-    members = [m for page in graph.pages(f"/v1.0/groups/{builder.registration_group['id']}/members",
-                                         {"$select": "id,deviceId,displayName", "$top": 999}) for m in page]  # fmt: skip
+    members = [
+        m
+        for page in graph.pages(
+            f"/v1.0/groups/{builder.registration_group['id']}/members",
+            {"$select": "id,deviceId,displayName", "$top": 999},
+        )
+        for m in page
+    ]
 
     types = [m["@odata.type"] for m in members]
     assert types.count("#microsoft.graph.device") == 25 and types.count("#microsoft.graph.group") == 1
@@ -103,7 +111,9 @@ def test_both_spellings_of_the_request_id_are_read(tenant):
     response = requests.Response()
     response.status_code = 400
     response.url = "https://graph.microsoft.com/v1.0/devices"
-    response._content = b'{"error": {"code": "BadRequest", "message": "no", "innerError": {"requestId": "abc"}}}'
+    response._content = (
+        b'{"error": {"code": "BadRequest", "message": "no", "innerError": {"requestId": "abc"}}}'
+    )
     assert parse_error(response).request_id == "abc"
 
 

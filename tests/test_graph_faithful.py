@@ -58,23 +58,35 @@ def test_intunes_error_text_is_unwrapped_into_a_readable_message(builder):
     message = str(raised.value)
     assert "Invalid page size specified: '1001'. Must be between 1 and 1000 inclusive." in message
     assert "activity ID " in message and raised.value.request_id in message
-    assert "_version" not in message and "CustomApiErrorPhrase" not in message and "manage.microsoft.com" not in message
+    assert (
+        "_version" not in message
+        and "CustomApiErrorPhrase" not in message
+        and "manage.microsoft.com" not in message
+    )
 
 
 def test_intunes_inline_support_details_are_shortened_too():
-    text = ("Application is not authorized to perform this operation - Operation ID (for customer support): "
-            "00000000-0000-0000-0000-000000000000 - Activity ID: cc7fa3b3-bb25-420b-bfb2-1498e598ba43 - Url: "
-            "https://example.manage.microsoft.com/Service/Resource/RESTendpoint?api-version=2017-03-06 - "
-            "CustomApiErrorPhrase: ")  # fmt: skip
+    text = (
+        "Application is not authorized to perform this operation - Operation ID (for customer support): "
+        "00000000-0000-0000-0000-000000000000 - Activity ID: cc7fa3b3-bb25-420b-bfb2-1498e598ba43 - Url: "
+        "https://example.manage.microsoft.com/Service/Resource/RESTendpoint?api-version=2017-03-06 - "
+        "CustomApiErrorPhrase: "
+    )
 
-    assert intune_message(text) == ("Application is not authorized to perform this operation "
-                                    "(activity ID cc7fa3b3-bb25-420b-bfb2-1498e598ba43)")  # fmt: skip
+    assert intune_message(text) == (
+        "Application is not authorized to perform this operation "
+        "(activity ID cc7fa3b3-bb25-420b-bfb2-1498e598ba43)"
+    )
     assert intune_message("Resource 'x' does not exist.") == "Resource 'x' does not exist."
-    nested = ('{\r\n  "_version": 3,\r\n  "Message": "An internal server error has occurred - Operation ID (for customer '
-              'support): 5c0e6f2a-1b7d-4e55-9a54-3f0f2a4c1d11 - Activity ID: 7d2f1c7e-88aa-4b0e-b5a7-0e4c9d1f2a33 - Url: '
-              'https://fef.msua06.manage.microsoft.com/x",\r\n  "CustomApiErrorPhrase": "",\r\n  "RetryAfter": null\r\n}')
-    assert intune_message(nested) == ("An internal server error has occurred (operation ID "
-                                      "5c0e6f2a-1b7d-4e55-9a54-3f0f2a4c1d11, activity ID 7d2f1c7e-88aa-4b0e-b5a7-0e4c9d1f2a33)")
+    nested = (
+        '{\r\n  "_version": 3,\r\n  "Message": "An internal server error has occurred - Operation ID (for customer '
+        "support): 5c0e6f2a-1b7d-4e55-9a54-3f0f2a4c1d11 - Activity ID: 7d2f1c7e-88aa-4b0e-b5a7-0e4c9d1f2a33 - Url: "
+        'https://fef.msua06.manage.microsoft.com/x",\r\n  "CustomApiErrorPhrase": "",\r\n  "RetryAfter": null\r\n}'
+    )
+    assert intune_message(nested) == (
+        "An internal server error has occurred (operation ID "
+        "5c0e6f2a-1b7d-4e55-9a54-3f0f2a4c1d11, activity ID 7d2f1c7e-88aa-4b0e-b5a7-0e4c9d1f2a33)"
+    )
 
 
 @pytest.mark.django_db
@@ -125,8 +137,9 @@ def test_an_item_error_is_returned_on_its_answer_not_raised(builder):
     known = builder.managed[0]["id"]
     tenant.inject(f"{MANAGED}/throttled", 429, times=10, retry_after="1")
 
-    known_answer, missing, throttled = graph.batch([managed_device_url(known), managed_device_url("no-such-device"),
-                                                    f"{MANAGED}/throttled"])  # fmt: skip
+    known_answer, missing, throttled = graph.batch(
+        [managed_device_url(known), managed_device_url("no-such-device"), f"{MANAGED}/throttled"]
+    )
 
     assert known_answer.error is None and known_answer.body["id"] == known
     assert missing.status == 404 and "Resource with id 'no-such-device' was not found." in str(missing.error)
@@ -178,7 +191,9 @@ def test_the_list_leaves_blanks_that_the_batched_lookups_fill(builder):
     assert features[co_managed["deviceId"]]["officeApps"] is True
     assert not any(BLANKS in m for m in items)
     assert tenant.requests["POST /beta/$batch"] == 1
-    assert sum(n for key, n in tenant.requests.items() if key.startswith(f"GET {MANAGED}/")) == 2  # blanks only
+    assert (
+        sum(n for key, n in tenant.requests.items() if key.startswith(f"GET {MANAGED}/")) == 2
+    )  # blanks only
 
 
 def test_a_share_of_a_generated_tenant_lists_blank_and_a_file_without_it_lists_none(builder):
@@ -191,7 +206,9 @@ def test_a_share_of_a_generated_tenant_lists_blank_and_a_file_without_it_lists_n
 
     assert without.list_blank_ids == frozenset()
     assert 5 <= len(with_share.list_blank_ids) <= 40
-    assert with_share.list_blank_ids == SimulatedTenant(builder.as_json()).list_blank_ids  # the same at every load
+    assert (
+        with_share.list_blank_ids == SimulatedTenant(builder.as_json()).list_blank_ids
+    )  # the same at every load
 
 
 def test_generated_tenants_and_the_demo_tenant_list_a_few_blanks():
@@ -206,7 +223,9 @@ def test_generated_tenants_and_the_demo_tenant_list_a_few_blanks():
     assert 0 < len(demo.list_blank_ids) < len(demo.managed_devices) * 0.05
 
 
-@pytest.mark.parametrize("simulation", [{"listBlankShare": 2}, {"listBlankShare": "5%"}, {"listBlankIds": ["nope"]}, []])
+@pytest.mark.parametrize(
+    "simulation", [{"listBlankShare": 2}, {"listBlankShare": "5%"}, {"listBlankIds": ["nope"]}, []]
+)
 def test_a_wrong_simulation_setting_names_what_is_wrong(builder, simulation):
     builder.device()
     data = builder.as_json() | {"simulation": simulation}
@@ -225,14 +244,20 @@ def test_a_blank_that_could_not_be_looked_up_is_marked_and_fails_no_check(builde
     items, unresolved = fill_list_blanks(graph, managed_list(graph))
 
     assert list(unresolved) == [managed_id] and "gave up after 2 attempts" in unresolved[managed_id]
-    assert items[0][BLANKS] == ["processorArchitecture", "skuNumber", "configurationManagerClientEnabledFeatures"]
+    assert items[0][BLANKS] == [
+        "processorArchitecture",
+        "skuNumber",
+        "configurationManagerClientEnabledFeatures",
+    ]
     results = {r.name: r for r in evaluate_prerequisites(Candidate(blank, items[0], datetime.now(UTC)))}
     assert all(r.passed for r in results.values())
     for name in (OS_BUILD_AND_ARCHITECTURE, WINDOWS_EDITION, CO_MANAGEMENT_WORKLOADS):
         assert "has not reported" in results[name].reason
     # The same listed values, taken as the device's own, fail it: the marker is what keeps it from failing.
     unmarked = {key: value for key, value in items[0].items() if key != BLANKS}
-    failed = {r.name for r in evaluate_prerequisites(Candidate(blank, unmarked, datetime.now(UTC))) if not r.passed}
+    failed = {
+        r.name for r in evaluate_prerequisites(Candidate(blank, unmarked, datetime.now(UTC))) if not r.passed
+    }
     assert {OS_BUILD_AND_ARCHITECTURE, WINDOWS_EDITION, CO_MANAGEMENT_WORKLOADS} <= failed
 
 
@@ -261,7 +286,11 @@ def test_a_quote_in_a_filtered_name_is_doubled(builder, settings):
     assert directory.registration_group_id(graph) == builder.registration_group["id"]
     with pytest.raises(GraphError, match="400"):
         graph.get("/v1.0/groups", {"$filter": "displayName eq 'O'Brien's devices'"})
-    assert directory.equals("operatingSystem", "Windows") == directory.WINDOWS_ONLY == "operatingSystem eq 'Windows'"
+    assert (
+        directory.equals("operatingSystem", "Windows")
+        == directory.WINDOWS_ONLY
+        == "operatingSystem eq 'Windows'"
+    )
 
 
 def test_managed_devices_filter_on_their_last_check_in(builder):

@@ -20,7 +20,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def pages(client) -> list:
-    return [client.get(path) for path in ("/devices/ready/", "/accounts/audit/", "/accounts/registration-group-owner/")]
+    return [
+        client.get(path)
+        for path in ("/devices/ready/", "/accounts/audit/", "/accounts/registration-group-owner/")
+    ]
 
 
 def test_every_page_sends_the_security_headers(alice):
@@ -46,14 +49,19 @@ def test_no_page_has_inline_script_or_style(alice):
 
 def test_the_layout_sends_the_csrf_token_with_every_htmx_request(alice):
     html = signed_in(alice).get("/devices/ready/").content.decode()
-    assert re.search(r"<body[^>]*hx-headers='\{&quot;x-csrftoken&quot;: &quot;[A-Za-z0-9]{64}&quot;\}'|"
-                     r"<body[^>]*hx-headers='\{\"x-csrftoken\": \"[A-Za-z0-9]{64}\"\}'", html)  # fmt: skip
+    assert re.search(
+        r"<body[^>]*hx-headers='\{&quot;x-csrftoken&quot;: &quot;[A-Za-z0-9]{64}&quot;\}'|"
+        r"<body[^>]*hx-headers='\{\"x-csrftoken\": \"[A-Za-z0-9]{64}\"\}'",
+        html,
+    )
 
 
 def test_an_htmx_post_with_the_header_passes_and_one_without_is_refused(alice):
     client = signed_in(alice)
     assert client.htmx_post("/devices/ready/columns/", {"columns": ["device_name"]}).status_code == 200
-    refused = client.post("/devices/ready/columns/", {"columns": ["serial_number"]}, headers={"HX-Request": "true"})
+    refused = client.post(
+        "/devices/ready/columns/", {"columns": ["serial_number"]}, headers={"HX-Request": "true"}
+    )
     assert refused.status_code == 403
 
 
@@ -69,7 +77,12 @@ def test_no_secret_appears_in_pages(alice, settings):
     settings.AUTOPATCH_CLIENT_SECRET = "real-client-secret-value-0123456789"
     for response in pages(signed_in(alice)):
         html = response.content.decode()
-        for secret in (settings.SECRET_KEY, SIMULATED_CLIENT_SECRET, settings.AUTOPATCH_CLIENT_SECRET, PASSWORD):
+        for secret in (
+            settings.SECRET_KEY,
+            SIMULATED_CLIENT_SECRET,
+            settings.AUTOPATCH_CLIENT_SECRET,
+            PASSWORD,
+        ):
             assert secret not in html
 
 
@@ -92,14 +105,31 @@ def test_unknown_device_ids_in_an_action_get_a_clear_400(alice):
 
 def production_env(**extra: str) -> dict[str, str]:
     # Playwright's tests set DJANGO_ALLOW_ASYNC_UNSAFE in this process; a deployment never would.
-    env = {key: value for key, value in os.environ.items() if key not in ("DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE")}
-    return {**env, "DJANGO_SETTINGS_MODULE": "autopatch_portal.settings", "SECRET_KEY": "x7" * 30 + "Qz-9",
-            "DEBUG": "False", "SECURE_SSL_REDIRECT": "True", "SECURE_HSTS_SECONDS": "31536000", **extra}  # fmt: skip
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    }
+    return {
+        **env,
+        "DJANGO_SETTINGS_MODULE": "autopatch_portal.settings",
+        "SECRET_KEY": "x7" * 30 + "Qz-9",
+        "DEBUG": "False",
+        "SECURE_SSL_REDIRECT": "True",
+        "SECURE_HSTS_SECONDS": "31536000",
+        **extra,
+    }
 
 
 def test_check_deploy_is_clean_in_production():
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=REPO,
-                            env=production_env(), capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=REPO,
+        env=production_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
 

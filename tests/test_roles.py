@@ -33,8 +33,13 @@ def as_(alice, bob):
 
 @pytest.fixture
 def device(db) -> Device:
-    return Device.objects.create(azure_ad_device_id="0b6f3c1e-1111-4000-8000-000000000001", device_name="FIN-LT-000001",
-                                 readiness_status=ReadinessStatus.ACTIVE, registered_at=timezone.now(), ring="broad")  # fmt: skip
+    return Device.objects.create(
+        azure_ad_device_id="0b6f3c1e-1111-4000-8000-000000000001",
+        device_name="FIN-LT-000001",
+        readiness_status=ReadinessStatus.ACTIVE,
+        registered_at=timezone.now(),
+        ring="broad",
+    )
 
 
 def expect_refusal(response, who: str) -> None:
@@ -64,7 +69,10 @@ def test_modify_columns(as_, who):
     client = as_(who)
     response = client.htmx_post("/devices/ready/columns/", {"columns": ["device_name", "serial_number"]})
     assert response.status_code == 200 and response["HX-Refresh"] == "true"
-    assert ColumnChoice.objects.get(user__username=who, tab="ready").columns == ["device_name", "serial_number"]
+    assert ColumnChoice.objects.get(user__username=who, tab="ready").columns == [
+        "device_name",
+        "serial_number",
+    ]
     assert AuditEvent.objects.filter(action="columns", actor=who).exists()
 
 

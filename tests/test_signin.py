@@ -30,16 +30,24 @@ def test_it_keeps_the_next_page(bob):
     client = PortalClient()
     page = client.get("/accounts/login/?next=/devices/not-ready/")
     token = page.context["csrf_token"]
-    response = client.post("/accounts/login/", {"username": "bob", "password": PASSWORD, "next": "/devices/not-ready/",
-                                                "csrfmiddlewaretoken": str(token)})  # fmt: skip
+    response = client.post(
+        "/accounts/login/",
+        {
+            "username": "bob",
+            "password": PASSWORD,
+            "next": "/devices/not-ready/",
+            "csrfmiddlewaretoken": str(token),
+        },
+    )
     assert response["Location"] == "/devices/not-ready/"
 
 
 def test_it_does_not_follow_next_to_another_site(bob):
     client = PortalClient()
     client.get("/accounts/login/")
-    response = client.form_post("/accounts/login/", {"username": "bob", "password": PASSWORD,
-                                                     "next": "https://evil.example/"})  # fmt: skip
+    response = client.form_post(
+        "/accounts/login/", {"username": "bob", "password": PASSWORD, "next": "https://evil.example/"}
+    )
     assert response["Location"] == "/devices/ready/"
 
 
@@ -60,7 +68,9 @@ def test_it_locks_an_account_after_five_failures_even_for_the_right_password(ali
     assert response.status_code == 429
     assert "Too many failed sign-ins. Try again in 15 minutes." in response.content.decode()
     assert "_auth_user_id" not in client.session
-    assert AuditEvent.objects.filter(action=AuditEvent.Action.SIGN_IN_FAILED, result="locked out").count() == 1
+    assert (
+        AuditEvent.objects.filter(action=AuditEvent.Action.SIGN_IN_FAILED, result="locked out").count() == 1
+    )
 
 
 @pytest.mark.parametrize("look_alike", ["ａｌｉｃｅ", " alice ", "ALICE", "ａｌice"])
@@ -77,7 +87,9 @@ def test_look_alikes_share_one_count(alice):
     for typed in ("ａｌｉｃｅ", "ａlice", "alｉce", "alicｅ", "ａｌｉｃe"):
         client.sign_in(typed, "wrong password")
     assert client.sign_in("alice").status_code == 429
-    failed = AuditEvent.objects.filter(action=AuditEvent.Action.SIGN_IN_FAILED).values_list("actor", flat=True)
+    failed = AuditEvent.objects.filter(action=AuditEvent.Action.SIGN_IN_FAILED).values_list(
+        "actor", flat=True
+    )
     assert set(failed) == {"alice"}
 
 

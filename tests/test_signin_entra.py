@@ -20,6 +20,7 @@ from .portal_client import PortalClient
 pytestmark = pytest.mark.django_db
 pytest_plugins = ["tests.entra_tenant"]  # the entra fixture
 
+
 def entra_answer(client: PortalClient, who: str) -> dict[str, str]:
     """Click "Sign in with Microsoft" and sign in at Entra's authorize endpoint as `who`: the fields of the
     form Entra's page posts back to the portal (response_mode=form_post)."""
@@ -29,7 +30,11 @@ def entra_answer(client: PortalClient, who: str) -> dict[str, str]:
     assert location.startswith("/accounts/entra/simulated-sign-in/?")
     query = parse_qs(urlsplit(location).query)
     assert query["code_challenge_method"] == ["S256"] and query["code_challenge"][0] and query["nonce"][0]
-    assert query["state"][0] and query["client_id"] == [SIMULATED_CLIENT_ID] and query["response_mode"] == ["form_post"]
+    assert (
+        query["state"][0]
+        and query["client_id"] == [SIMULATED_CLIENT_ID]
+        and query["response_mode"] == ["form_post"]
+    )
     # Microsoft's page, as the simulated tenant answers it over the transport.
     config = signin_config()
     authorize = f"{config.authority}/oauth2/v2.0/authorize?{urlsplit(location).query}&login_hint={upn(who)}"
@@ -61,7 +66,9 @@ def test_password_posts_are_refused_when_entra_is_on(entra, alice):
 
 
 @pytest.mark.parametrize("who", ["Grace Global", "Ian Intune", "Ada Admingroup"])
-def test_global_and_intune_administrators_and_the_admin_group_are_service_administrators(entra, use_tenant, who):
+def test_global_and_intune_administrators_and_the_admin_group_are_service_administrators(
+    entra, use_tenant, who
+):
     use_tenant(entra)
     client = PortalClient()
     response = entra_sign_in(client, who)
@@ -115,7 +122,9 @@ def without_group_claims(builder, setting: str = "None") -> dict:
     return data
 
 
-@pytest.mark.parametrize(("who", "role"), [("Ada Admingroup", "Service Administrator"), ("Rita Reader", "Service Reader")])
+@pytest.mark.parametrize(
+    ("who", "role"), [("Ada Admingroup", "Service Administrator"), ("Rita Reader", "Service Reader")]
+)
 def test_without_a_groups_claim_the_role_groups_are_checked_through_graph(entra, use_tenant, who, role):
     tenant = use_tenant(without_group_claims(entra))
     client = PortalClient()
@@ -146,7 +155,9 @@ def test_directory_roles_alone_are_sent_when_the_app_registration_asks_for_them(
     tenant = use_tenant(without_group_claims(entra, "DirectoryRole"))
     client = PortalClient()
     assert entra_sign_in(client, "Grace Global")["Location"] == "/devices/ready/"
-    assert tenant.signin.issued[-1]["wids"] == [GLOBAL_ADMINISTRATOR] and check_member_groups_calls(tenant) == 0
+    assert (
+        tenant.signin.issued[-1]["wids"] == [GLOBAL_ADMINISTRATOR] and check_member_groups_calls(tenant) == 0
+    )
 
 
 def test_a_groups_claim_answers_without_asking_graph(entra, use_tenant):
@@ -155,7 +166,9 @@ def test_a_groups_claim_answers_without_asking_graph(entra, use_tenant):
     assert tenant.signin.issued[-1]["groups"] and check_member_groups_calls(tenant) == 0
 
 
-def test_the_sign_in_asks_for_group_member_read_only_when_role_groups_are_configured(entra, use_tenant, settings):
+def test_the_sign_in_asks_for_group_member_read_only_when_role_groups_are_configured(
+    entra, use_tenant, settings
+):
     use_tenant(entra)
     location = PortalClient().get("/accounts/entra/start/")["Location"]
     assert "GroupMember.Read.All" in parse_qs(urlsplit(location).query)["scope"][0]
@@ -238,10 +251,18 @@ def test_an_error_from_entra_is_shown_and_recorded(entra, use_tenant):
     use_tenant(entra)
     client = PortalClient()
     state = entra_answer(client, "Nobody At All")["state"]
-    response = client.post("/accounts/entra/callback/", {"error": "access_denied", "state": state,
-                                                         "error_description": "AADSTS65004: User declined to consent."})  # fmt: skip
+    response = client.post(
+        "/accounts/entra/callback/",
+        {
+            "error": "access_denied",
+            "state": state,
+            "error_description": "AADSTS65004: User declined to consent.",
+        },
+    )
     assert response.status_code == 400 and "User declined to consent" in response.content.decode()
-    assert AuditEvent.objects.get(action=AuditEvent.Action.SIGN_IN_FAILED).result.endswith("User declined to consent.")
+    assert AuditEvent.objects.get(action=AuditEvent.Action.SIGN_IN_FAILED).result.endswith(
+        "User declined to consent."
+    )
 
 
 def test_a_callback_without_a_started_sign_in_is_refused(entra, use_tenant):
@@ -330,8 +351,10 @@ def test_the_simulated_sign_in_page_lists_the_tenants_users_and_signs_in(entra, 
     client = PortalClient()
     page = client.get(client.get("/accounts/entra/start/")["Location"])
     assert page.status_code == 200 and upn("Rita Reader") in page.content.decode()
-    answer = client.post(page.request["PATH_INFO"] + "?" + page.request["QUERY_STRING"],
-                         {"login_hint": upn("Rita Reader"), "csrfmiddlewaretoken": client.csrf_token()})  # fmt: skip
+    answer = client.post(
+        page.request["PATH_INFO"] + "?" + page.request["QUERY_STRING"],
+        {"login_hint": upn("Rita Reader"), "csrfmiddlewaretoken": client.csrf_token()},
+    )
     html = answer.content.decode()
     assert answer.status_code == 200 and "accounts/form_post.js" in html
     action, fields = read_form_post(html)

@@ -38,16 +38,36 @@ def portal_server(transactional_db, builder, use_tenant, settings):
     data["appRegistration"] = {"groupMembershipClaims": "None"}  # roles through checkMemberGroups too
     use_tenant(data)
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": conftest.test_database_url(), "AUTOPATCH_VAR_DIR": str(django_settings.VAR_DIR),
-           "AUTOPATCH_TENANT_FILE": settings.AUTOPATCH_TENANT_FILE, "AUTOPATCH_AUTH": "entra",
-           "AUTOPATCH_ADMIN_GROUP_ID": settings.AUTOPATCH_ADMIN_GROUP_ID,
-           # Plain HTTP: cookies without Secure; DEBUG serves {% static %} without a collectstatic manifest.
-           "SECURE_COOKIES": "False", "DEBUG": "True"}  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_URL": conftest.test_database_url(),
+        "AUTOPATCH_VAR_DIR": str(django_settings.VAR_DIR),
+        "AUTOPATCH_TENANT_FILE": settings.AUTOPATCH_TENANT_FILE,
+        "AUTOPATCH_AUTH": "entra",
+        "AUTOPATCH_ADMIN_GROUP_ID": settings.AUTOPATCH_ADMIN_GROUP_ID,
+        # Plain HTTP: cookies without Secure; DEBUG serves {% static %} without a collectstatic manifest.
+        "SECURE_COOKIES": "False",
+        "DEBUG": "True",
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "autopatch_portal.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(WORKERS), "--log-level", "warning"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "autopatch_portal.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(WORKERS),
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while True:
@@ -84,5 +104,7 @@ def sign_in(base: str, upn: str) -> requests.Session:
 
 def test_every_sign_in_succeeds_whichever_worker_answers(portal_server):
     for _ in range(SIGN_INS):
-        page = sign_in(portal_server, upn("Ada Admingroup")).get(f"{portal_server}/devices/ready/", timeout=30)
+        page = sign_in(portal_server, upn("Ada Admingroup")).get(
+            f"{portal_server}/devices/ready/", timeout=30
+        )
         assert page.status_code == 200 and "Service Administrator" in page.text

@@ -20,7 +20,9 @@ RELOADS = 10
 
 def live_tenants() -> int:
     gc.collect()
-    return sum(1 for o in gc.get_objects() if type(o) is SimulatedTenant)  # (isinstance would wake lazy objects)
+    return sum(
+        1 for o in gc.get_objects() if type(o) is SimulatedTenant
+    )  # (isinstance would wake lazy objects)
 
 
 def write(path, builder: TenantBuilder) -> None:
@@ -57,7 +59,9 @@ def test_each_reload_replaces_the_tenant_instead_of_adding_one(mid_sized_tenant)
         use_once()
 
     assert connection.connect().simulated.managed_devices[RELOADS - 1]["osVersion"] == "10.0.26100.1"
-    assert live_tenants() == baseline  # (other files' tenants, from earlier tests in this process, may be cached too)
+    assert (
+        live_tenants() == baseline
+    )  # (other files' tenants, from earlier tests in this process, may be cached too)
 
 
 def test_memory_does_not_grow_with_reloads(mid_sized_tenant):
@@ -79,4 +83,6 @@ def test_memory_does_not_grow_with_reloads(mid_sized_tenant):
         tracemalloc.stop()
 
     # One reload of this tenant holds a few MB; ten more that each kept their tenant would hold ten times that.
-    assert after_many - after_one < 1_000_000, f"{(after_many - after_one) / 1e6:.1f} MB more after {RELOADS} reloads"
+    assert after_many - after_one < 1_000_000, (
+        f"{(after_many - after_one) / 1e6:.1f} MB more after {RELOADS} reloads"
+    )

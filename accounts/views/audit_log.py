@@ -27,7 +27,9 @@ FILTER_FIELDS = ("actor", "action", "result", "since", "until", "q")
 
 class AuditFilter(forms.Form):
     actor = forms.CharField(required=False, max_length=256, label="Who")
-    action = forms.ChoiceField(required=False, choices=[("", "Any action"), *AuditEvent.Action.choices], label="What")
+    action = forms.ChoiceField(
+        required=False, choices=[("", "Any action"), *AuditEvent.Action.choices], label="What"
+    )
     result = forms.CharField(required=False, max_length=200, label="Result contains")
     since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
@@ -78,9 +80,15 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     paginator = Paginator(form.events(), PAGE_SIZE)
     page_number = request.GET.get("page", "1")
     # isdecimal, not isdigit ("²" is a digit int() refuses); a length bound before int() (which refuses 4,300+ digits)
-    if not (page_number.isdecimal() and len(page_number) <= 9 and 1 <= int(page_number) <= paginator.num_pages):
-        return render(request, "accounts/audit_log.html", {"form": form, "page": None,
-                                                           "error": "There is no such page."}, status=400)  # fmt: skip
+    if not (
+        page_number.isdecimal() and len(page_number) <= 9 and 1 <= int(page_number) <= paginator.num_pages
+    ):
+        return render(
+            request,
+            "accounts/audit_log.html",
+            {"form": form, "page": None, "error": "There is no such page."},
+            status=400,
+        )
     page = paginator.page(int(page_number))
     query = urlencode({k: v for k in FILTER_FIELDS if (v := request.GET.get(k, ""))})
     return render(request, "accounts/audit_log.html", {"form": form, "page": page, "query": query})
@@ -91,8 +99,17 @@ def csv_rows(events: QuerySet[AuditEvent]) -> Iterator[str]:
     yield writer.header(["When (UTC)", "Who", "What", "Target", "Result", "Source IP", "Details"])
     for event in events.iterator(chunk_size=2000):
         # Details as JSON, which a script or a spreadsheet can take apart (not Python's repr).
-        yield writer.row([event.at.strftime("%Y-%m-%d %H:%M:%S"), event.actor, event.get_action_display(), event.target,
-                          event.result, event.source_ip or "", json.dumps(event.details, sort_keys=True, ensure_ascii=False)])  # fmt: skip
+        yield writer.row(
+            [
+                event.at.strftime("%Y-%m-%d %H:%M:%S"),
+                event.actor,
+                event.get_action_display(),
+                event.target,
+                event.result,
+                event.source_ip or "",
+                json.dumps(event.details, sort_keys=True, ensure_ascii=False),
+            ]
+        )
 
 
 @never_cache
@@ -103,8 +120,16 @@ def audit_export(request: HttpRequest) -> HttpResponse:
     if refused:
         return refused
     events = form.events()
-    record_event(request.user, AuditEvent.Action.EXPORT, target="audit log", result=f"{events.count()} events",
-                 request=request, filters={k: v for k, v in request.GET.items() if k in FILTER_FIELDS and v})  # fmt: skip
+    record_event(
+        request.user,
+        AuditEvent.Action.EXPORT,
+        target="audit log",
+        result=f"{events.count()} events",
+        request=request,
+        filters={k: v for k, v in request.GET.items() if k in FILTER_FIELDS and v},
+    )
     response = StreamingHttpResponse(csv_rows(events), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="autopatch-audit-log-{timezone.now():%Y%m%d-%H%M}.csv"'
+    response["Content-Disposition"] = (
+        f'attachment; filename="autopatch-audit-log-{timezone.now():%Y%m%d-%H%M}.csv"'
+    )
     return response

@@ -38,7 +38,11 @@ def flow_cookie_options() -> dict:
     """Entra's answer is a cross-site POST: only a SameSite=None cookie (which must be Secure) comes with it.
     Over plain HTTP (development) only the simulated tenant answers, from the portal's own site, so Lax does."""
     secure = settings.SESSION_COOKIE_SECURE
-    return {"path": reverse("accounts:entra_callback"), "secure": secure, "samesite": "None" if secure else "Lax"}
+    return {
+        "path": reverse("accounts:entra_callback"),
+        "secure": secure,
+        "samesite": "None" if secure else "Lax",
+    }
 
 
 @require_GET
@@ -56,13 +60,21 @@ def start(request: HttpRequest) -> HttpResponse:
     else:
         response = redirect(flow["auth_uri"])
     # The flow belongs to this browser: an answer posted from another one (login CSRF) finds no cookie.
-    response.set_signed_cookie(FLOW_COOKIE, flow["state"], salt=FLOW_COOKIE_SALT, max_age=entra.FLOW_LIFETIME,
-                               httponly=True, **flow_cookie_options())  # fmt: skip
+    response.set_signed_cookie(
+        FLOW_COOKIE,
+        flow["state"],
+        salt=FLOW_COOKIE_SALT,
+        max_age=entra.FLOW_LIFETIME,
+        httponly=True,
+        **flow_cookie_options(),
+    )
     return response
 
 
 def refuse(request: HttpRequest, reason: str, status: int = 400) -> HttpResponse:
-    record_event("anonymous", AuditEvent.Action.SIGN_IN_FAILED, target="Entra ID", result=reason, request=request)
+    record_event(
+        "anonymous", AuditEvent.Action.SIGN_IN_FAILED, target="Entra ID", result=reason, request=request
+    )
     response = render(request, "accounts/signin_failed.html", {"reason": reason}, status=status)
     forget_flow(response)
     return response
@@ -78,11 +90,16 @@ def forget_flow(response: HttpResponse) -> None:
 def callback(request: HttpRequest) -> HttpResponse:
     """Entra's answer: redeem the code with the flow's PKCE verifier, check the ID token, re-read the role."""
     entra_only()
-    state = request.get_signed_cookie(FLOW_COOKIE, default=None, salt=FLOW_COOKIE_SALT, max_age=entra.FLOW_LIFETIME)
+    state = request.get_signed_cookie(
+        FLOW_COOKIE, default=None, salt=FLOW_COOKIE_SALT, max_age=entra.FLOW_LIFETIME
+    )
     kept = entra.take_flow(state) if state else None
     if kept is None:
-        return refuse(request, "This sign-in was not started in this browser, took longer than 10 minutes, or was "
-                      "already used. Start again.")  # fmt: skip
+        return refuse(
+            request,
+            "This sign-in was not started in this browser, took longer than 10 minutes, or was "
+            "already used. Start again.",
+        )
     flow, next_url = kept
     config = entra.signin_config()
     cache = entra.load_cache(request.session)
@@ -96,9 +113,17 @@ def callback(request: HttpRequest) -> HttpResponse:
     assign_role(user, role)
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     entra.save_cache(request.session, cache)
-    record_event(user, AuditEvent.Action.SIGN_IN, target="Entra ID", result=Role(role).label if role else "no role",
-                 request=request, object_id=claims["oid"])  # fmt: skip
-    response = redirect("accounts:no_access") if role is None else redirect(next_url or settings.LOGIN_REDIRECT_URL)
+    record_event(
+        user,
+        AuditEvent.Action.SIGN_IN,
+        target="Entra ID",
+        result=Role(role).label if role else "no role",
+        request=request,
+        object_id=claims["oid"],
+    )
+    response = (
+        redirect("accounts:no_access") if role is None else redirect(next_url or settings.LOGIN_REDIRECT_URL)
+    )
     forget_flow(response)
     return response
 
@@ -108,7 +133,11 @@ def user_for(claims: dict, tenant_id: str):
     """The portal user of this Entra object; created at the first sign-in, named after the current UPN."""
     users = get_user_model().objects
     upn = str(claims.get("preferred_username") or "")[:150]
-    identity = EntraIdentity.objects.select_related("user").filter(tenant_id=tenant_id, object_id=claims["oid"]).first()
+    identity = (
+        EntraIdentity.objects.select_related("user")
+        .filter(tenant_id=tenant_id, object_id=claims["oid"])
+        .first()
+    )
     if identity is None:
         name = upn if upn and not users.filter(username=upn).exists() else claims["oid"]
         user = users.create_user(username=name)  # no password: this user signs in through Entra ID only
@@ -165,6 +194,10 @@ def simulated_authorize(request: HttpRequest) -> HttpResponse:
     answer = config.session.get(url, allow_redirects=False, timeout=10)
     action, fields = read_form_post(answer.text) if answer.status_code == 200 else ("", {})
     if action != redirect_uri(request):
-        return render(request, "accounts/signin_failed.html", {"reason": "The simulated tenant refused the sign-in request."},
-                      status=400)  # fmt: skip
+        return render(
+            request,
+            "accounts/signin_failed.html",
+            {"reason": "The simulated tenant refused the sign-in request."},
+            status=400,
+        )
     return render(request, "accounts/form_post.html", {"action": action, "fields": fields})

@@ -44,8 +44,13 @@ class SignInView(LoginView):
         locked = lockout(username, client_ip(request))
         if locked is not None:
             # The password is not even checked while locked, so guessing gains nothing.
-            record_event(username or "anonymous", AuditEvent.Action.SIGN_IN_FAILED, target="local account",
-                         result="locked out", request=request)  # fmt: skip
+            record_event(
+                username or "anonymous",
+                AuditEvent.Action.SIGN_IN_FAILED,
+                target="local account",
+                result="locked out",
+                request=request,
+            )
             form = self.get_form()
             form.errors.clear()
             form.add_error(None, locked.message)
@@ -55,15 +60,25 @@ class SignInView(LoginView):
     def form_invalid(self, form):
         # Counted under the name Django tried to sign in, not the one typed: look-alikes share one count.
         username = account_name(self.request.POST.get("username", ""))
-        record_event(username or "anonymous", AuditEvent.Action.SIGN_IN_FAILED, target="local account",
-                     result="wrong name or password", request=self.request)  # fmt: skip
+        record_event(
+            username or "anonymous",
+            AuditEvent.Action.SIGN_IN_FAILED,
+            target="local account",
+            result="wrong name or password",
+            request=self.request,
+        )
         return super().form_invalid(form)
 
     def form_valid(self, form):
         response = super().form_valid(form)
         user = self.request.user
-        record_event(user, AuditEvent.Action.SIGN_IN, target="local account", result=role_label(user),
-                     request=self.request)  # fmt: skip
+        record_event(
+            user,
+            AuditEvent.Action.SIGN_IN,
+            target="local account",
+            result=role_label(user),
+            request=self.request,
+        )
         if role_of(user) is None:
             return redirect("accounts:no_access")
         return response

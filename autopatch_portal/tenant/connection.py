@@ -98,8 +98,10 @@ def transport() -> Transport:
         secret = settings.AUTOPATCH_CLIENT_SECRET
     with _lock:
         found = _transports.get(key)
-        if found is None or found.simulated is not simulated or (
-            (found.tenant_id, found.client_id, found.client_secret) != (tenant_id, client_id, secret)
+        if (
+            found is None
+            or found.simulated is not simulated
+            or ((found.tenant_id, found.client_id, found.client_secret) != (tenant_id, client_id, secret))
         ):
             # A reloaded tenant file or new credentials replace the old transport and its app, which are
             # then freed: keeping them would hold every version of the tenant in memory.
@@ -110,15 +112,21 @@ def transport() -> Transport:
         return found
 
 
-def confidential_app(link: Transport, token_cache: msal.TokenCache | None = None) -> msal.ConfidentialClientApplication:
+def confidential_app(
+    link: Transport, token_cache: msal.TokenCache | None = None
+) -> msal.ConfidentialClientApplication:
     """An MSAL application on the tenant's transport. Without a token cache, the app-only one, kept so its
     token is reused between runs; with one (a user's sign-in), a new application around that cache."""
 
     def build() -> msal.ConfidentialClientApplication:
         return msal.ConfidentialClientApplication(
-            link.client_id, client_credential=link.client_secret, authority=link.authority,
-            http_client=TimedHttpClient(link.session, settings.AUTOPATCH_ENTRA_TIMEOUT), instance_discovery=False, token_cache=token_cache,
-        )  # fmt: skip
+            link.client_id,
+            client_credential=link.client_secret,
+            authority=link.authority,
+            http_client=TimedHttpClient(link.session, settings.AUTOPATCH_ENTRA_TIMEOUT),
+            instance_discovery=False,
+            token_cache=token_cache,
+        )
 
     if token_cache is not None:
         return build()
@@ -132,8 +140,19 @@ def confidential_app(link: Transport, token_cache: msal.TokenCache | None = None
 def connect(*, sleep: Callable[[float], None] | None = None) -> TenantConnection:
     link = transport()
     extra = {"sleep": sleep} if sleep is not None else {}
-    graph = GraphClient(link.session, client_token_provider(confidential_app(link)),
-                        timeout=settings.AUTOPATCH_GRAPH_TIMEOUT, max_retries=settings.AUTOPATCH_GRAPH_MAX_RETRIES,
-                        backoff=settings.AUTOPATCH_GRAPH_BACKOFF_MS / 1000, **extra)  # fmt: skip
-    return TenantConnection(graph, link.tenant_id, link.client_id, settings.AUTOPATCH_REGISTRATION_GROUP_ID,
-                            link.simulated, link.session)  # fmt: skip
+    graph = GraphClient(
+        link.session,
+        client_token_provider(confidential_app(link)),
+        timeout=settings.AUTOPATCH_GRAPH_TIMEOUT,
+        max_retries=settings.AUTOPATCH_GRAPH_MAX_RETRIES,
+        backoff=settings.AUTOPATCH_GRAPH_BACKOFF_MS / 1000,
+        **extra,
+    )
+    return TenantConnection(
+        graph,
+        link.tenant_id,
+        link.client_id,
+        settings.AUTOPATCH_REGISTRATION_GROUP_ID,
+        link.simulated,
+        link.session,
+    )

@@ -60,8 +60,11 @@ class DeltaRound:
             params = None  # the links carry the query
             items = payload.get("value") if isinstance(payload, dict) else None
             if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-                raise GraphError(f"Graph sent a malformed delta page for {next_url.split('?', 1)[0]}: "
-                                 "no list of objects in 'value'", url=next_url)  # fmt: skip
+                raise GraphError(
+                    f"Graph sent a malformed delta page for {next_url.split('?', 1)[0]}: "
+                    "no list of objects in 'value'",
+                    url=next_url,
+                )
             yield items
             next_url = payload.get("@odata.nextLink")
             if next_url is None:
@@ -84,7 +87,9 @@ def group_changes(graph: GraphClient, group_id: str, link: str = "") -> DeltaRou
     """One group's name and member changes since `link`, or its whole membership without one."""
     if link:
         return DeltaRound(graph, link, full=False)
-    return DeltaRound(graph, "/v1.0/groups/delta", {"$filter": f"id eq {quote(group_id)}", "$select": GROUP_SELECT})
+    return DeltaRound(
+        graph, "/v1.0/groups/delta", {"$filter": f"id eq {quote(group_id)}", "$select": GROUP_SELECT}
+    )
 
 
 def graph_time(moment: datetime) -> str:

@@ -28,14 +28,39 @@ MEMBER_SELECT = "id,deviceId,displayName"
 # Not approximateLastSignInDateTime: it changes at every sign-in, evaluation does not use it, and as part of a
 # device's input key it would make every hourly run evaluate most devices again.
 DEVICE_SELECT = ",".join(
-    ("id", "deviceId", "displayName", "operatingSystem", "operatingSystemVersion", "trustType", "accountEnabled",
-     "profileType", "registrationDateTime")
-)  # fmt: skip
+    (
+        "id",
+        "deviceId",
+        "displayName",
+        "operatingSystem",
+        "operatingSystemVersion",
+        "trustType",
+        "accountEnabled",
+        "profileType",
+        "registrationDateTime",
+    )
+)
 MANAGED_SELECT = ",".join(
-    ("id", "azureADDeviceId", "deviceName", "operatingSystem", "osVersion", "lastSyncDateTime", "managementAgent",
-     "ownerType", "skuFamily", "skuNumber", "processorArchitecture", "joinType", "serialNumber", "model",
-     "manufacturer", "userPrincipalName", "configurationManagerClientEnabledFeatures")
-)  # fmt: skip
+    (
+        "id",
+        "azureADDeviceId",
+        "deviceName",
+        "operatingSystem",
+        "osVersion",
+        "lastSyncDateTime",
+        "managementAgent",
+        "ownerType",
+        "skuFamily",
+        "skuNumber",
+        "processorArchitecture",
+        "joinType",
+        "serialNumber",
+        "model",
+        "manufacturer",
+        "userPrincipalName",
+        "configurationManagerClientEnabledFeatures",
+    )
+)
 # Intune's managementAgent values of a device co-managed with Configuration Manager (lower-cased).
 CO_MANAGED_AGENTS = frozenset({"configurationmanagerclientmdm", "configurationmanagerclientmdmeas"})
 # Set on a managed device whose list blanks could not be looked up: the names of the properties still blank.
@@ -64,12 +89,18 @@ def registration_group_id(graph: GraphClient, configured_id: str = "") -> str:
     if configured_id:
         return configured_id
     name = settings.AUTOPATCH_REGISTRATION_GROUP_NAME
-    found = [g for page in graph.pages("/v1.0/groups", {"$filter": equals("displayName", name),
-                                                        "$select": "id,displayName"}) for g in page]  # fmt: skip
+    found = [
+        g
+        for page in graph.pages(
+            "/v1.0/groups", {"$filter": equals("displayName", name), "$select": "id,displayName"}
+        )
+        for g in page
+    ]
     if len(found) != 1:
         raise RegistrationGroupError(
             f"The tenant has {len(found)} groups named {name!r}; set AUTOPATCH_REGISTRATION_GROUP_ID to the one to use."
-            if found else f"The tenant has no group named {name!r}: create it, or set AUTOPATCH_REGISTRATION_GROUP_ID."
+            if found
+            else f"The tenant has no group named {name!r}: create it, or set AUTOPATCH_REGISTRATION_GROUP_ID."
         )
     return found[0]["id"]
 
@@ -86,14 +117,19 @@ def member_pages(graph: GraphClient, group_id: str, page_size: int | None = None
 
 def device_pages(graph: GraphClient, page_size: int | None = None) -> Iterator[list[dict]]:
     """Every Entra device record of the tenant."""
-    return graph.pages("/v1.0/devices", {"$select": DEVICE_SELECT, "$top": page_size or settings.AUTOPATCH_GRAPH_PAGE_SIZE})
+    return graph.pages(
+        "/v1.0/devices", {"$select": DEVICE_SELECT, "$top": page_size or settings.AUTOPATCH_GRAPH_PAGE_SIZE}
+    )
 
 
 def managed_device_pages(graph: GraphClient, page_size: int | None = None) -> Iterator[list[dict]]:
     """Every Windows device Intune manages, from beta (see the module's note), in Intune's pages of up to 1,000.
     Some items may hold list blanks: see fill_list_blanks()."""
-    params = {"$select": MANAGED_SELECT, "$filter": WINDOWS_ONLY,
-              "$top": page_size or settings.AUTOPATCH_INTUNE_PAGE_SIZE}  # fmt: skip
+    params = {
+        "$select": MANAGED_SELECT,
+        "$filter": WINDOWS_ONLY,
+        "$top": page_size or settings.AUTOPATCH_INTUNE_PAGE_SIZE,
+    }
     return graph.pages("/beta/deviceManagement/managedDevices", params)
 
 
@@ -102,9 +138,15 @@ def member_names(graph: GraphClient, group_id: str, odata_type: str) -> dict[str
     a cast of the members list, which takes `ConsistencyLevel: eventual` with `$count`
     (api-reference/v1.0/api/group-list-members.md, "Get only a count of all membership" and the cast examples)."""
     params = {"$select": "id,displayName", "$count": "true", "$top": settings.AUTOPATCH_GRAPH_PAGE_SIZE}
-    pages = graph.pages(f"{members_url(group_id)}/{odata_type}", params, headers={"ConsistencyLevel": "eventual"})
-    return {m["id"]: name if isinstance(name := m.get("displayName"), str) else ""
-            for page in pages for m in page if isinstance(m.get("id"), str)}
+    pages = graph.pages(
+        f"{members_url(group_id)}/{odata_type}", params, headers={"ConsistencyLevel": "eventual"}
+    )
+    return {
+        m["id"]: name if isinstance(name := m.get("displayName"), str) else ""
+        for page in pages
+        for m in page
+        if isinstance(m.get("id"), str)
+    }
 
 
 def list_blanks(managed: dict[str, Any]) -> list[str]:
@@ -126,8 +168,9 @@ def managed_device_url(managed_id: str) -> str:
     return f"/beta/deviceManagement/managedDevices/{managed_id}?$select={MANAGED_SELECT}"
 
 
-def fill_list_blanks(graph: GraphClient, managed_items: Iterable[dict[str, Any]],
-                     workers: int = 1) -> tuple[list[dict], dict[str, str]]:  # fmt: skip
+def fill_list_blanks(
+    graph: GraphClient, managed_items: Iterable[dict[str, Any]], workers: int = 1
+) -> tuple[list[dict], dict[str, str]]:
     """Look up, through JSON batching, every listed managed device with list blanks, and complete it with the
     device's own GET. The items are completed in place and returned, with those that could not be looked up
     (their answer was an error, after the throttled ones were retried) as {managed device ID: error}: each of
@@ -136,7 +179,9 @@ def fill_list_blanks(graph: GraphClient, managed_items: Iterable[dict[str, Any]]
     items = list(managed_items)
     blank = [(item, names) for item in items if (names := list_blanks(item)) and item.get("id")]
     unresolved: dict[str, str] = {}
-    answers = graph.batch([managed_device_url(str(item["id"])) for item, _ in blank], workers) if blank else []
+    answers = (
+        graph.batch([managed_device_url(str(item["id"])) for item, _ in blank], workers) if blank else []
+    )
     for (item, names), answer in zip(blank, answers, strict=True):
         body = answer.body if isinstance(answer.body, dict) else {}
         # The reference page's example wraps the device in "value"; Graph answers it bare: take either.
@@ -145,7 +190,9 @@ def fill_list_blanks(graph: GraphClient, managed_items: Iterable[dict[str, Any]]
             item.update({key: value for key, value in found.items() if not key.startswith("@")})
             item.pop(BLANKS, None)
         else:
-            unresolved[str(item["id"])] = str(answer.error or f"Graph answered another device for {item['id']}")
+            unresolved[str(item["id"])] = str(
+                answer.error or f"Graph answered another device for {item['id']}"
+            )
             item[BLANKS] = names
     return items, unresolved
 
@@ -154,7 +201,9 @@ def group(graph: GraphClient, group_id: str) -> dict[str, Any]:
     return graph.get(f"/v1.0/groups/{group_id}", {"$select": "id,displayName"})
 
 
-def members_page(graph: GraphClient, group_id: str, next_link: str = "", page_size: int = 100) -> dict[str, Any]:
+def members_page(
+    graph: GraphClient, group_id: str, next_link: str = "", page_size: int = 100
+) -> dict[str, Any]:
     """One page of the group's direct members, for browsing; `next_link` must be Graph's own next page of
     this group (the app's token must never be sent anywhere else), else ValueError."""
     url = members_url(group_id)
@@ -167,8 +216,9 @@ def members_page(graph: GraphClient, group_id: str, next_link: str = "", page_si
 def add_group_owner(graph: GraphClient, group_id: str, object_id: str) -> bool:
     """Make a directory object an owner of the group; False when it already was one."""
     try:
-        graph.post(f"v1.0/groups/{group_id}/owners/$ref",
-                   {"@odata.id": f"{GRAPH}/v1.0/directoryObjects/{object_id}"})  # fmt: skip
+        graph.post(
+            f"v1.0/groups/{group_id}/owners/$ref", {"@odata.id": f"{GRAPH}/v1.0/directoryObjects/{object_id}"}
+        )
     except GraphError as exc:
         if exc.status == 400 and "already exist" in str(exc):
             return False
@@ -191,6 +241,8 @@ def check_member_groups(graph: GraphClient, group_ids: list[str]) -> set[str]:
     (api-reference/v1.0/api/directoryobject-checkmembergroups.md)."""
     held: set[str] = set()
     for first in range(0, len(group_ids), CHECK_MEMBER_GROUPS_LIMIT):
-        answer = graph.post("v1.0/me/checkMemberGroups", {"groupIds": group_ids[first:first + CHECK_MEMBER_GROUPS_LIMIT]})
+        answer = graph.post(
+            "v1.0/me/checkMemberGroups", {"groupIds": group_ids[first : first + CHECK_MEMBER_GROUPS_LIMIT]}
+        )
         held.update(group for group in answer.get("value", []) if isinstance(group, str))
     return held

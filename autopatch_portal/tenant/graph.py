@@ -31,7 +31,9 @@ WAIT_AND_RETRY = (429, 503)
 class GraphError(Exception):
     """Graph could not answer a request; the message says what and why, for the run's record."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: str = "", request_id: str = "", url: str = ""):
+    def __init__(
+        self, message: str, *, status: int | None = None, code: str = "", request_id: str = "", url: str = ""
+    ):
         super().__init__(message)
         self.status = status
         self.code = code
@@ -63,8 +65,13 @@ def error_from(status: int, payload: Any, url: str, reason: str = "", text: str 
         if isinstance(inner, dict):
             request_id = str(inner.get("request-id") or inner.get("requestId") or "")
     detail = f" (request-id {request_id})" if request_id else ""
-    return GraphError(f"Graph answered {status} {code or reason} for {_short(url)}: {message}{detail}",
-                      status=status, code=code, request_id=request_id, url=url)  # fmt: skip
+    return GraphError(
+        f"Graph answered {status} {code or reason} for {_short(url)}: {message}{detail}",
+        status=status,
+        code=code,
+        request_id=request_id,
+        url=url,
+    )
 
 
 # Intune appends support details to its messages: " - Operation ID (for customer support): ... - Activity ID: ...
@@ -164,7 +171,9 @@ class GraphClient:
         self.requests_made = 0
         self._count = threading.Lock()  # reads that run at once share the client
 
-    def get(self, url: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> dict:
+    def get(
+        self, url: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> dict:
         """One GET, retried on throttling, 5xx, time-outs and malformed JSON, at most max_retries times."""
         return self.request("GET", url, params=params, headers=headers)
 
@@ -172,8 +181,15 @@ class GraphClient:
         """One POST with a JSON body (for example members/$ref); 204 answers an empty dict."""
         return self.request("POST", url, json_body=body, headers=headers)
 
-    def request(self, method: str, url: str, *, params: dict[str, Any] | None = None,
-                json_body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> dict:  # fmt: skip
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json_body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict:
         if not url.startswith("https://"):
             url = f"{GRAPH}/{url.lstrip('/')}"
         attempt = 0
@@ -184,11 +200,21 @@ class GraphClient:
                 with self._count:
                     self.requests_made += 1
                 response = self.session.request(
-                    method, url, params=params, json=json_body, timeout=self.timeout,
-                    headers={"Authorization": f"Bearer {self.token()}", "Accept": "application/json", **(headers or {})},
-                )  # fmt: skip
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    timeout=self.timeout,
+                    headers={
+                        "Authorization": f"Bearer {self.token()}",
+                        "Accept": "application/json",
+                        **(headers or {}),
+                    },
+                )
             except (requests.Timeout, requests.ConnectionError) as exc:
-                failure: GraphError = GraphError(f"Graph did not answer {_short(url)} in time: {exc}", url=url)
+                failure: GraphError = GraphError(
+                    f"Graph did not answer {_short(url)} in time: {exc}", url=url
+                )
             else:
                 if response.status_code == 204:
                     return {}
@@ -196,7 +222,9 @@ class GraphClient:
                     try:
                         return orjson.loads(response.content)
                     except ValueError:
-                        failure = GraphError(f"Graph sent a malformed page for {_short(url)}: not JSON", url=url)
+                        failure = GraphError(
+                            f"Graph sent a malformed page for {_short(url)}: not JSON", url=url
+                        )
                 else:
                     failure = parse_error(response)
                     if response.status_code in WAIT_AND_RETRY:
@@ -204,8 +232,13 @@ class GraphClient:
                     elif response.status_code < 500 and response.status_code != 408:
                         raise failure
             if attempt > self.max_retries:
-                raise GraphError(f"{failure} (gave up after {attempt} attempts)", status=failure.status,
-                                 code=failure.code, request_id=failure.request_id, url=url)  # fmt: skip
+                raise GraphError(
+                    f"{failure} (gave up after {attempt} attempts)",
+                    status=failure.status,
+                    code=failure.code,
+                    request_id=failure.request_id,
+                    url=url,
+                )
             if wait is None:
                 wait = self._backoff(attempt)
             log.info("Graph request to %s failed (%s); retrying in %.2f s", _short(url), failure.status, wait)
@@ -226,10 +259,12 @@ class GraphClient:
         attempts = [0] * len(prepared)
         pending = list(range(len(prepared)))
         while pending:
-            chunks = [(version, same[start : start + BATCH_LIMIT])
-                      for version in dict.fromkeys(prepared[i][0] for i in pending)
-                      for same in [[i for i in pending if prepared[i][0] == version]]
-                      for start in range(0, len(same), BATCH_LIMIT)]  # fmt: skip
+            chunks = [
+                (version, same[start : start + BATCH_LIMIT])
+                for version in dict.fromkeys(prepared[i][0] for i in pending)
+                for same in [[i for i in pending if prepared[i][0] == version]]
+                for start in range(0, len(same), BATCH_LIMIT)
+            ]
 
             def send(chunk: tuple[str, list[int]]) -> dict[str, BatchAnswer]:
                 return self._send_batch(chunk[0], {str(i): prepared[i][1] for i in chunk[1]})
@@ -251,13 +286,20 @@ class GraphClient:
                         after = retry_after_seconds(answer.headers)
                         wait = max(wait, after if after is not None else self._backoff(attempts[i]))
                     elif answer.status == 0:
-                        answer.error = GraphError(f"Graph's batch answer has no response for {_short(url)}", url=url)
+                        answer.error = GraphError(
+                            f"Graph's batch answer has no response for {_short(url)}", url=url
+                        )
                     elif not 200 <= answer.status < 300:
                         text = answer.body[:200] if isinstance(answer.body, str) else ""
                         error = error_from(answer.status, answer.body, url, text=text)
                         if answer.status in WAIT_AND_RETRY:
-                            error = GraphError(f"{error} (gave up after {attempts[i]} attempts)", status=error.status,
-                                               code=error.code, request_id=error.request_id, url=url)  # fmt: skip
+                            error = GraphError(
+                                f"{error} (gave up after {attempts[i]} attempts)",
+                                status=error.status,
+                                code=error.code,
+                                request_id=error.request_id,
+                                url=url,
+                            )
                         answer.error = error
             if again:
                 log.info("%d batched Graph requests throttled; retrying in %.2f s", len(again), wait)
@@ -271,18 +313,25 @@ class GraphClient:
         payload = self.post(url, {"requests": [{"id": key, **request} for key, request in requests_.items()]})
         responses = payload.get("responses") if isinstance(payload, dict) else None
         if not isinstance(responses, list):
-            raise GraphError(f"Graph sent a malformed batch answer for {_short(url)}: no 'responses' list", url=url)
+            raise GraphError(
+                f"Graph sent a malformed batch answer for {_short(url)}: no 'responses' list", url=url
+            )
         answers: dict[str, BatchAnswer] = {}
         for item in responses:
             if not isinstance(item, dict) or not isinstance(item.get("status"), int) or "id" not in item:
-                raise GraphError(f"Graph sent a malformed batch answer for {_short(url)}: an item without id or "
-                                 "status", url=url)  # fmt: skip
+                raise GraphError(
+                    f"Graph sent a malformed batch answer for {_short(url)}: an item without id or status",
+                    url=url,
+                )
             headers = item.get("headers")
-            answers[str(item["id"])] = BatchAnswer(item["status"], item.get("body"),
-                                                   headers if isinstance(headers, dict) else {})  # fmt: skip
+            answers[str(item["id"])] = BatchAnswer(
+                item["status"], item.get("body"), headers if isinstance(headers, dict) else {}
+            )
         return answers
 
-    def pages(self, url: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Iterator[list[dict]]:
+    def pages(
+        self, url: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> Iterator[list[dict]]:
         """Each page's items in turn; the next page is the whole @odata.nextLink URL, not rebuilt."""
         next_url: str | None = url
         while next_url:
@@ -290,8 +339,10 @@ class GraphClient:
             params = None  # the nextLink carries the query
             items = payload.get("value") if isinstance(payload, dict) else None
             if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-                raise GraphError(f"Graph sent a malformed page for {_short(next_url)}: no list of objects in 'value'",
-                                 url=next_url)  # fmt: skip
+                raise GraphError(
+                    f"Graph sent a malformed page for {_short(next_url)}: no list of objects in 'value'",
+                    url=next_url,
+                )
             yield items
             next_url = payload.get("@odata.nextLink")
             if next_url is not None and not isinstance(next_url, str):

@@ -11,4 +11,11 @@ from .run import run_discovery
 from .state import DiscoveryAborted
 from .status import JOIN_TYPES, evaluate_device
 
-__all__ = ["DiscoveryAborted", "JOIN_TYPES", "acquire_lease", "active_run", "evaluate_device", "run_discovery"]
+__all__ = [
+    "DiscoveryAborted",
+    "JOIN_TYPES",
+    "acquire_lease",
+    "active_run",
+    "evaluate_device",
+    "run_discovery",
+]

@@ -35,8 +35,12 @@ ANALYZE_AFTER = 1000  # devices written by a run, past which it refreshes the de
 def duplicate_serials(run: DiscoveryRun) -> dict[str, int]:
     """Serial numbers held by more than one candidate or registered device, with how many hold them."""
     staged, copy = StagedObject._meta.db_table, TenantObject._meta.db_table
-    registered, registered_params = (Device.objects.registered().exclude(serial_number="")
-                                     .values_list("serial_number", "azure_ad_device_id").query.sql_with_params())  # fmt: skip
+    registered, registered_params = (
+        Device.objects.registered()
+        .exclude(serial_number="")
+        .values_list("serial_number", "azure_ad_device_id")
+        .query.sql_with_params()
+    )
     sql = f"""
         SELECT serial, COUNT(DISTINCT device_id) FROM (
             SELECT m.serial_number AS serial, m.device_id AS device_id
@@ -75,8 +79,9 @@ def apply_evaluation(state: RunState) -> None:
     last_pk, done = 0, 0
     while chunk := list(members.filter(pk__gt=last_pk).values_list("pk", "device_id", "extra")[:CHUNK]):
         last_pk = chunk[-1][0]
-        subjects: dict[str, str | None] = {device_id: extra for _, device_id, extra in chunk
-                                           if wanted is None or device_id in wanted}  # fmt: skip
+        subjects: dict[str, str | None] = {
+            device_id: extra for _, device_id, extra in chunk if wanted is None or device_id in wanted
+        }
         if subjects:
             evaluate_chunk(state, subjects, duplicates, rings)
         state.counts["evaluated"] += len(subjects)
@@ -85,12 +90,20 @@ def apply_evaluation(state: RunState) -> None:
     record_sightings(run, state.now)
     # Devices once registered (excluded too) that left the group stay registered: refresh their readiness status.
     seen = members.values("device_id")
-    stale = Device.objects.filter(registered_at__isnull=False).exclude(azure_ad_device_id__in=seen).order_by("pk")
+    stale = (
+        Device.objects.filter(registered_at__isnull=False).exclude(azure_ad_device_id__in=seen).order_by("pk")
+    )
     last_pk = 0
     while chunk_ids := list(stale.filter(pk__gt=last_pk).values_list("pk", "azure_ad_device_id")[:CHUNK]):
         last_pk = chunk_ids[-1][0]
-        evaluate_chunk(state, {device_id: None for _, device_id in chunk_ids}, duplicates, rings, in_group=False,
-                       complete=complete)  # fmt: skip
+        evaluate_chunk(
+            state,
+            {device_id: None for _, device_id in chunk_ids},
+            duplicates,
+            rings,
+            in_group=False,
+            complete=complete,
+        )
     if complete:
         Device.objects.filter(registered_at__isnull=True, in_registration_group=True).exclude(
             azure_ad_device_id__in=seen
@@ -100,7 +113,9 @@ def apply_evaluation(state: RunState) -> None:
         # The blade reads these tables right after: without fresh statistics (autovacuum comes later) its
         # counts and searches were planned badly for minutes after a first import (bench/README.md).
         analyze(Device, DeviceSighting)
-    for status, n in Device.objects.values("readiness_status").annotate(n=Count("pk")).values_list("readiness_status", "n"):
+    for status, n in (
+        Device.objects.values("readiness_status").annotate(n=Count("pk")).values_list("readiness_status", "n")
+    ):
         state.counts[status] = n
 
 
@@ -111,11 +126,21 @@ EVALUATION_VERSION = 1
 def needs_every_candidate(state: RunState) -> bool:
     """A full read, a change of evaluation, or a last run that did not end well: evaluate every candidate (their
     input keys still spare the unchanged ones the writes)."""
-    last = (DiscoveryRun.objects.ran().exclude(pk=state.run.pk).filter(finished_at__isnull=False)
-            .only("status", "counts").first())  # fmt: skip
+    last = (
+        DiscoveryRun.objects.ran()
+        .exclude(pk=state.run.pk)
+        .filter(finished_at__isnull=False)
+        .only("status", "counts")
+        .first()
+    )
     state.counts["evaluation_version"] = EVALUATION_VERSION
-    return (state.full_read or bool(state.unreadable_groups) or last is None
-            or last.status != DiscoveryRun.Status.SUCCEEDED or last.counts.get("evaluation_version") != EVALUATION_VERSION)  # fmt: skip
+    return (
+        state.full_read
+        or bool(state.unreadable_groups)
+        or last is None
+        or last.status != DiscoveryRun.Status.SUCCEEDED
+        or last.counts.get("evaluation_version") != EVALUATION_VERSION
+    )
 
 
 def aged_since(now: datetime, then: datetime) -> set[str]:
@@ -123,8 +148,11 @@ def aged_since(now: datetime, then: datetime) -> set[str]:
     28-day window, or a stale one's count of days went up."""
     window = c.CHECK_IN_WINDOW
     aged = Device.objects.filter(last_intune_checkin__lt=now - window + timedelta(days=1))
-    return {device_id for device_id, synced in aged.values_list("azure_ad_device_id", "last_intune_checkin")
-            if (now - synced > window) != (then - synced > window) or (now - synced).days != (then - synced).days}
+    return {
+        device_id
+        for device_id, synced in aged.values_list("azure_ad_device_id", "last_intune_checkin")
+        if (now - synced > window) != (then - synced > window) or (now - synced).days != (then - synced).days
+    }
 
 
 def maybe_changed(state: RunState, duplicates: dict[str, int]) -> set[str]:
@@ -134,40 +162,71 @@ def maybe_changed(state: RunState, duplicates: dict[str, int]) -> set[str]:
     serial numbers, names a changed record carries (dual state), and devices new to the portal."""
     run = state.run
     staged = StagedObject.objects.filter(run=run)
-    changed = set(staged.filter(kind__in=(ObjectKind.DEVICE, ObjectKind.MANAGED)).exclude(device_id="")
-                  .values_list("device_id", flat=True))  # fmt: skip
+    changed = set(
+        staged.filter(kind__in=(ObjectKind.DEVICE, ObjectKind.MANAGED))
+        .exclude(device_id="")
+        .values_list("device_id", flat=True)
+    )
     members = staged.filter(kind=ObjectKind.MEMBER).values("object_id")
-    changed |= set(TenantObject.objects.filter(kind=ObjectKind.DEVICE, object_id__in=members)
-                   .values_list("device_id", flat=True))  # fmt: skip
+    changed |= set(
+        TenantObject.objects.filter(kind=ObjectKind.DEVICE, object_id__in=members).values_list(
+            "device_id", flat=True
+        )
+    )
     moved = Device.objects.filter(azure_ad_device_id=OuterRef("device_id")).filter(
-        ~Q(added_through=OuterRef("extra")) | Q(in_registration_group=False))  # fmt: skip
-    changed |= set(staged.filter(kind=ObjectKind.CANDIDATE).filter(Exists(moved)).values_list("device_id", flat=True))
+        ~Q(added_through=OuterRef("extra")) | Q(in_registration_group=False)
+    )
+    changed |= set(
+        staged.filter(kind=ObjectKind.CANDIDATE).filter(Exists(moved)).values_list("device_id", flat=True)
+    )
     # Reports the last run took in were evaluated by it: newer ones came after it ended.
-    last_started, last_finished = DiscoveryRun.objects.ran().filter(pk__lt=run.pk, finished_at__isnull=False).values_list(
-        "started_at", "finished_at").first() or (None, None)  # fmt: skip
+    last_started, last_finished = DiscoveryRun.objects.ran().filter(
+        pk__lt=run.pk, finished_at__isnull=False
+    ).values_list("started_at", "finished_at").first() or (None, None)
     if last_finished is not None:
-        changed |= set(ReadinessReport.objects.filter(received_at__gte=last_finished)
-                       .values_list("azure_ad_device_id", flat=True))  # fmt: skip
+        changed |= set(
+            ReadinessReport.objects.filter(received_at__gte=last_finished).values_list(
+                "azure_ad_device_id", flat=True
+            )
+        )
     changed |= aged_since(state.now, last_started or state.now)
     names = staged.filter(kind=ObjectKind.DEVICE).exclude(display_name="").values("display_name")
-    changed |= set(Device.objects.filter(
-        Q(fingerprint="") | (Q(excluded=True) & ~Q(readiness_status=ReadinessStatus.EXCLUDED))
-        | Q(excluded=False, readiness_status=ReadinessStatus.EXCLUDED) | Q(serial_number__in=list(duplicates))
-        | Q(failed_checks__contains=c.UNIQUE_SERIAL_NUMBER) | Q(device_name__in=names)
-    ).values_list("azure_ad_device_id", flat=True))  # fmt: skip
+    changed |= set(
+        Device.objects.filter(
+            Q(fingerprint="")
+            | (Q(excluded=True) & ~Q(readiness_status=ReadinessStatus.EXCLUDED))
+            | Q(excluded=False, readiness_status=ReadinessStatus.EXCLUDED)
+            | Q(serial_number__in=list(duplicates))
+            | Q(failed_checks__contains=c.UNIQUE_SERIAL_NUMBER)
+            | Q(device_name__in=names)
+        ).values_list("azure_ad_device_id", flat=True)
+    )
     known = Device.objects.values("azure_ad_device_id")
-    changed |= set(staged.filter(kind=ObjectKind.CANDIDATE).exclude(device_id__in=known).values_list("device_id", flat=True))
+    changed |= set(
+        staged.filter(kind=ObjectKind.CANDIDATE)
+        .exclude(device_id__in=known)
+        .values_list("device_id", flat=True)
+    )
     return changed
 
 
 # A device's own state, which admins change too (ring, exclusion): part of its input key.
-STATE_FIELDS = ("readiness_status", "registered_at", "ring", "ring_assigned_by", "excluded", "added_through",
-                "in_registration_group")  # fmt: skip
+STATE_FIELDS = (
+    "readiness_status",
+    "registered_at",
+    "ring",
+    "ring_assigned_by",
+    "excluded",
+    "added_through",
+    "in_registration_group",
+)
 
 
 def input_key(*parts: object) -> str:
     """A digest of everything a device's evaluation depends on: the same key means the same outcome."""
-    return hashlib.sha1("\x1f".join(map(str, (EVALUATION_VERSION, *parts))).encode(), usedforsecurity=False).hexdigest()
+    return hashlib.sha1(
+        "\x1f".join(map(str, (EVALUATION_VERSION, *parts))).encode(), usedforsecurity=False
+    ).hexdigest()
 
 
 def check_in_bucket(last_sync: str | None, now: datetime) -> str:
@@ -180,7 +239,11 @@ def check_in_bucket(last_sync: str | None, now: datetime) -> str:
 
 def record_sightings(run: DiscoveryRun, now: datetime) -> None:
     """One statement: every device this run found in the registration group was last discovered now."""
-    sightings, devices, staged = DeviceSighting._meta.db_table, Device._meta.db_table, StagedObject._meta.db_table
+    sightings, devices, staged = (
+        DeviceSighting._meta.db_table,
+        Device._meta.db_table,
+        StagedObject._meta.db_table,
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             f"""INSERT INTO {sightings} (device_id, last_discovered_at)
@@ -191,8 +254,15 @@ def record_sightings(run: DiscoveryRun, now: datetime) -> None:
         )  # noqa: S608 - table names come from the models
 
 
-def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates: dict[str, int], rings: RingAssigner,
-                   in_group: bool = True, complete: bool = True, attempt: int = 1) -> None:  # fmt: skip
+def evaluate_chunk(
+    state: RunState,
+    subjects: dict[str, str | None],
+    duplicates: dict[str, int],
+    rings: RingAssigner,
+    in_group: bool = True,
+    complete: bool = True,
+    attempt: int = 1,
+) -> None:
     """Evaluate one chunk of devices (candidates, or registered devices outside the group) and write changes.
 
     A device whose inputs (Graph records, report, serial duplicates, its own state) match the key stored at
@@ -201,32 +271,67 @@ def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates:
     subjects = {d: a for d, a in subjects.items() if d not in state.skipped_devices}  # left as they were
     ids = list(subjects)
     copy = TenantObject.objects.all()
-    entra_rows = {d: (name, data) for d, name, data in copy.filter(kind=ObjectKind.DEVICE, device_id__in=ids)
-                  .values_list("device_id", "display_name", "data")}  # fmt: skip
-    managed_rows = latest_managed(copy.filter(kind=ObjectKind.MANAGED, device_id__in=ids)
-                                  .values_list("device_id", "extra", "serial_number", "data"))  # fmt: skip
-    stored = {row[0]: row[1:] for row in Device.objects.filter(azure_ad_device_id__in=ids).values_list(
-        "azure_ad_device_id", "fingerprint", *STATE_FIELDS)}  # fmt: skip
-    report_times = dict(ReadinessReport.objects.filter(azure_ad_device_id__in=ids)
-                        .values_list("azure_ad_device_id", "generated_at"))  # fmt: skip
-    twins = hybrid_twins(run, [orjson.loads(text) for d, (_, text) in entra_rows.items()
-                               if d not in managed_rows and '"trustType":"Workplace"' in text])  # fmt: skip
+    entra_rows = {
+        d: (name, data)
+        for d, name, data in copy.filter(kind=ObjectKind.DEVICE, device_id__in=ids).values_list(
+            "device_id", "display_name", "data"
+        )
+    }
+    managed_rows = latest_managed(
+        copy.filter(kind=ObjectKind.MANAGED, device_id__in=ids).values_list(
+            "device_id", "extra", "serial_number", "data"
+        )
+    )
+    stored = {
+        row[0]: row[1:]
+        for row in Device.objects.filter(azure_ad_device_id__in=ids).values_list(
+            "azure_ad_device_id", "fingerprint", *STATE_FIELDS
+        )
+    }
+    report_times = dict(
+        ReadinessReport.objects.filter(azure_ad_device_id__in=ids).values_list(
+            "azure_ad_device_id", "generated_at"
+        )
+    )
+    twins = hybrid_twins(
+        run,
+        [
+            orjson.loads(text)
+            for d, (_, text) in entra_rows.items()
+            if d not in managed_rows and '"trustType":"Workplace"' in text
+        ],
+    )
     pending: dict[str, tuple[str | None, tuple]] = {}
     for device_id, added_through in subjects.items():
         name, entra = entra_rows.get(device_id, ("", None))
         last_sync, serial, managed = managed_rows.get(device_id, (None, "", None))
         if entra is None and device_id not in stored:
-            state.errors.append({"stage": "evaluate", "message": f"Device {device_id} is in the group but not in Azure AD."})
+            state.errors.append(
+                {"stage": "evaluate", "message": f"Device {device_id} is in the group but not in Azure AD."}
+            )
             continue
-        inputs = (entra, managed, report_times.get(device_id), duplicates.get(serial, 1), name in twins,
-                  check_in_bucket(last_sync, now), added_through, in_group, complete)  # fmt: skip
+        inputs = (
+            entra,
+            managed,
+            report_times.get(device_id),
+            duplicates.get(serial, 1),
+            name in twins,
+            check_in_bucket(last_sync, now),
+            added_through,
+            in_group,
+            complete,
+        )
         if device_id in stored and stored[device_id][0] == input_key(*inputs, *stored[device_id][1:]):
             continue
         pending[device_id] = (added_through, inputs)
     if not pending:
         return
-    existing = {d.azure_ad_device_id: d for d in Device.objects.filter(azure_ad_device_id__in=pending).defer("checks")}
-    reports = {r.azure_ad_device_id: r for r in ReadinessReport.objects.filter(azure_ad_device_id__in=pending)}
+    existing = {
+        d.azure_ad_device_id: d for d in Device.objects.filter(azure_ad_device_id__in=pending).defer("checks")
+    }
+    reports = {
+        r.azure_ad_device_id: r for r in ReadinessReport.objects.filter(azure_ad_device_id__in=pending)
+    }
     upserts: list[Device] = []
     changes: list[tuple[Device, str, str]] = []
     for device_id, (added_through, inputs) in pending.items():
@@ -235,12 +340,14 @@ def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates:
         device = existing.get(device_id)
         candidate = c.Candidate(
             entra=record or {"deviceId": device_id, "displayName": device.device_name if device else ""},
-            managed=managed, now=now,
+            managed=managed,
+            now=now,
             serial_shared_with=duplicates.get(((managed or {}).get("serialNumber") or "").strip(), 1) - 1,
             hybrid_twin=name if (name := (record or {}).get("displayName") or "") in twins else "",
-        )  # fmt: skip
-        outcome, cause = evaluate_device(candidate, device, reports.get(device_id), added_through, in_group, complete,
-                                         rings)  # fmt: skip
+        )
+        outcome, cause = evaluate_device(
+            candidate, device, reports.get(device_id), added_through, in_group, complete, rings
+        )
         # The key is stored with the state this evaluation leaves, which the next run reads back.
         outcome["fingerprint"] = input_key(*inputs, *(outcome[f] for f in STATE_FIELDS))
         new = Device(azure_ad_device_id=device_id, **outcome)
@@ -253,18 +360,33 @@ def evaluate_chunk(state: RunState, subjects: dict[str, str | None], duplicates:
             changes.append((new, before, cause))
     upserts.sort(key=lambda d: d.pk or 0)  # rows locked in key order, as admin actions lock them: no deadlock
     with transaction.atomic():
-        written = bulk_write(upserts, unique_field="azure_ad_device_id", version_field="state_version",
-                             update_fields=[f for f in WRITTEN_FIELDS if f != "azure_ad_device_id"])  # fmt: skip
+        written = bulk_write(
+            upserts,
+            unique_field="azure_ad_device_id",
+            version_field="state_version",
+            update_fields=[f for f in WRITTEN_FIELDS if f != "azure_ad_device_id"],
+        )
         kept = {d.azure_ad_device_id for d in written}
         changes = [change for change in changes if change[0].azure_ad_device_id in kept]
-        bulk_write([
-            DeviceStatusChange(device_id=d.pk, from_status=before, to_status=d.readiness_status, changed_at=now,
-                               cause=cause, run=run)
-            for d, before, cause in changes
-        ])  # fmt: skip
+        bulk_write(
+            [
+                DeviceStatusChange(
+                    device_id=d.pk,
+                    from_status=before,
+                    to_status=d.readiness_status,
+                    changed_at=now,
+                    cause=cause,
+                    run=run,
+                )
+                for d, before, cause in changes
+            ]
+        )
     state.counts["changed"] += len(written)
-    state.counts["registered_now"] += sum(1 for d, before, _ in changes if before in ("", ReadinessStatus.PREREQUISITES_FAILED)
-                                          and d.registered_at == now)  # fmt: skip
+    state.counts["registered_now"] += sum(
+        1
+        for d, before, _ in changes
+        if before in ("", ReadinessStatus.PREREQUISITES_FAILED) and d.registered_at == now
+    )
     acted_on = {device_id: subjects[device_id] for device_id in pending if device_id not in kept}
     if acted_on and attempt < WRITE_ATTEMPTS:
         # An admin changed these devices after this chunk read them: evaluate them again from what they are now.
@@ -278,11 +400,34 @@ WRITE_ATTEMPTS = 3
 
 
 WRITTEN_FIELDS = [
-    "azure_ad_device_id", "entra_object_id", "intune_device_id", "device_name", "serial_number", "model",
-    "manufacturer", "operating_system", "os_version", "edition", "architecture", "join_type", "management", "owner",
-    "primary_user", "last_intune_checkin", "readiness_status", "failed_checks", "checks", "report_generated_at",
-    "registered_at", "ring", "ring_assigned_by", "excluded", "added_through", "in_registration_group", "fingerprint",
-]  # fmt: skip
+    "azure_ad_device_id",
+    "entra_object_id",
+    "intune_device_id",
+    "device_name",
+    "serial_number",
+    "model",
+    "manufacturer",
+    "operating_system",
+    "os_version",
+    "edition",
+    "architecture",
+    "join_type",
+    "management",
+    "owner",
+    "primary_user",
+    "last_intune_checkin",
+    "readiness_status",
+    "failed_checks",
+    "checks",
+    "report_generated_at",
+    "registered_at",
+    "ring",
+    "ring_assigned_by",
+    "excluded",
+    "added_through",
+    "in_registration_group",
+    "fingerprint",
+]
 
 
 def hybrid_twins(run: DiscoveryRun, registered_records: list[dict]) -> set[str]:
@@ -290,6 +435,10 @@ def hybrid_twins(run: DiscoveryRun, registered_records: list[dict]) -> set[str]:
     names = {r.get("displayName") for r in registered_records if r.get("displayName")}
     if not names:
         return set()
-    return {name for name, data in TenantObject.objects.filter(kind=ObjectKind.DEVICE,
-                                                               display_name__in=names).values_list("display_name", "data")
-            if (orjson.loads(data).get("trustType") or "").lower() == "serverad"}  # fmt: skip
+    return {
+        name
+        for name, data in TenantObject.objects.filter(
+            kind=ObjectKind.DEVICE, display_name__in=names
+        ).values_list("display_name", "data")
+        if (orjson.loads(data).get("trustType") or "").lower() == "serverad"
+    }

@@ -27,9 +27,13 @@ def acquire_lease(run: DiscoveryRun) -> bool:
         return False
     if previous and previous != run.pk:
         DiscoveryRun.objects.filter(pk=previous, status=DiscoveryRun.Status.RUNNING).update(
-            status=DiscoveryRun.Status.FAILED, finished_at=now, progress="",
-            errors=[{"stage": "worker", "message": "The worker running this discovery stopped; its lease lapsed."}],
-        )  # fmt: skip
+            status=DiscoveryRun.Status.FAILED,
+            finished_at=now,
+            progress="",
+            errors=[
+                {"stage": "worker", "message": "The worker running this discovery stopped; its lease lapsed."}
+            ],
+        )
     return True
 
 
@@ -54,10 +58,15 @@ def begin(run: DiscoveryRun, now: datetime) -> bool:
         if not DiscoveryRun.objects.filter(pk=run.pk, status=DiscoveryRun.Status.QUEUED).exists():
             return False
         if acquire_lease(run):
-            DiscoveryRun.objects.filter(pk=run.pk).update(status=DiscoveryRun.Status.RUNNING, started_at=now,
-                                                          progress="Connecting to the tenant")  # fmt: skip
-            cover(DiscoveryRun.objects.filter(status=DiscoveryRun.Status.QUEUED).exclude(pk=run.pk), run, now,
-                  "started after this run was queued and does its work")  # fmt: skip
+            DiscoveryRun.objects.filter(pk=run.pk).update(
+                status=DiscoveryRun.Status.RUNNING, started_at=now, progress="Connecting to the tenant"
+            )
+            cover(
+                DiscoveryRun.objects.filter(status=DiscoveryRun.Status.QUEUED).exclude(pk=run.pk),
+                run,
+                now,
+                "started after this run was queued and does its work",
+            )
             return True
         holder = DiscoveryRun.objects.get(discoverylease__name=LEASE)
         cover(DiscoveryRun.objects.filter(pk=run.pk), holder, now, "was under way and does this run's work")
@@ -66,8 +75,18 @@ def begin(run: DiscoveryRun, now: datetime) -> bool:
 
 def cover(runs: QuerySet[DiscoveryRun], by: DiscoveryRun, now: datetime, how: str) -> None:
     who = f" by {by.requested_by}" if by.requested_by else ""
-    runs.update(status=DiscoveryRun.Status.COVERED, covered_by=by, finished_at=now, progress="", errors=[
-        {"stage": "start", "message": f"Discovery run #{by.pk} ({by.get_trigger_display().lower()}{who}) {how}."}])  # fmt: skip
+    runs.update(
+        status=DiscoveryRun.Status.COVERED,
+        covered_by=by,
+        finished_at=now,
+        progress="",
+        errors=[
+            {
+                "stage": "start",
+                "message": f"Discovery run #{by.pk} ({by.get_trigger_display().lower()}{who}) {how}.",
+            }
+        ],
+    )
 
 
 def renew_lease(run: DiscoveryRun) -> None:
@@ -82,5 +101,7 @@ def release_lease(run: DiscoveryRun) -> None:
 def active_run() -> DiscoveryRun | None:
     """The run under way or waiting for a worker, if any (a run whose worker died does not count)."""
     runs = DiscoveryRun.objects.in_progress()
-    held = DiscoveryLease.objects.filter(name=LEASE, holder__in=runs).values_list("holder_id", flat=True).first()
+    held = (
+        DiscoveryLease.objects.filter(name=LEASE, holder__in=runs).values_list("holder_id", flat=True).first()
+    )
     return runs.filter(pk=held).first() if held else runs.first()

@@ -36,8 +36,17 @@ from . import records
 from .state import RunState
 
 DEVICES, MANAGED = "devices", "managed"
-STAGED_COLUMNS = ("kind", "group_id", "object_id", "device_id", "display_name", "serial_number", "extra", "data",
-                  "removed")  # fmt: skip
+STAGED_COLUMNS = (
+    "kind",
+    "group_id",
+    "object_id",
+    "device_id",
+    "display_name",
+    "serial_number",
+    "extra",
+    "data",
+    "removed",
+)
 
 
 def group_link(group_id: str) -> str:
@@ -55,8 +64,12 @@ def clear_staging() -> None:
 
 def stage(run: DiscoveryRun, rows: list[tuple], ignore_conflicts: bool = False) -> None:
     """Insert one page of staging rows (values for STAGED_COLUMNS)."""
-    copy_rows(StagedObject, ("run_id", *STAGED_COLUMNS), [(run.pk, *row) for row in rows],
-              ignore_conflicts=ignore_conflicts)  # fmt: skip
+    copy_rows(
+        StagedObject,
+        ("run_id", *STAGED_COLUMNS),
+        [(run.pk, *row) for row in rows],
+        ignore_conflicts=ignore_conflicts,
+    )
 
 
 # -- the streams, each in its own thread ---------------------------------------------------------
@@ -89,8 +102,13 @@ class Plan:
 Emit = Callable[[tuple], None]
 
 
-def follow(scope: str, start: Callable[[str], delta.DeltaRound], link: str, emit: Emit,
-           seen: Callable[[list[dict]], None] = lambda page: None) -> delta.DeltaRound:  # fmt: skip
+def follow(
+    scope: str,
+    start: Callable[[str], delta.DeltaRound],
+    link: str,
+    emit: Emit,
+    seen: Callable[[list[dict]], None] = lambda page: None,
+) -> delta.DeltaRound:
     """One delta round from `link` (a full round without one); a link Graph no longer knows starts it over."""
 
     def read(round_: delta.DeltaRound) -> delta.DeltaRound:
@@ -120,8 +138,11 @@ def group_round(graph: GraphClient, plan: Plan, group_id: str, emit: Emit) -> tu
 
     def seen(page: list[dict]) -> None:
         for item in page:
-            groups.extend(m for m in item.get("members@delta") or () if isinstance(m, dict)
-                          and m.get("@odata.type") == GROUP_TYPE)  # fmt: skip
+            groups.extend(
+                m
+                for m in item.get("members@delta") or ()
+                if isinstance(m, dict) and m.get("@odata.type") == GROUP_TYPE
+            )
 
     def start(link: str) -> delta.DeltaRound:
         groups.clear()  # a round that starts over lists every member again
@@ -191,8 +212,10 @@ def concurrently(streams: dict[str, Callable[[Emit], None]]) -> Iterator[tuple]:
             return
         emit(("finished", name, _END))
 
-    threads = [threading.Thread(target=work, args=item, name=f"discovery-{item[0]}", daemon=True)
-               for item in streams.items()]  # fmt: skip
+    threads = [
+        threading.Thread(target=work, args=item, name=f"discovery-{item[0]}", daemon=True)
+        for item in streams.items()
+    ]
     for thread in threads:
         thread.start()
     running = len(threads)
@@ -229,23 +252,75 @@ def stage_page(state: RunState, scope: str, page: list[dict]) -> int:
     skipped); returns how many objects the page held."""
     run = state.run
     if scope == DEVICES:
-        stage(run, [(ObjectKind.DEVICE, "", d.get("id") or "", d.get("deviceId") or "",
-                     (d.get("displayName") or "")[:256], "", "", "" if d.get("@removed") else dumps(d),
-                     bool(d.get("@removed"))) for d in records.accept(page, records.DEVICE, state) if d.get("id")])  # fmt: skip
+        stage(
+            run,
+            [
+                (
+                    ObjectKind.DEVICE,
+                    "",
+                    d.get("id") or "",
+                    d.get("deviceId") or "",
+                    (d.get("displayName") or "")[:256],
+                    "",
+                    "",
+                    "" if d.get("@removed") else dumps(d),
+                    bool(d.get("@removed")),
+                )
+                for d in records.accept(page, records.DEVICE, state)
+                if d.get("id")
+            ],
+        )
     elif scope == MANAGED:
-        stage(run, [(ObjectKind.MANAGED, "", m.get("id") or "", m["azureADDeviceId"], "",
-                     (m.get("serialNumber") or "").strip()[:128], (m.get("lastSyncDateTime") or "")[:256], dumps(m),
-                     False) for m in records.accept(page, records.MANAGED, state) if m.get("azureADDeviceId")])  # fmt: skip
+        stage(
+            run,
+            [
+                (
+                    ObjectKind.MANAGED,
+                    "",
+                    m.get("id") or "",
+                    m["azureADDeviceId"],
+                    "",
+                    (m.get("serialNumber") or "").strip()[:128],
+                    (m.get("lastSyncDateTime") or "")[:256],
+                    dumps(m),
+                    False,
+                )
+                for m in records.accept(page, records.MANAGED, state)
+                if m.get("azureADDeviceId")
+            ],
+        )
     else:
         rows: list[tuple] = []
         for group in page:
             group_id = str(group.get("id") or "")[:64]
-            rows.append((ObjectKind.GROUP, "", group_id, "", str(group.get("displayName") or "")[:256], "", "", "",
-                         bool(group.get("@removed"))))  # fmt: skip
+            rows.append(
+                (
+                    ObjectKind.GROUP,
+                    "",
+                    group_id,
+                    "",
+                    str(group.get("displayName") or "")[:256],
+                    "",
+                    "",
+                    "",
+                    bool(group.get("@removed")),
+                )
+            )
             changes = [m for m in group.get("members@delta") or () if isinstance(m, dict) and m.get("id")]
             for member in records.accept(changes, records.MEMBER, state):
-                rows.append((ObjectKind.MEMBER, group_id, member["id"], "", "", "",
-                             (member.get("@odata.type") or "")[:256], "", bool(member.get("@removed"))))  # fmt: skip
+                rows.append(
+                    (
+                        ObjectKind.MEMBER,
+                        group_id,
+                        member["id"],
+                        "",
+                        "",
+                        "",
+                        (member.get("@odata.type") or "")[:256],
+                        "",
+                        bool(member.get("@removed")),
+                    )
+                )
         stage(run, rows)
     return len(page)
 
@@ -264,15 +339,20 @@ def forget_staged(run: DiscoveryRun, scope: str) -> None:
 def plan_reading(tenant: TenantConnection, state: RunState) -> Plan:
     group_id = directory.registration_group_id(tenant.graph, tenant.registration_group_id)
     links = {link.name: link for link in DeltaLink.objects.all()}
-    nested = set(TenantObject.objects.filter(kind=ObjectKind.MEMBER, group_id=group_id, extra=GROUP_TYPE)
-                 .values_list("object_id", flat=True))  # fmt: skip
+    nested = set(
+        TenantObject.objects.filter(kind=ObjectKind.MEMBER, group_id=group_id, extra=GROUP_TYPE).values_list(
+            "object_id", flat=True
+        )
+    )
     managed = links.get(MANAGED)
     every = timedelta(hours=settings.AUTOPATCH_INTUNE_FULL_READ_HOURS)
     since = None
     if managed and managed.read_at and managed.full_read_at and state.now - managed.full_read_at < every:
         since = managed.read_at - timedelta(minutes=settings.AUTOPATCH_INTUNE_SYNC_MARGIN_MINUTES)
     blank = TenantObject.objects.filter(kind=ObjectKind.MANAGED, data__contains=f'"{directory.BLANKS}"')
-    return Plan(group_id, nested, links, since, [orjson.loads(data) for data in blank.values_list("data", flat=True)])
+    return Plan(
+        group_id, nested, links, since, [orjson.loads(data) for data in blank.values_list("data", flat=True)]
+    )
 
 
 def read_tenant(tenant: TenantConnection, state: RunState) -> str:
@@ -294,23 +374,30 @@ def read_tenant(tenant: TenantConnection, state: RunState) -> str:
                 reading.read_devices += read
             elif message[1] == MANAGED:
                 reading.read_managed += read
-            state.progress(f"Read {reading.read_devices} Azure AD devices and {reading.read_managed} managed devices")
+            state.progress(
+                f"Read {reading.read_devices} Azure AD devices and {reading.read_managed} managed devices"
+            )
         elif kind == "restart":
             forget_staged(run, message[1])
         elif kind == "done":
             reading.completed[message[1].scope] = message[1]
         elif kind == "unresolved":
             for managed_id, problem in list(message[1].items())[:20]:
-                state.errors.append({"stage": "managed device details",
-                                     "message": f"Managed device {managed_id}: {problem}"})  # fmt: skip
+                state.errors.append(
+                    {"stage": "managed device details", "message": f"Managed device {managed_id}: {problem}"}
+                )
         elif kind == "nested":
             reading.nested = message[1]
         elif kind == "unreadable":
             group_id, exc = message[1], message[2]
             forget_staged(run, group_link(group_id))
             state.unreadable_groups.append(group_id)
-            name = TenantObject.objects.filter(kind=ObjectKind.GROUP, object_id=group_id).values_list(
-                "display_name", flat=True).first() or group_id  # fmt: skip
+            name = (
+                TenantObject.objects.filter(kind=ObjectKind.GROUP, object_id=group_id)
+                .values_list("display_name", flat=True)
+                .first()
+                or group_id
+            )
             state.errors.append({"stage": f"nested group {name}", "message": str(exc)})
     apply_reading(run, plan, reading, state)
     analyze(TenantObject)  # fresh rows have no statistics: without them the joins below are planned badly
@@ -353,20 +440,30 @@ def apply_scope(run: DiscoveryRun, kind: str, full: bool, group_id: str | None =
     removes it, for @removed); a full read replaces the whole scope."""
     in_group = "" if group_id is None else " AND group_id = %s"
     group_params = [] if group_id is None else [group_id]
-    latest = _sql("SELECT MAX(id) FROM {staged} WHERE run_id = %s AND kind = %s" + in_group + " GROUP BY group_id, object_id")
+    latest = _sql(
+        "SELECT MAX(id) FROM {staged} WHERE run_id = %s AND kind = %s"
+        + in_group
+        + " GROUP BY group_id, object_id"
+    )
     with connection.cursor() as cursor:
         if full:
             cursor.execute(_sql("DELETE FROM {copy} WHERE kind = %s" + in_group), [str(kind), *group_params])
         else:
-            cursor.execute(_sql("DELETE FROM {copy} WHERE kind = %s" + in_group + " AND object_id IN "
-                                "(SELECT object_id FROM {staged} WHERE run_id = %s AND kind = %s" + in_group + ")"),
-                           [str(kind), *group_params, run.pk, str(kind), *group_params])  # fmt: skip
+            cursor.execute(
+                _sql(
+                    "DELETE FROM {copy} WHERE kind = %s" + in_group + " AND object_id IN "
+                    "(SELECT object_id FROM {staged} WHERE run_id = %s AND kind = %s" + in_group + ")"
+                ),
+                [str(kind), *group_params, run.pk, str(kind), *group_params],
+            )
         cursor.execute(
-            _sql("INSERT INTO {copy} (kind, group_id, object_id, device_id, display_name, serial_number, extra, data, "
-                 "changed_at) SELECT kind, group_id, object_id, device_id, display_name, serial_number, extra, data, %s "
-                 "FROM {staged} WHERE id IN (" + latest + ") AND removed = %s"),
+            _sql(
+                "INSERT INTO {copy} (kind, group_id, object_id, device_id, display_name, serial_number, extra, data, "
+                "changed_at) SELECT kind, group_id, object_id, device_id, display_name, serial_number, extra, data, %s "
+                "FROM {staged} WHERE id IN (" + latest + ") AND removed = %s"
+            ),
             [timezone.now(), run.pk, str(kind), *group_params, False],
-        )  # fmt: skip
+        )
 
 
 def apply_reading(run: DiscoveryRun, plan: Plan, reading: Reading, state: RunState) -> None:
@@ -380,24 +477,33 @@ def apply_reading(run: DiscoveryRun, plan: Plan, reading: Reading, state: RunSta
             else:
                 group_id = scope.split(":", 1)[1]
                 apply_scope(run, ObjectKind.MEMBER, completed.full, group_id)
-            DeltaLink.objects.update_or_create(name=scope, defaults={
-                "link": completed.link, "read_at": state.now,
-                **({"full_read_at": state.now} if completed.full else {}),
-            })  # fmt: skip
+            DeltaLink.objects.update_or_create(
+                name=scope,
+                defaults={
+                    "link": completed.link,
+                    "read_at": state.now,
+                    **({"full_read_at": state.now} if completed.full else {}),
+                },
+            )
         apply_scope(run, ObjectKind.GROUP, full=False, group_id="")  # the names of the groups read
         # Groups no longer nested in the registration group are no longer followed.
         TenantObject.objects.filter(kind=ObjectKind.MEMBER).exclude(group_id__in=tracked).delete()
         TenantObject.objects.filter(kind=ObjectKind.GROUP).exclude(object_id__in=tracked).delete()
         DeltaLink.objects.filter(name__startswith="group:").exclude(
-            name__in=[group_link(g) for g in tracked]).delete()  # fmt: skip
+            name__in=[group_link(g) for g in tracked]
+        ).delete()
 
 
 def unseen_in_intune(run: DiscoveryRun) -> bool:
     """Whether a candidate the portal has never evaluated has no Intune record in the copy."""
     known = Device.objects.values("azure_ad_device_id")
     managed = TenantObject.objects.filter(kind=ObjectKind.MANAGED).values("device_id")
-    return (StagedObject.objects.filter(run=run, kind=ObjectKind.CANDIDATE).exclude(device_id__in=known)
-            .exclude(device_id__in=managed).exists())  # fmt: skip
+    return (
+        StagedObject.objects.filter(run=run, kind=ObjectKind.CANDIDATE)
+        .exclude(device_id__in=known)
+        .exclude(device_id__in=managed)
+        .exists()
+    )
 
 
 def stage_candidates(run: DiscoveryRun, group_id: str) -> None:
@@ -412,13 +518,20 @@ def stage_candidates(run: DiscoveryRun, group_id: str) -> None:
     )
     base = [run.pk, ObjectKind.CANDIDATE.value, False, ObjectKind.DEVICE.value]
     with connection.cursor() as cursor:
-        cursor.execute(_sql(insert, through="'direct'", join="", where="m.group_id = %s", order="m.object_id"),
-                       [*base, ObjectKind.MEMBER.value, DEVICE_TYPE, group_id])  # fmt: skip
-        cursor.execute(_sql(
-            insert, through="SUBSTR(g.display_name, 1, 256)",
-            join=f"JOIN {TenantObject._meta.db_table} g ON g.kind = 'group' AND g.object_id = m.group_id",
-            where="m.group_id <> %s", order="g.display_name, m.object_id"),
-            [*base, ObjectKind.MEMBER.value, DEVICE_TYPE, group_id])  # fmt: skip
+        cursor.execute(
+            _sql(insert, through="'direct'", join="", where="m.group_id = %s", order="m.object_id"),
+            [*base, ObjectKind.MEMBER.value, DEVICE_TYPE, group_id],
+        )
+        cursor.execute(
+            _sql(
+                insert,
+                through="SUBSTR(g.display_name, 1, 256)",
+                join=f"JOIN {TenantObject._meta.db_table} g ON g.kind = 'group' AND g.object_id = m.group_id",
+                where="m.group_id <> %s",
+                order="g.display_name, m.object_id",
+            ),
+            [*base, ObjectKind.MEMBER.value, DEVICE_TYPE, group_id],
+        )
 
 
 def record_ignored(graph: GraphClient, group_id: str, state: RunState) -> None:
@@ -429,18 +542,35 @@ def record_ignored(graph: GraphClient, group_id: str, state: RunState) -> None:
     groups = dict(copy.filter(kind=ObjectKind.GROUP).values_list("object_id", "display_name"))
     devices = copy.filter(kind=ObjectKind.DEVICE).exclude(device_id="").values("object_id")
     members = copy.filter(kind=ObjectKind.MEMBER)
-    suspects = (members.exclude(extra=DEVICE_TYPE) | members.filter(extra=DEVICE_TYPE).exclude(object_id__in=devices))
+    suspects = members.exclude(extra=DEVICE_TYPE) | members.filter(extra=DEVICE_TYPE).exclude(
+        object_id__in=devices
+    )
     ignored: list[tuple[TenantObject, str, str]] = []
     for member in suspects.order_by("group_id", "object_id"):
-        where = "the registration group" if member.group_id == group_id else groups.get(member.group_id, member.group_id)
+        where = (
+            "the registration group"
+            if member.group_id == group_id
+            else groups.get(member.group_id, member.group_id)
+        )
         if member.extra == DEVICE_TYPE:
             ignored.append((member, "Device without an Azure AD device ID.", "device"))
         elif member.extra == GROUP_TYPE and member.group_id != group_id:
-            ignored.append((member, f"Nested two levels deep (in {where}); Autopatch supports one level of "
-                                    "nesting, so its devices are not discovered.", "group"))  # fmt: skip
+            ignored.append(
+                (
+                    member,
+                    f"Nested two levels deep (in {where}); Autopatch supports one level of "
+                    "nesting, so its devices are not discovered.",
+                    "group",
+                )
+            )
         elif member.extra != GROUP_TYPE:
-            ignored.append((member, "Not a device: only devices are registered.",
-                            member.extra.rsplit(".", 1)[-1] or "other"))  # fmt: skip
+            ignored.append(
+                (
+                    member,
+                    "Not a device: only devices are registered.",
+                    member.extra.rsplit(".", 1)[-1] or "other",
+                )
+            )
     name_ignored(graph, [m for m, _, _ in ignored[:200] if not m.display_name and m.object_id not in groups])
     for member, reason, kind in ignored:
         name = member.display_name or groups.get(member.object_id, "")

@@ -49,22 +49,52 @@ class Shape:
 TEXT, MOMENT = Prop(str), Prop(str, moment=True)
 IDS = {"id": column("entra_object_id", True), "deviceId": column("azure_ad_device_id", True)}
 MEMBER = Shape("member", "deviceId", {"@odata.type": TEXT, **IDS, "displayName": column("device_name")})
-DEVICE = Shape("device", "deviceId", {
-    **IDS, "displayName": column("device_name"), "operatingSystem": column("operating_system"),
-    "operatingSystemVersion": column("os_version"), "trustType": TEXT, "accountEnabled": Prop(bool),
-    "profileType": TEXT, "registrationDateTime": MOMENT,
-})  # fmt: skip
-MANAGED = Shape("managed device", "azureADDeviceId", {
-    "id": column("intune_device_id", True), "azureADDeviceId": column("azure_ad_device_id", True),
-    "deviceName": column("device_name"), "operatingSystem": column("operating_system"), "osVersion": column("os_version"),
-    "lastSyncDateTime": MOMENT, "managementAgent": TEXT, "ownerType": TEXT, "skuFamily": TEXT, "skuNumber": Prop(int),
-    "processorArchitecture": column("architecture"), "joinType": TEXT, "serialNumber": column("serial_number"),
-    "model": column("model"), "manufacturer": column("manufacturer"), "userPrincipalName": column("primary_user"),
-    "configurationManagerClientEnabledFeatures": Prop(dict),
-})  # fmt: skip
+DEVICE = Shape(
+    "device",
+    "deviceId",
+    {
+        **IDS,
+        "displayName": column("device_name"),
+        "operatingSystem": column("operating_system"),
+        "operatingSystemVersion": column("os_version"),
+        "trustType": TEXT,
+        "accountEnabled": Prop(bool),
+        "profileType": TEXT,
+        "registrationDateTime": MOMENT,
+    },
+)
+MANAGED = Shape(
+    "managed device",
+    "azureADDeviceId",
+    {
+        "id": column("intune_device_id", True),
+        "azureADDeviceId": column("azure_ad_device_id", True),
+        "deviceName": column("device_name"),
+        "operatingSystem": column("operating_system"),
+        "osVersion": column("os_version"),
+        "lastSyncDateTime": MOMENT,
+        "managementAgent": TEXT,
+        "ownerType": TEXT,
+        "skuFamily": TEXT,
+        "skuNumber": Prop(int),
+        "processorArchitecture": column("architecture"),
+        "joinType": TEXT,
+        "serialNumber": column("serial_number"),
+        "model": column("model"),
+        "manufacturer": column("manufacturer"),
+        "userPrincipalName": column("primary_user"),
+        "configurationManagerClientEnabledFeatures": Prop(dict),
+    },
+)
 
-JSON_NAMES = {str: "a string", bool: "true or false", int: "a whole number", float: "a number", dict: "an object",
-              list: "a list"}  # fmt: skip
+JSON_NAMES = {
+    str: "a string",
+    bool: "true or false",
+    int: "a whole number",
+    float: "a number",
+    dict: "an object",
+    list: "a list",
+}
 
 
 def json_name(value: Any) -> str:
@@ -108,8 +138,11 @@ def problems(item: dict, shape: Shape) -> list[tuple[str, str]]:
 
 def normalised(item: dict, shape: Shape) -> dict:
     """The object with its text cut to the columns it ends in (pure; checked objects only)."""
-    cut = {name: item[name][: prop.max_length] for name, prop in shape.props.items()
-           if prop.max_length and isinstance(item.get(name), str) and len(item[name]) > prop.max_length}  # fmt: skip
+    cut = {
+        name: item[name][: prop.max_length]
+        for name, prop in shape.props.items()
+        if prop.max_length and isinstance(item.get(name), str) and len(item[name]) > prop.max_length
+    }
     return {**item, **cut} if cut else item
 
 
@@ -134,9 +167,14 @@ def accept(items: list[dict], shape: Shape, state: RunState) -> list[dict]:
             continue
         object_id = (item.get("id") if isinstance(item.get("id"), str) else repr(item.get("id")))[:80]
         details = "; ".join(f"{name} {text}" for name, text in found)
-        state.errors.append({"stage": f"{shape.kind} record", "object_id": object_id,
-                             "field": ", ".join(name for name, _ in found),
-                             "message": f"Skipped {shape.kind} {object_id}: {details}."})  # fmt: skip
+        state.errors.append(
+            {
+                "stage": f"{shape.kind} record",
+                "object_id": object_id,
+                "field": ", ".join(name for name, _ in found),
+                "message": f"Skipped {shape.kind} {object_id}: {details}.",
+            }
+        )
     return kept
 
 

@@ -24,8 +24,9 @@ class RingAssigner:
 
     def __init__(self, size: int):
         self.shares = RING_SHARES_SMALL if size <= SMALL_TENANT else RING_SHARES_LARGE
-        counts = Counter(Device.objects.registered().filter(ring__in=self.shares)
-                         .values_list("ring", flat=True))  # fmt: skip
+        counts = Counter(
+            Device.objects.registered().filter(ring__in=self.shares).values_list("ring", flat=True)
+        )
         self.counts = {ring: counts.get(ring, 0) for ring in self.shares}
 
     def next(self) -> str:

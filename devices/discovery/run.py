@@ -74,7 +74,12 @@ def finish(run: DiscoveryRun, state: RunState, status: str, graph_requests: int)
     counts = dict(state.counts)
     counts.update({f"ignored_{kind}": n for kind, n in state.ignored_counts.items()})
     DiscoveryRun.objects.filter(pk=run.pk).update(
-        status=status, finished_at=timezone.now(), progress="", counts=counts, errors=state.errors,
-        ignored=state.ignored, graph_requests=graph_requests,
-    )  # fmt: skip
+        status=status,
+        finished_at=timezone.now(),
+        progress="",
+        counts=counts,
+        errors=state.errors,
+        ignored=state.ignored,
+        graph_requests=graph_requests,
+    )
     release_lease(run)

@@ -25,7 +25,9 @@ class RunState:
     ignored: list[dict[str, str]] = field(default_factory=list)
     ignored_counts: Counter[str] = field(default_factory=Counter)
     unreadable_groups: list[str] = field(default_factory=list)
-    skipped_devices: set[str] = field(default_factory=set)  # a record of theirs was unsound: left as they were
+    skipped_devices: set[str] = field(
+        default_factory=set
+    )  # a record of theirs was unsound: left as they were
     counts: Counter[str] = field(default_factory=Counter)
     # A stream read its collection in full (a first run, an expired link, Intune's daily read): every candidate
     # is evaluated. Otherwise only those whose inputs may have changed (devices.discovery.evaluation).
@@ -34,8 +36,14 @@ class RunState:
     def ignore(self, item: dict, reason: str, kind: str) -> None:
         self.ignored_counts[kind] += 1
         if len(self.ignored) < MAX_IGNORED_LISTED or kind == "group":
-            self.ignored.append({"id": item.get("id", ""), "name": item.get("displayName") or "",
-                                 "type": (item.get("@odata.type") or "").rsplit(".", 1)[-1], "reason": reason})  # fmt: skip
+            self.ignored.append(
+                {
+                    "id": item.get("id", ""),
+                    "name": item.get("displayName") or "",
+                    "type": (item.get("@odata.type") or "").rsplit(".", 1)[-1],
+                    "reason": reason,
+                }
+            )
 
     last_progress: float = 0.0
 

@@ -10,16 +10,25 @@ from .rings import RingAssigner
 
 # Intune's joinType, or the Entra record's trustType when Intune does not know the device (lower-cased).
 JOIN_TYPES = {
-    "azureadjoined": JoinType.AZURE_AD_JOINED, "hybridazureadjoined": JoinType.HYBRID_AZURE_AD_JOINED,
-    "azureadregistered": JoinType.AZURE_AD_REGISTERED, "azuread": JoinType.AZURE_AD_JOINED,
-    "serverad": JoinType.HYBRID_AZURE_AD_JOINED, "workplace": JoinType.AZURE_AD_REGISTERED,
-}  # fmt: skip
+    "azureadjoined": JoinType.AZURE_AD_JOINED,
+    "hybridazureadjoined": JoinType.HYBRID_AZURE_AD_JOINED,
+    "azureadregistered": JoinType.AZURE_AD_REGISTERED,
+    "azuread": JoinType.AZURE_AD_JOINED,
+    "serverad": JoinType.HYBRID_AZURE_AD_JOINED,
+    "workplace": JoinType.AZURE_AD_REGISTERED,
+}
 OWNERS = {"company": Owner.CORPORATE, "personal": Owner.PERSONAL}  # Intune's ownerType
 
 
-def evaluate_device(candidate: c.Candidate, device: Device | None, report: ReadinessReport | None,
-                    added_through: str | None, in_group: bool, complete: bool,
-                    rings: RingAssigner) -> tuple[dict[str, Any], str]:  # fmt: skip
+def evaluate_device(
+    candidate: c.Candidate,
+    device: Device | None,
+    report: ReadinessReport | None,
+    added_through: str | None,
+    in_group: bool,
+    complete: bool,
+    rings: RingAssigner,
+) -> tuple[dict[str, Any], str]:
     """The device's fields after this run, and the cause to record if its readiness status changes."""
     now, m, e = candidate.now, candidate.managed or {}, candidate.entra
     prerequisites = c.evaluate_prerequisites(candidate)
@@ -47,11 +56,19 @@ def evaluate_device(candidate: c.Candidate, device: Device | None, report: Readi
             cause = f"Readiness report of {report.generated_at:%Y-%m-%d %H:%M} UTC: " + "; ".join(failed)
         else:
             status = ReadinessStatus.ACTIVE
-            cause = "Registered: every prerequisite check passed" if device is None or device.registered_at is None \
-                else "Every readiness check passed"  # fmt: skip
+            cause = (
+                "Registered: every prerequisite check passed"
+                if device is None or device.registered_at is None
+                else "Every readiness check passed"
+            )
     agent = candidate.agent
-    management = (Management.CO_MANAGED if candidate.co_managed else Management.INTUNE if agent in c.INTUNE_AGENTS
-                  else Management.NONE)  # fmt: skip
+    management = (
+        Management.CO_MANAGED
+        if candidate.co_managed
+        else Management.INTUNE
+        if agent in c.INTUNE_AGENTS
+        else Management.NONE
+    )
     edition, _ = c.edition_of(candidate)
     fields: dict[str, Any] = {
         "entra_object_id": e.get("id") or (device.entra_object_id if device else ""),
@@ -77,11 +94,21 @@ def evaluate_device(candidate: c.Candidate, device: Device | None, report: Readi
         "ring": ring,
         "ring_assigned_by": ring_by,
         "excluded": excluded,
-        "added_through": added_through if added_through is not None else (device.added_through if device else ""),
+        "added_through": added_through
+        if added_through is not None
+        else (device.added_through if device else ""),
         "in_registration_group": in_group or bool(device and device.in_registration_group and not complete),
     }
     if device is not None and not candidate.managed and not in_group:
         # Intune no longer knows the device: keep what was last known of its hardware.
-        for name in ("intune_device_id", "serial_number", "model", "manufacturer", "architecture", "primary_user", "owner"):
+        for name in (
+            "intune_device_id",
+            "serial_number",
+            "model",
+            "manufacturer",
+            "architecture",
+            "primary_user",
+            "owner",
+        ):
             fields[name] = getattr(device, name)
     return fields, cause

@@ -18,7 +18,7 @@ def on_postgresql(schema_editor, statements: list[str]) -> None:
 
 def create(apps, schema_editor):
     on_postgresql(schema_editor, [f"CREATE INDEX IF NOT EXISTS {name} ON devices_device ({expression})"
-                                  for name, expression in INDEXES])  # fmt: skip
+                                  for name, expression in INDEXES])
 
 
 def drop(apps, schema_editor):

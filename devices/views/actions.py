@@ -65,8 +65,14 @@ def device_action(request: HttpRequest, action: str) -> HttpResponse:
         return bad_request(request, TOO_MANY)
     except actions.ActionError as exc:
         return bad_request(request, str(exc))
-    context = {"action": spec, "devices": devices[:LISTED], "more": max(0, len(devices) - LISTED),
-               "ids": ",".join(str(d.pk) for d in devices), "count": len(devices), "rings": Ring.choices}  # fmt: skip
+    context = {
+        "action": spec,
+        "devices": devices[:LISTED],
+        "more": max(0, len(devices) - LISTED),
+        "ids": ",".join(str(d.pk) for d in devices),
+        "count": len(devices),
+        "rings": Ring.choices,
+    }
     if request.method == "GET":
         return render(request, "devices/_action_confirm.html", context)
     actor = request.user.get_username()
@@ -82,11 +88,27 @@ def device_action(request: HttpRequest, action: str) -> HttpResponse:
         return bad_request(request, str(exc))
     done = sum(1 for o in outcomes if o.done)
     # The log names devices as admins know them (searchable by name); the IDs stay in the details.
-    record_event(request.user, AuditEvent.Action.DEVICE_ACTION, target=", ".join(str(d) for d in devices),
-                 result=audit_result(spec.title, ring, done, len(outcomes)), request=request, action=action,
-                 ring=ring or None, run=run.pk if run else None,
-                 outcomes=[{"device": str(o.device), "azure_ad_device_id": o.device.azure_ad_device_id,
-                            "done": o.done, "message": o.message} for o in outcomes])  # fmt: skip
-    response = render(request, "devices/_action_result.html", {**context, "outcomes": outcomes, "done": done, "run": run})
+    record_event(
+        request.user,
+        AuditEvent.Action.DEVICE_ACTION,
+        target=", ".join(str(d) for d in devices),
+        result=audit_result(spec.title, ring, done, len(outcomes)),
+        request=request,
+        action=action,
+        ring=ring or None,
+        run=run.pk if run else None,
+        outcomes=[
+            {
+                "device": str(o.device),
+                "azure_ad_device_id": o.device.azure_ad_device_id,
+                "done": o.done,
+                "message": o.message,
+            }
+            for o in outcomes
+        ],
+    )
+    response = render(
+        request, "devices/_action_result.html", {**context, "outcomes": outcomes, "done": done, "run": run}
+    )
     trigger_client_event(response, "devicesChanged", {})
     return response

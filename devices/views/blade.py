@@ -61,7 +61,11 @@ def summary(counts: dict[tuple[str, str], int]) -> dict:
     per_ring = {ring: 0 for ring in Ring.values}
     for (status, ring), n in counts.items():
         per_status[status] = per_status.get(status, 0) + n
-        if ring and status in (ReadinessStatus.ACTIVE, ReadinessStatus.READINESS_FAILED, ReadinessStatus.INACTIVE):
+        if ring and status in (
+            ReadinessStatus.ACTIVE,
+            ReadinessStatus.READINESS_FAILED,
+            ReadinessStatus.INACTIVE,
+        ):
             per_ring[ring] = per_ring.get(ring, 0) + n
     tabs = {tab: sum(per_status.get(s, 0) for s in statuses) for tab, statuses in TAB_STATUSES.items()}
     total = sum(per_status.values())
@@ -72,19 +76,33 @@ def summary(counts: dict[tuple[str, str], int]) -> dict:
         "tabs": tabs,
         "total": total,
         "registered": registered,
-        "statuses": [(ReadinessStatus(s).label, n, STATUS_BADGES[s], round(100 * n / status_total, 1))
-                     for s, n in per_status.items()],
+        "statuses": [
+            (ReadinessStatus(s).label, n, STATUS_BADGES[s], round(100 * n / status_total, 1))
+            for s, n in per_status.items()
+        ],
         "rings": [(Ring(r).label, n, round(100 * n / ring_total, 1)) for r, n in per_ring.items()],
-    }  # fmt: skip
+    }
 
 
 def last_runs() -> tuple[DiscoveryRun | None, DiscoveryRun | None]:
     """The run under way (if any) and the last one that ended."""
-    runs = DiscoveryRun.objects.only("trigger", "requested_by", "status", "queued_at", "started_at", "finished_at",
-                                     "progress", "counts", "errors")  # fmt: skip
+    runs = DiscoveryRun.objects.only(
+        "trigger",
+        "requested_by",
+        "status",
+        "queued_at",
+        "started_at",
+        "finished_at",
+        "progress",
+        "counts",
+        "errors",
+    )
     active = runs.in_progress().first()
-    ended = runs.exclude(pk__in=DiscoveryRun.objects.in_progress().values("pk")).exclude(
-        status=DiscoveryRun.Status.QUEUED).first()  # fmt: skip
+    ended = (
+        runs.exclude(pk__in=DiscoveryRun.objects.in_progress().values("pk"))
+        .exclude(status=DiscoveryRun.Status.QUEUED)
+        .first()
+    )
     return active, ended
 
 
@@ -121,8 +139,13 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
     for column in columns:
         current = sort.removeprefix("-") == column.key
         descending = current and sort.startswith("-")
-        headers.append(Header(column, ("descending" if descending else "ascending") if current else "",
-                              state.url(sort=column.key if descending or not current else f"-{column.key}")))  # fmt: skip
+        headers.append(
+            Header(
+                column,
+                ("descending" if descending else "ascending") if current else "",
+                state.url(sort=column.key if descending or not current else f"-{column.key}"),
+            )
+        )
     chosen = active_filters(state.tab, state.params)
     active_run, last_run = last_runs()
     link, external = registration_group_link()
@@ -135,8 +158,15 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
         "summary": counts,
         "columns": columns,
         "headers": headers,
-        "rows": [Row(d, [(c.key, text(c.value(d))) for c in columns], STATUS_BADGES.get(d.readiness_status, ""),
-                     state.with_device(d.pk)) for d in rows],  # fmt: skip
+        "rows": [
+            Row(
+                d,
+                [(c.key, text(c.value(d))) for c in columns],
+                STATUS_BADGES.get(d.readiness_status, ""),
+                state.with_device(d.pk),
+            )
+            for d in rows
+        ],
         # The device name opens the details; without that column, the first one does.
         "link_column": "device_name" if "device_name" in keys else keys[0],
         "page": page,

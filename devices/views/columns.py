@@ -18,16 +18,30 @@ from devices.models import ColumnChoice, Tab
 from .common import parse_column_keys, saved_columns, tab_or_404
 
 
-def chooser(request: HttpRequest, tab: str, chosen: list[Column], order: list[str] | None = None, error: str = "",
-            status: int = 200) -> HttpResponse:  # fmt: skip
+def chooser(
+    request: HttpRequest,
+    tab: str,
+    chosen: list[Column],
+    order: list[str] | None = None,
+    error: str = "",
+    status: int = 200,
+) -> HttpResponse:
     """The chooser with `chosen` ticked, listed in `order` (as the admin left them), else chosen first."""
     chosen_keys = {c.key for c in chosen}
     keys = [key for key in order or [] if key in COLUMNS_BY_KEY] or [c.key for c in chosen]
     keys = list(dict.fromkeys([*keys, *(c.key for c in COLUMNS)]))
     template = "devices/_columns.html" if request.htmx else "devices/columns_page.html"
-    return render(request, template, {"tab": tab, "tab_label": Tab(tab).label, "error": error,
-                                      "items": [(COLUMNS_BY_KEY[key], key in chosen_keys) for key in keys]},
-                  status=status)  # fmt: skip
+    return render(
+        request,
+        template,
+        {
+            "tab": tab,
+            "tab_label": Tab(tab).label,
+            "error": error,
+            "items": [(COLUMNS_BY_KEY[key], key in chosen_keys) for key in keys],
+        },
+        status=status,
+    )
 
 
 @never_cache
@@ -47,9 +61,17 @@ def column_chooser(request: HttpRequest, tab: str) -> HttpResponse:
             # The chooser comes back as the admin left it, with the reason and its buttons.
             ticked = [COLUMNS_BY_KEY[k] for k in request.POST.getlist("columns") if k in COLUMNS_BY_KEY]
             return chooser(request, tab, ticked, request.POST.getlist("order"), str(exc), status=400)
-        ColumnChoice.objects.update_or_create(user=request.user, tab=tab, defaults={"columns": [c.key for c in columns]})
-    record_event(request.user, AuditEvent.Action.COLUMNS, target=Tab(tab).label, request=request,
-                 result=", ".join(c.title for c in columns), columns=[c.key for c in columns])  # fmt: skip
+        ColumnChoice.objects.update_or_create(
+            user=request.user, tab=tab, defaults={"columns": [c.key for c in columns]}
+        )
+    record_event(
+        request.user,
+        AuditEvent.Action.COLUMNS,
+        target=Tab(tab).label,
+        request=request,
+        result=", ".join(c.title for c in columns),
+        columns=[c.key for c in columns],
+    )
     if request.htmx:
         return HttpResponseClientRefresh()
     return redirect("devices:tab", tab=tab)

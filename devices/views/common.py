@@ -16,7 +16,9 @@ from devices.columns import COLUMNS_BY_KEY, DEFAULT_COLUMNS, Column, columns_for
 from devices.models import TAB_STATUSES, ColumnChoice, Tab
 from devices.queries import FILTER_PARAMS, is_narrowed, search_text, sort_key
 
-ENTRA_GROUP_URL = "https://entra.microsoft.com/#view/Microsoft_AAD_IAM/GroupDetailsMenuBlade/~/Members/groupId/{}"
+ENTRA_GROUP_URL = (
+    "https://entra.microsoft.com/#view/Microsoft_AAD_IAM/GroupDetailsMenuBlade/~/Members/groupId/{}"
+)
 # URL parameters that describe a tab's state; anything else is ignored, never echoed back.
 STATE_PARAMS = ("q", *FILTER_PARAMS, "sort", "page", "per_page")
 
@@ -86,13 +88,18 @@ class TabState:
                 params.pop(key, None)
             else:
                 params[key] = str(value)
-        keys = [key for key in STATE_PARAMS if key in params] + [key for key in params if key not in STATE_PARAMS]
+        keys = [key for key in STATE_PARAMS if key in params] + [
+            key for key in params if key not in STATE_PARAMS
+        ]
         query = urlencode([(key, params[key]) for key in keys])
         return f"{path or self.path}{'?' + query if query else ''}"
 
     def matching(self) -> str:
         """The tab, search and filters as one value: "every device that matches", for an action."""
-        keep = [("tab", self.tab), *((key, self.params[key]) for key in ("q", *FILTER_PARAMS) if key in self.params)]
+        keep = [
+            ("tab", self.tab),
+            *((key, self.params[key]) for key in ("q", *FILTER_PARAMS) if key in self.params),
+        ]
         return urlencode(keep)
 
     def with_device(self, pk: int) -> str:

@@ -27,17 +27,25 @@ def details_context(request: HttpRequest, device: Device) -> dict:
     """What the fly-in and the device page show: every field, the checks, the history, and the actions the
     admin can take on this device from the fly-in."""
     fields = [(c.title, text(c.value(device))) for c in COLUMNS]
-    fields += [("Operating system", device.operating_system), ("Entra object ID", device.entra_object_id),
-               ("In the registration group", "Yes" if device.in_registration_group else "No"),
-               ("First discovered", text(device.first_discovered_at))]  # fmt: skip
+    fields += [
+        ("Operating system", device.operating_system),
+        ("Entra object ID", device.entra_object_id),
+        ("In the registration group", "Yes" if device.in_registration_group else "No"),
+        ("First discovered", text(device.first_discovered_at)),
+    ]
     checks = {"prerequisite": [], "readiness": []}
     for check in device.checks or []:
         checks.setdefault(check.get("kind") or "prerequisite", []).append(check)
     offered = [a for a in ACTIONS.values() if device.readiness_status in a.statuses]
-    return {"device": device, "fields": fields, "prerequisites": checks["prerequisite"],
-            "readiness": checks["readiness"], "history": device.status_changes.all()[:HISTORY],
-            "report_time": text(device.report_generated_at),
-            "device_actions": offered if has_capability(request.user, Capability.DEVICE_ACTIONS) else []}  # fmt: skip
+    return {
+        "device": device,
+        "fields": fields,
+        "prerequisites": checks["prerequisite"],
+        "readiness": checks["readiness"],
+        "history": device.status_changes.all()[:HISTORY],
+        "report_time": text(device.report_generated_at),
+        "device_actions": offered if has_capability(request.user, Capability.DEVICE_ACTIONS) else [],
+    }
 
 
 @never_cache
@@ -70,12 +78,32 @@ def registration_group(request: HttpRequest) -> HttpResponse:
     except GraphError as exc:
         return bad_request(request, f"The registration group could not be read: {exc}", status=502)
     members = page.get("value") or []
-    kinds = {"#microsoft.graph.device": "Device", "#microsoft.graph.group": "Group", "#microsoft.graph.user": "User"}
-    rows = [{"name": m.get("displayName") or m.get("id"), "id": m.get("id"), "device_id": m.get("deviceId") or "",
-             "kind": kinds.get(m.get("@odata.type") or "", (m.get("@odata.type") or "").rsplit(".", 1)[-1] or "Object")}
-            for m in members]  # fmt: skip
+    kinds = {
+        "#microsoft.graph.device": "Device",
+        "#microsoft.graph.group": "Group",
+        "#microsoft.graph.user": "User",
+    }
+    rows = [
+        {
+            "name": m.get("displayName") or m.get("id"),
+            "id": m.get("id"),
+            "device_id": m.get("deviceId") or "",
+            "kind": kinds.get(
+                m.get("@odata.type") or "", (m.get("@odata.type") or "").rsplit(".", 1)[-1] or "Object"
+            ),
+        }
+        for m in members
+    ]
     nested = [r for r in rows if r["kind"] == "Group"]
-    return render(request, "devices/registration_group.html", {
-        "group": group, "group_name": group.get("displayName") or settings.AUTOPATCH_REGISTRATION_GROUP_NAME,
-        "rows": rows, "nested": nested, "next": page.get("@odata.nextLink") or "", "first_page": not next_link,
-    })  # fmt: skip
+    return render(
+        request,
+        "devices/registration_group.html",
+        {
+            "group": group,
+            "group_name": group.get("displayName") or settings.AUTOPATCH_REGISTRATION_GROUP_NAME,
+            "rows": rows,
+            "nested": nested,
+            "next": page.get("@odata.nextLink") or "",
+            "first_page": not next_link,
+        },
+    )

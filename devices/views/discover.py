@@ -33,10 +33,18 @@ def discover(request: HttpRequest) -> HttpResponse:
         message = f"Discovery run #{run.pk} started."
     else:
         by = f" by {run.requested_by}" if run.requested_by else ""
-        message = (f"A discovery run (#{run.pk}, {run.get_trigger_display().lower()}{by}) is already under way; "
-                   "its progress is shown below.")  # fmt: skip
-    record_event(request.user, AuditEvent.Action.DISCOVERY, target=f"run #{run.pk}", request=request,
-                 result="started" if started else "already running", started=started)  # fmt: skip
+        message = (
+            f"A discovery run (#{run.pk}, {run.get_trigger_display().lower()}{by}) is already under way; "
+            "its progress is shown below."
+        )
+    record_event(
+        request.user,
+        AuditEvent.Action.DISCOVERY,
+        target=f"run #{run.pk}",
+        request=request,
+        result="started" if started else "already running",
+        started=started,
+    )
     if not request.htmx:
         return redirect("devices:tab", tab="ready")
     response = render(request, "devices/_discover_status.html", {"run": run, "message": message})

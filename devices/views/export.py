@@ -28,9 +28,15 @@ def audited(request: HttpRequest, tab: str, columns: list[Column], params: dict,
         yield from csv_rows(devices, columns, progress)
         complete = True
     finally:
-        record_event(request.user, AuditEvent.Action.EXPORT, target=Tab(tab).label, request=request,
-                     result=f"{progress.rows} rows" + ("" if complete else " (interrupted)"),
-                     columns=[c.title for c in columns], params=params)  # fmt: skip
+        record_event(
+            request.user,
+            AuditEvent.Action.EXPORT,
+            target=Tab(tab).label,
+            request=request,
+            result=f"{progress.rows} rows" + ("" if complete else " (interrupted)"),
+            columns=[c.title for c in columns],
+            params=params,
+        )
 
 
 @never_cache

@@ -1,7 +1,7 @@
 """Take the README's screenshots of a running portal, signing in through its login page.
 
-    BASE_URL=http://127.0.0.1:8000 PORTAL_USER=demo-admin PORTAL_PASSWORD=... python docs/screenshots/take.py
-    ... python docs/screenshots/take.py --empty     # a portal whose tenant has no devices: the empty state only
+BASE_URL=http://127.0.0.1:8000 PORTAL_USER=demo-admin PORTAL_PASSWORD=... python docs/screenshots/take.py
+... python docs/screenshots/take.py --empty     # a portal whose tenant has no devices: the empty state only
 """
 
 import os
@@ -12,8 +12,15 @@ from playwright.sync_api import sync_playwright
 
 BASE = os.environ.get("BASE_URL", "http://127.0.0.1:8000")
 OUT = Path(__file__).resolve().parent
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-quic", "--no-first-run"]  # fmt: skip
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
 
 
 def sign_in(page) -> None:
@@ -56,7 +63,9 @@ def main() -> None:
         page.screenshot(path=OUT / "select-matching.png")
         page.goto(f"{BASE}/accounts/audit/")
         page.screenshot(path=OUT / "audit-log.png")
-        narrow = browser.new_page(viewport={"width": 768, "height": 900}, storage_state=page.context.storage_state())
+        narrow = browser.new_page(
+            viewport={"width": 768, "height": 900}, storage_state=page.context.storage_state()
+        )
         narrow.goto(f"{BASE}/devices/ready/")
         narrow.screenshot(path=OUT / "ready-768.png")
         browser.close()

@@ -43,8 +43,9 @@ def test_search_and_sort_update_the_table_and_the_url(sign_in, live_tenant, alic
     expect(page.locator("#blade-main tbody .device-link")).to_have_text(["ALPHA-03", "ALPHA-02", "ALPHA-01"])
 
 
-def test_discover_devices_runs_on_the_worker_and_refreshes_the_blade(sign_in, live_tenant, alice, builder, use_tenant,
-                                                                     celery_worker_process):  # fmt: skip
+def test_discover_devices_runs_on_the_worker_and_refreshes_the_blade(
+    sign_in, live_tenant, alice, builder, use_tenant, celery_worker_process
+):
     builder.device("FOXTROT-08", report=True)  # joins the group after the first discovery
     use_tenant(builder)
     celery_worker_process()
@@ -127,7 +128,9 @@ def test_assign_ring_exclude_and_restore_from_the_selection(sign_in, live_tenant
 def test_the_fly_in_shows_the_device_and_closes_with_escape(sign_in, live_tenant, alice):
     page = sign_in(alice)
     page.get_by_role("link", name=re.compile(r"^Not ready")).click()
-    page.locator("#blade-main tbody tr", has_text="CHARLIE-05").locator("td[data-column=serial_number]").click()
+    page.locator("#blade-main tbody tr", has_text="CHARLIE-05").locator(
+        "td[data-column=serial_number]"
+    ).click()
     flyin = page.locator("#flyin")
     expect(flyin).to_be_visible()
     expect(flyin.locator("#flyin-title")).to_have_text("CHARLIE-05")

@@ -24,8 +24,14 @@ def watched(sign_in):
         page = sign_in(user, width)
         page.problems = []
         page.on("pageerror", lambda error: page.problems.append(f"script error: {error}"))
-        page.on("console", lambda message: page.problems.append(message.text)
-                if message.type == "error" and "Content Security Policy" in message.text else None)  # fmt: skip
+        page.on(
+            "console",
+            lambda message: (
+                page.problems.append(message.text)
+                if message.type == "error" and "Content Security Policy" in message.text
+                else None
+            ),
+        )
         return page
 
     return open_as
@@ -37,8 +43,11 @@ def test_back_and_forward_bring_back_the_whole_page(watched, live_tenant, alice)
     expect(page).to_have_url(re.compile(r"/devices/not-ready/$"))
     page.locator("th[data-column=serial_number] a").click()
     expect(page).to_have_url(re.compile(r"sort=serial_number"))
-    for move, url in ((page.go_back, r"/devices/not-ready/$"), (page.go_back, r"/devices/ready/$"),
-                      (page.go_forward, r"/devices/not-ready/$")):  # fmt: skip
+    for move, url in (
+        (page.go_back, r"/devices/not-ready/$"),
+        (page.go_back, r"/devices/ready/$"),
+        (page.go_forward, r"/devices/not-ready/$"),
+    ):
         move()
         expect(page).to_have_url(re.compile(url))
         expect(page.locator(".topbar")).to_contain_text("alice")
@@ -68,8 +77,10 @@ def test_a_session_ended_in_another_tab_sends_the_next_click_to_sign_in(watched,
 
 def test_typing_a_search_keeps_the_search_box_and_swaps_only_the_results(watched, live_tenant, alice):
     page = watched(alice)
-    page.evaluate("window.searchBox = document.getElementById('device-search');"
-                  "window.summary = document.querySelector('.summary')")  # fmt: skip
+    page.evaluate(
+        "window.searchBox = document.getElementById('device-search');"
+        "window.summary = document.querySelector('.summary')"
+    )
     page.locator("#device-search").press_sequentially("ALPHA-0", delay=120)
     expect(page).to_have_url(re.compile(r"q=ALPHA-0"))
     expect(page.locator("#blade-main tbody .device-link")).to_have_text(["ALPHA-01", "ALPHA-02", "ALPHA-03"])
@@ -100,7 +111,9 @@ def test_enter_on_a_sort_header_or_next_keeps_focus_there(watched, live_tenant, 
     page.locator("#page-next").focus()
     page.keyboard.press("Enter")
     expect(page.locator(".pager")).to_contain_text("Page 2 of 2")
-    expect(page.locator("#page-prev")).to_be_focused()  # Next is gone on the last page: the nearest control keeps it
+    expect(
+        page.locator("#page-prev")
+    ).to_be_focused()  # Next is gone on the last page: the nearest control keeps it
     page.keyboard.press("Enter")
     expect(page.locator(".pager")).to_contain_text("Page 1 of 2")
     expect(page.locator("#page-next")).to_be_focused()
@@ -156,7 +169,9 @@ def test_restore_shows_the_run_and_refreshes_the_list_when_it_ends(watched, live
 
 def test_the_audit_log_shows_the_source_address_at_1440_pixels(watched, live_tenant, alice, live_server):
     names = ", ".join(f"LAPTOP-{n:05d}" for n in range(200))
-    record_event("alice", AuditEvent.Action.DEVICE_ACTION, target=names, result="Exclude device: 200 of 200 done")
+    record_event(
+        "alice", AuditEvent.Action.DEVICE_ACTION, target=names, result="Exclude device: 200 of 200 done"
+    )
     page = watched(alice, width=1440)
     page.goto(f"{live_server.url}/accounts/audit/")
     address = page.locator("table.audit th", has_text="Source IP")
@@ -186,7 +201,9 @@ def test_the_fly_in_has_its_own_url_back_closes_it_and_it_acts_on_its_device(wat
     dialog.locator("[data-confirm]").click()
     expect(dialog).to_contain_text("Exclude device: 1 of 1 done")
     dialog.get_by_role("button", name="Close").click()
-    expect(page.locator("#flyin .badge").first).to_have_text("Excluded")  # the fly-in shows the device as it is now
+    expect(page.locator("#flyin .badge").first).to_have_text(
+        "Excluded"
+    )  # the fly-in shows the device as it is now
     expect(page.locator("#flyin-action-restore")).to_be_visible()
     expect(page.locator("#tab-ready")).to_contain_text("(3)")
     page.keyboard.press("Escape")
@@ -217,7 +234,9 @@ def test_an_action_is_enabled_only_for_a_selection_it_can_work_on(watched, live_
     page = watched(alice)
     page.locator("#tab-not-registered").click()
     expect(page.locator("[data-action]")).to_have_count(1)  # Restore only, on this tab
-    page.locator("tr", has_text="DELTA-06").locator(".row-select").check()  # Pre-requisites failed: not excluded
+    page.locator("tr", has_text="DELTA-06").locator(
+        ".row-select"
+    ).check()  # Pre-requisites failed: not excluded
     expect(page.locator("[data-action=restore]")).to_be_disabled()
     page.locator("tr", has_text="ALPHA-01").locator(".row-select").check()  # excluded
     expect(page.locator("[data-action=restore]")).to_be_enabled()

@@ -11,14 +11,18 @@ DEMO_ACCOUNTS = (("demo-admin", "administrator"), ("demo-reader", "reader"))
 
 
 class Command(BaseCommand):
-    help = "Create the demo accounts (password from AUTOPATCH_DEMO_PASSWORD, else generated and printed once)."
+    help = (
+        "Create the demo accounts (password from AUTOPATCH_DEMO_PASSWORD, else generated and printed once)."
+    )
 
     def handle(self, *args, **options):
         given = os.environ.get("AUTOPATCH_DEMO_PASSWORD")
         users = get_user_model().objects
         if not given and all(users.filter(username=name).exists() for name, _ in DEMO_ACCOUNTS):
-            self.stdout.write("The demo accounts exist; their password was printed when they were created. To set a new "
-                              "one: AUTOPATCH_DEMO_PASSWORD='at least 12 characters' make run")  # fmt: skip
+            self.stdout.write(
+                "The demo accounts exist; their password was printed when they were created. To set a new "
+                "one: AUTOPATCH_DEMO_PASSWORD='at least 12 characters' make run"
+            )
             return
         password = given or secrets.token_urlsafe(12)
         previous = os.environ.get("AUTOPATCH_USER_PASSWORD")

@@ -48,11 +48,18 @@ def install(tenant: SimulatedTenant) -> None:
     if getattr(tenant, "delta_installed", False):
         return
     tenant.delta_installed = True  # type: ignore[attr-defined]
-    tenant.extra_routes.extend([
-        ("GET", GRAPH_HOST, r"/v1\.0/devices/delta", _devices_delta),
-        ("GET", GRAPH_HOST, r"/v1\.0/groups/delta", _groups_delta),
-        ("GET", GRAPH_HOST, r"/v1\.0/groups/([^/]+)/members/microsoft\.graph\.(user|group|device)", _members_of_type),
-    ])  # fmt: skip
+    tenant.extra_routes.extend(
+        [
+            ("GET", GRAPH_HOST, r"/v1\.0/devices/delta", _devices_delta),
+            ("GET", GRAPH_HOST, r"/v1\.0/groups/delta", _groups_delta),
+            (
+                "GET",
+                GRAPH_HOST,
+                r"/v1\.0/groups/([^/]+)/members/microsoft\.graph\.(user|group|device)",
+                _members_of_type,
+            ),
+        ]
+    )
 
 
 def expire_tokens(tenant_id: str) -> None:
@@ -72,8 +79,12 @@ def _issue(tokens: Tokens, state: Any, query: dict[str, str]) -> str:
 
 
 def _expired() -> Response:
-    return graph_error(410, "syncStateNotFound", "The sync state generation is not found or has expired. "
-                       "Start a new round of change tracking without a delta token.")  # fmt: skip
+    return graph_error(
+        410,
+        "syncStateNotFound",
+        "The sync state generation is not found or has expired. "
+        "Start a new round of change tracking without a delta token.",
+    )
 
 
 def _answer(tenant: SimulatedTenant, path: str, query: dict[str, str], collection: str, changes) -> Response:
@@ -103,11 +114,15 @@ def _answer(tenant: SimulatedTenant, path: str, query: dict[str, str], collectio
             tokens.rounds = {round_id: Round(pages or [[]], state, round_query)}  # one round at a time
             current, page_index = tokens.rounds[round_id], 0
         page = current.pages[page_index]
-        payload: dict[str, Any] = {"@odata.context": f"https://{GRAPH_HOST}{path}/$metadata",
-                                   "value": page.shown() if isinstance(page, Projected) else page}  # fmt: skip
+        payload: dict[str, Any] = {
+            "@odata.context": f"https://{GRAPH_HOST}{path}/$metadata",
+            "value": page.shown() if isinstance(page, Projected) else page,
+        }
         base = f"https://{GRAPH_HOST}{path}"
         if page_index + 1 < len(current.pages):
-            payload["@odata.nextLink"] = f"{base}?{urlencode({'$skiptoken': f'{round_id}.{page_index + 1}'}, safe='$')}"
+            payload["@odata.nextLink"] = (
+                f"{base}?{urlencode({'$skiptoken': f'{round_id}.{page_index + 1}'}, safe='$')}"
+            )
         else:
             token = _issue(tokens, current.state, current.query)
             payload["@odata.deltaLink"] = f"{base}?{urlencode({'$deltatoken': token}, safe='$')}"
@@ -140,7 +155,9 @@ def _device_changes(tenant: SimulatedTenant, query: dict[str, str], previous: di
         if previous is None or previous.get(device["id"]) != digest:
             changed.append(device)
     if previous is not None:
-        changed.extend({"id": gone, "@removed": {"reason": "deleted"}} for gone in previous.keys() - state.keys())
+        changed.extend(
+            {"id": gone, "@removed": {"reason": "deleted"}} for gone in previous.keys() - state.keys()
+        )
     return [Projected(page, query) for page in _paged(changed)], state
 
 
@@ -179,12 +196,19 @@ def _group_changes(tenant: SimulatedTenant, query: dict[str, str], previous: dic
         if before is not None and not added and not gone and before[0] == group["displayName"]:
             continue
         refs = [{"@odata.type": _type_of(tenant, member), "id": member} for member in sorted(added)]
-        refs += [{"@odata.type": _type_of(tenant, member), "id": member, "@removed": {"reason": "deleted"}}
-                 for member in sorted(gone)]  # fmt: skip
+        refs += [
+            {"@odata.type": _type_of(tenant, member), "id": member, "@removed": {"reason": "deleted"}}
+            for member in sorted(gone)
+        ]
         # A large membership comes in several objects of the same group, each with part of members@delta.
         for start in range(0, max(len(refs), 1), MAX_PAGE_SIZE):
-            changed.append({"id": group_id, "displayName": group["displayName"],
-                            "members@delta": refs[start : start + MAX_PAGE_SIZE]})  # fmt: skip
+            changed.append(
+                {
+                    "id": group_id,
+                    "displayName": group["displayName"],
+                    "members@delta": refs[start : start + MAX_PAGE_SIZE],
+                }
+            )
     for group_id in (previous or {}).keys() - state.keys():
         changed.append({"id": group_id, "@removed": {"reason": "deleted"}})
     return [[item] for item in changed], state
@@ -209,13 +233,23 @@ def _members_of_type(tenant: SimulatedTenant, match, query: dict[str, str], head
     if not tenant._authorized(headers):
         return graph_error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
     if not any(k.lower() == "consistencylevel" and v == "eventual" for k, v in headers.items()):
-        return graph_error(400, "Request_UnsupportedQuery", "The specified filter to the reference property query "
-                           "is currently not supported. Add ConsistencyLevel: eventual and $count=true.")  # fmt: skip
+        return graph_error(
+            400,
+            "Request_UnsupportedQuery",
+            "The specified filter to the reference property query "
+            "is currently not supported. Add ConsistencyLevel: eventual and $count=true.",
+        )
     group = tenant.groups.get(match.group(1))
     if group is None:
         return graph_error(404, "Request_ResourceNotFound", f"Resource '{match.group(1)}' does not exist.")
     wanted = f"#microsoft.graph.{match.group(2)}"
     members = [tenant._directory_object(m) for m in group["members"] if _type_of(tenant, m) == wanted]
     shown = [{"@odata.type": wanted, **select(m, query)} for m in members]
-    return json_response(200, {"@odata.context": f"https://{GRAPH_HOST}/v1.0/$metadata#directoryObjects",
-                               "@odata.count": len(shown), "value": shown[:MAX_PAGE_SIZE]})  # fmt: skip
+    return json_response(
+        200,
+        {
+            "@odata.context": f"https://{GRAPH_HOST}/v1.0/$metadata#directoryObjects",
+            "@odata.count": len(shown),
+            "value": shown[:MAX_PAGE_SIZE],
+        },
+    )

@@ -29,11 +29,23 @@ LIST_BLANK_SHARE = 0.02
 DEPARTMENTS = ("FIN", "HR", "ENG", "OPS", "SLS", "MKT", "LEG", "IT")
 # Outcome of each device and its weight: most pass, and every failure appears.
 OUTCOMES = (
-    ("ready", 70), ("co_managed_ready", 8), ("readiness_failed", 6), ("not_enrolled", 2), ("emulator", 1),
-    ("stale_check_in", 2), ("personal", 1), ("home_edition", 1), ("education_edition", 1), ("old_build", 1),
-    ("arm64", 1), ("workloads_on_configmgr", 2), ("duplicate_serial", 1), ("dual_state", 1),
-    ("configmgr_only", 1), ("multi_session", 1),
-)  # fmt: skip
+    ("ready", 70),
+    ("co_managed_ready", 8),
+    ("readiness_failed", 6),
+    ("not_enrolled", 2),
+    ("emulator", 1),
+    ("stale_check_in", 2),
+    ("personal", 1),
+    ("home_edition", 1),
+    ("education_edition", 1),
+    ("old_build", 1),
+    ("arm64", 1),
+    ("workloads_on_configmgr", 2),
+    ("duplicate_serial", 1),
+    ("dual_state", 1),
+    ("configmgr_only", 1),
+    ("multi_session", 1),
+)
 
 
 def iso(moment: datetime) -> str:
@@ -71,8 +83,11 @@ class TenantBuilder:
 
     def user(self, name: str, member_of: dict | None = None, wids: tuple[str, ...] = ()) -> dict:
         """A user; `wids` are directory role template IDs, which the simulated sign-in puts in the ID token."""
-        user = {"id": str(self._uuid()), "displayName": name,
-                "userPrincipalName": f"{name.lower().replace(' ', '.')}@contoso.example"}  # fmt: skip
+        user = {
+            "id": str(self._uuid()),
+            "displayName": name,
+            "userPrincipalName": f"{name.lower().replace(' ', '.')}@contoso.example",
+        }
         if wids:
             user["wids"] = list(wids)
         self.users.append(user)
@@ -113,12 +128,17 @@ class TenantBuilder:
         version = os_version or self.rng.choice(BUILDS)
         maker, models = self.rng.choice(MANUFACTURERS[:3])
         device = {
-            "id": str(self._uuid()), "deviceId": device_id, "displayName": name,
-            "operatingSystem": operating_system, "operatingSystemVersion": version, "trustType": trust_type,
-            "accountEnabled": True, "profileType": "RegisteredDevice",
+            "id": str(self._uuid()),
+            "deviceId": device_id,
+            "displayName": name,
+            "operatingSystem": operating_system,
+            "operatingSystemVersion": version,
+            "trustType": trust_type,
+            "accountEnabled": True,
+            "profileType": "RegisteredDevice",
             "registrationDateTime": iso(self.now - timedelta(days=self.rng.randint(30, 900))),
             "approximateLastSignInDateTime": iso(self.now - timedelta(hours=self.rng.randint(1, 72))),
-        }  # fmt: skip
+        }
         self.devices.append(device)
         if member_of is True:
             member_of = self.registration_group
@@ -128,25 +148,41 @@ class TenantBuilder:
             if serial is None:
                 self.serial_counter += 1
                 serial = f"{maker[:2].upper()}{self.serial_counter:08d}"
-            joined = join_type or {"AzureAd": "azureADJoined", "ServerAd": "hybridAzureADJoined",
-                                   "Workplace": "azureADRegistered"}.get(trust_type, "unknown")  # fmt: skip
+            joined = join_type or {
+                "AzureAd": "azureADJoined",
+                "ServerAd": "hybridAzureADJoined",
+                "Workplace": "azureADRegistered",
+            }.get(trust_type, "unknown")
             upn = user or f"user{index}@contoso.example"
             item: dict[str, Any] = {
-                "id": str(self._uuid()), "azureADDeviceId": device_id, "deviceName": name,
-                "operatingSystem": operating_system, "osVersion": version,
+                "id": str(self._uuid()),
+                "azureADDeviceId": device_id,
+                "deviceName": name,
+                "operatingSystem": operating_system,
+                "osVersion": version,
                 "lastSyncDateTime": iso(self.now - timedelta(days=last_sync_days)),
-                "managementAgent": management_agent, "ownerType": owner_type,
-                "skuFamily": sku_family if sku_family is not None else "", "skuNumber": sku_number,
-                "processorArchitecture": architecture, "joinType": joined, "serialNumber": serial,
+                "managementAgent": management_agent,
+                "ownerType": owner_type,
+                "skuFamily": sku_family if sku_family is not None else "",
+                "skuNumber": sku_number,
+                "processorArchitecture": architecture,
+                "joinType": joined,
+                "serialNumber": serial,
                 "model": self.rng.choice(models) if model is None else model,
-                "manufacturer": maker if manufacturer is None else manufacturer, "userPrincipalName": upn,
-            }  # fmt: skip
+                "manufacturer": maker if manufacturer is None else manufacturer,
+                "userPrincipalName": upn,
+            }
             if management_agent.startswith("configurationManager"):
                 item["configurationManagerClientEnabledFeatures"] = {
-                    "inventory": True, "modernApps": True, "resourceAccess": True, "compliancePolicy": True,
-                    "deviceConfiguration": True, "windowsUpdateForBusiness": True, "officeApps": True,
+                    "inventory": True,
+                    "modernApps": True,
+                    "resourceAccess": True,
+                    "compliancePolicy": True,
+                    "deviceConfiguration": True,
+                    "windowsUpdateForBusiness": True,
+                    "officeApps": True,
                     **(workloads or {}),
-                }  # fmt: skip
+                }
             self.managed.append(item)
             if list_blank:
                 self.list_blank_ids.append(item["id"])
@@ -157,10 +193,17 @@ class TenantBuilder:
     def report(self, device_id: str, failed: dict[str, str], age_hours: float = 6) -> dict:
         """A device-side readiness report; `failed` maps failing check names to their detail."""
         report = {
-            "azureADDeviceId": device_id, "generatedDateTime": iso(self.now - timedelta(hours=age_hours)),
-            "checks": [{"name": name, "result": "failed" if name in failed else "passed", "detail": failed.get(name, "")}
-                       for name in READINESS_CHECKS],
-        }  # fmt: skip
+            "azureADDeviceId": device_id,
+            "generatedDateTime": iso(self.now - timedelta(hours=age_hours)),
+            "checks": [
+                {
+                    "name": name,
+                    "result": "failed" if name in failed else "passed",
+                    "detail": failed.get(name, ""),
+                }
+                for name in READINESS_CHECKS
+            ],
+        }
         self.reports.append(report)
         return report
 
@@ -180,7 +223,10 @@ class TenantBuilder:
         if relative_dates:
             data["relativeTo"] = iso(self.now)
         if self.list_blank_share or self.list_blank_ids:
-            data["simulation"] = {"listBlankShare": self.list_blank_share, "listBlankIds": self.list_blank_ids}
+            data["simulation"] = {
+                "listBlankShare": self.list_blank_share,
+                "listBlankIds": self.list_blank_ids,
+            }
         return data
 
 
@@ -191,8 +237,12 @@ def add_outcome(builder: TenantBuilder, outcome: str, group: dict) -> None:
     if outcome == "ready":
         builder.device(member_of=group, sku_number=rng.choice((4, 4, 4, 48, 161)), report=report)
     elif outcome == "co_managed_ready":
-        builder.device(member_of=group, management_agent="configurationManagerClientMdm", trust_type="ServerAd",
-                       report=report)  # fmt: skip
+        builder.device(
+            member_of=group,
+            management_agent="configurationManagerClientMdm",
+            trust_type="ServerAd",
+            report=report,
+        )
     elif outcome == "readiness_failed":
         name = rng.choice(READINESS_CHECKS[2:])
         detail = {
@@ -221,8 +271,12 @@ def add_outcome(builder: TenantBuilder, outcome: str, group: dict) -> None:
     elif outcome == "arm64":
         builder.device(member_of=group, architecture="arm64")
     elif outcome == "workloads_on_configmgr":
-        builder.device(member_of=group, management_agent="configurationManagerClientMdm", trust_type="ServerAd",
-                       workloads={"officeApps": False, "windowsUpdateForBusiness": rng.random() < 0.5})  # fmt: skip
+        builder.device(
+            member_of=group,
+            management_agent="configurationManagerClientMdm",
+            trust_type="ServerAd",
+            workloads={"officeApps": False, "windowsUpdateForBusiness": rng.random() < 0.5},
+        )
     elif outcome == "duplicate_serial":
         first = builder.device(member_of=group)
         builder.device(member_of=group, serial=builder.managed_device_of(first)["serialNumber"])

@@ -60,7 +60,11 @@ def encode_jwt(claims: dict[str, Any]) -> str:
     """A token in JWT form. The portal gets it from the token endpoint over TLS, which OpenID Connect
     accepts in place of a signature check (Core 1.0, 3.1.3.7, item 6), so the signature is a stand-in."""
     header = {"typ": "JWT", "alg": "RS256", "kid": "simulated-tenant"}
-    parts = [b64url(json.dumps(header).encode()), b64url(json.dumps(claims).encode()), b64url(secrets.token_bytes(32))]
+    parts = [
+        b64url(json.dumps(header).encode()),
+        b64url(json.dumps(claims).encode()),
+        b64url(secrets.token_bytes(32)),
+    ]
     return ".".join(parts)
 
 
@@ -88,8 +92,10 @@ def app_registration(tenant_file: Path | None) -> dict[str, Any]:
         raise TenantFileError("appRegistration must be an object")
     claims = found.get("groupMembershipClaims", "All")
     if claims not in GROUP_MEMBERSHIP_CLAIMS:
-        raise TenantFileError(f"appRegistration.groupMembershipClaims must be one of {', '.join(GROUP_MEMBERSHIP_CLAIMS)}, "
-                              f"not {claims!r}")  # fmt: skip
+        raise TenantFileError(
+            f"appRegistration.groupMembershipClaims must be one of {', '.join(GROUP_MEMBERSHIP_CLAIMS)}, "
+            f"not {claims!r}"
+        )
     return found
 
 
@@ -100,11 +106,13 @@ def install(tenant: SimulatedTenant, tenant_file: Path | None = None) -> SignIn:
         return existing
     signin = SignIn(group_membership_claims=app_registration(tenant_file).get("groupMembershipClaims", "All"))
     tenant.signin = signin  # type: ignore[attr-defined]
-    tenant.extra_routes.extend([
-        ("GET", LOGIN_HOST, r"/([^/]+)/oauth2/v2\.0/authorize", _authorize),
-        ("GET", LOGIN_HOST, r"/([^/]+)/oauth2/v2\.0/logout", _logout),
-        ("POST", GRAPH_HOST, r"/v1\.0/me/checkMemberGroups", _check_member_groups),
-    ])  # fmt: skip
+    tenant.extra_routes.extend(
+        [
+            ("GET", LOGIN_HOST, r"/([^/]+)/oauth2/v2\.0/authorize", _authorize),
+            ("GET", LOGIN_HOST, r"/([^/]+)/oauth2/v2\.0/logout", _logout),
+            ("POST", GRAPH_HOST, r"/v1\.0/me/checkMemberGroups", _check_member_groups),
+        ]
+    )
     other_grants = tenant.token_grant
 
     def token_grant(form: dict[str, str]) -> Response:
@@ -129,7 +137,11 @@ def member_groups(tenant: SimulatedTenant, object_id: str) -> list[str]:
     found: list[str] = []
     frontier = {object_id}
     while frontier:
-        parents = [gid for gid, group in tenant.groups.items() if frontier & set(group["members"]) and gid not in found]
+        parents = [
+            gid
+            for gid, group in tenant.groups.items()
+            if frontier & set(group["members"]) and gid not in found
+        ]
         found.extend(parents)
         frontier = set(parents)
     return found
@@ -139,11 +151,15 @@ def _answer(redirect_uri: str, params: dict[str, str], response_mode: str) -> Re
     """Entra's answer to the browser: a redirect carrying the parameters in the query, or, for form_post,
     a page whose form posts them to the redirect URI by itself (a button when script is off)."""
     if response_mode == "form_post":
-        fields = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}" />' for k, v in params.items())
-        page = (f'<html><head><title>Working...</title></head><body><form method="POST" name="hiddenform" '
-                f'action="{escape(redirect_uri)}">{fields}<noscript><p>Script is disabled. Click Submit to continue.</p>'
-                '<input type="submit" value="Submit" /></noscript></form>'
-                '<script language="javascript">document.forms[0].submit();</script></body></html>')  # fmt: skip
+        fields = "".join(
+            f'<input type="hidden" name="{escape(k)}" value="{escape(v)}" />' for k, v in params.items()
+        )
+        page = (
+            f'<html><head><title>Working...</title></head><body><form method="POST" name="hiddenform" '
+            f'action="{escape(redirect_uri)}">{fields}<noscript><p>Script is disabled. Click Submit to continue.</p>'
+            '<input type="submit" value="Submit" /></noscript></form>'
+            '<script language="javascript">document.forms[0].submit();</script></body></html>'
+        )
         return Response(200, page.encode(), {"Content-Type": "text/html; charset=utf-8"})
     parts = urlsplit(redirect_uri)
     query = "&".join(filter(None, [parts.query, urlencode(params)]))
@@ -161,13 +177,21 @@ def _authorize(tenant: SimulatedTenant, match, query: dict[str, str], headers, f
         return entra_error(400, "invalid_tenant", f"AADSTS90002: Tenant '{match.group(1)}' not found.")
     client_id, redirect_uri = query.get("client_id", ""), query.get("redirect_uri", "")
     if not client_id or not redirect_uri:
-        return entra_error(400, "invalid_request", "AADSTS900144: The request body must contain client_id and redirect_uri.")
+        return entra_error(
+            400, "invalid_request", "AADSTS900144: The request body must contain client_id and redirect_uri."
+        )
     if signin.redirect_uris is not None and redirect_uri not in signin.redirect_uris.get(client_id, []):
-        return entra_error(400, "invalid_request", "AADSTS50011: The redirect URI specified in the request does not "
-                           "match the redirect URIs configured for the application.")  # fmt: skip
+        return entra_error(
+            400,
+            "invalid_request",
+            "AADSTS50011: The redirect URI specified in the request does not "
+            "match the redirect URIs configured for the application.",
+        )
     mode = query.get("response_mode", "query")
     if mode not in ("query", "form_post"):
-        return entra_error(400, "invalid_request", f"AADSTS900144: response_mode {mode!r} is not supported here.")
+        return entra_error(
+            400, "invalid_request", f"AADSTS900144: response_mode {mode!r} is not supported here."
+        )
     state = {"state": query["state"]} if "state" in query else {}
 
     def refuse(error: str, description: str) -> Response:
@@ -182,9 +206,14 @@ def _authorize(tenant: SimulatedTenant, match, query: dict[str, str], headers, f
         return refuse("access_denied", "AADSTS50034: The user account does not exist in this directory.")
     code = secrets.token_urlsafe(32)
     grant = {
-        "client_id": client_id, "redirect_uri": redirect_uri, "user_id": user["id"], "nonce": query.get("nonce"),
-        "challenge": query["code_challenge"], "scope": query.get("scope", ""), "expires": time.time() + CODE_LIFETIME,
-    }  # fmt: skip
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "user_id": user["id"],
+        "nonce": query.get("nonce"),
+        "challenge": query["code_challenge"],
+        "scope": query.get("scope", ""),
+        "expires": time.time() + CODE_LIFETIME,
+    }
     cache.set(_code_key(tenant, code), grant, CODE_LIFETIME)
     return _answer(redirect_uri, {"code": code, **state, "session_state": secrets.token_hex(8)}, mode)
 
@@ -211,43 +240,76 @@ def _logout(tenant: SimulatedTenant, match, query: dict[str, str], headers, form
 
 def _redeem_code(tenant: SimulatedTenant, signin: SignIn, form: dict[str, str]) -> Response:
     client_id = form.get("client_id", "")
-    if tenant.client_credentials is not None and tenant.client_credentials.get(client_id) != form.get("client_secret"):
+    if tenant.client_credentials is not None and tenant.client_credentials.get(client_id) != form.get(
+        "client_secret"
+    ):
         return entra_error(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
     grant = _take_code(tenant, form.get("code", ""))
     if grant is None:
-        return entra_error(400, "invalid_grant", "AADSTS70008: The provided authorization code or refresh token has "
-                           "expired due to inactivity. Send a new interactive authorization request.")  # fmt: skip
+        return entra_error(
+            400,
+            "invalid_grant",
+            "AADSTS70008: The provided authorization code or refresh token has "
+            "expired due to inactivity. Send a new interactive authorization request.",
+        )
     if grant["client_id"] != client_id:
-        return entra_error(400, "invalid_grant", "AADSTS70000: The provided authorization code was issued to another client.")
+        return entra_error(
+            400, "invalid_grant", "AADSTS70000: The provided authorization code was issued to another client."
+        )
     if grant["redirect_uri"] != form.get("redirect_uri"):
-        return entra_error(400, "invalid_grant", "AADSTS50148: The redirect_uri does not match the one of the authorization request.")
+        return entra_error(
+            400,
+            "invalid_grant",
+            "AADSTS50148: The redirect_uri does not match the one of the authorization request.",
+        )
     verifier = form.get("code_verifier", "")
     if b64url(hashlib.sha256(verifier.encode()).digest()) != grant["challenge"]:
-        return entra_error(400, "invalid_grant", "AADSTS501481: The Code_Verifier does not match the code_challenge "
-                           "supplied in the authorization request.")  # fmt: skip
+        return entra_error(
+            400,
+            "invalid_grant",
+            "AADSTS501481: The Code_Verifier does not match the code_challenge "
+            "supplied in the authorization request.",
+        )
     user = tenant.users[grant["user_id"]]
     claims = id_token_claims(tenant, signin, user, client_id, grant["nonce"])
     signin.issued.append(claims)
     access_token = tenant.issue_access_token()
     signin.delegated[access_token] = (user["id"], frozenset(grant["scope"].split()))
     client_info = b64url(json.dumps({"uid": user["id"], "utid": tenant.tenant_id}).encode())
-    return json_response(200, {
-        "token_type": "Bearer", "scope": grant["scope"], "expires_in": 3599, "ext_expires_in": 3599,
-        "access_token": access_token, "refresh_token": "sim-rt-" + secrets.token_urlsafe(24),
-        "id_token": encode_jwt(claims), "client_info": client_info,
-    })  # fmt: skip
+    return json_response(
+        200,
+        {
+            "token_type": "Bearer",
+            "scope": grant["scope"],
+            "expires_in": 3599,
+            "ext_expires_in": 3599,
+            "access_token": access_token,
+            "refresh_token": "sim-rt-" + secrets.token_urlsafe(24),
+            "id_token": encode_jwt(claims),
+            "client_info": client_info,
+        },
+    )
 
 
-def id_token_claims(tenant: SimulatedTenant, signin: SignIn, user: dict, client_id: str, nonce: str | None) -> dict:
+def id_token_claims(
+    tenant: SimulatedTenant, signin: SignIn, user: dict, client_id: str, nonce: str | None
+) -> dict:
     """The ID token's claims; groups and wids as the app registration's groupMembershipClaims asks."""
     now = int(time.time())
     claims: dict[str, Any] = {
-        "ver": "2.0", "iss": f"https://{LOGIN_HOST}/{tenant.tenant_id}/v2.0", "aud": client_id,
-        "iat": now, "nbf": now, "exp": now + 3600, "tid": tenant.tenant_id, "oid": user["id"],
+        "ver": "2.0",
+        "iss": f"https://{LOGIN_HOST}/{tenant.tenant_id}/v2.0",
+        "aud": client_id,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 3600,
+        "tid": tenant.tenant_id,
+        "oid": user["id"],
         "sub": b64url(hashlib.sha256(f"{user['id']}:{client_id}".encode()).digest()),
-        "name": user.get("displayName", ""), "preferred_username": user.get("userPrincipalName", ""),
+        "name": user.get("displayName", ""),
+        "preferred_username": user.get("userPrincipalName", ""),
         "uti": secrets.token_urlsafe(16),
-    }  # fmt: skip
+    }
     if nonce:
         claims["nonce"] = nonce
     send_groups, send_wids = GROUP_MEMBERSHIP_CLAIMS[signin.group_membership_claims]
@@ -256,7 +318,11 @@ def id_token_claims(tenant: SimulatedTenant, signin: SignIn, user: dict, client_
     groups = member_groups(tenant, user["id"]) if send_groups else []
     if len(groups) > signin.groups_claim_limit:
         claims["_claim_names"] = {"groups": "src1"}
-        claims["_claim_sources"] = {"src1": {"endpoint": f"https://graph.windows.net/{tenant.tenant_id}/users/{user['id']}/getMemberObjects"}}
+        claims["_claim_sources"] = {
+            "src1": {
+                "endpoint": f"https://graph.windows.net/{tenant.tenant_id}/users/{user['id']}/getMemberObjects"
+            }
+        }
     elif groups:
         claims["groups"] = groups
     claims.update(signin.claim_overrides)
@@ -274,13 +340,22 @@ def _check_member_groups(tenant: SimulatedTenant, match, query, headers: dict[st
         return graph_error(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
     user_id, scopes = signin.delegated[token]
     if CHECK_MEMBER_GROUPS_SCOPE not in scopes:
-        return graph_error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+        return graph_error(
+            403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+        )
     try:
         group_ids = json.loads(form.get("_body") or "{}")["groupIds"]
     except (ValueError, KeyError, TypeError):
         return graph_error(400, "Request_BadRequest", "The request body must be a JSON object with groupIds.")
     if not isinstance(group_ids, list) or not 0 < len(group_ids) <= CHECK_MEMBER_GROUPS_LIMIT:
-        return graph_error(400, "Request_BadRequest", f"groupIds must hold 1 to {CHECK_MEMBER_GROUPS_LIMIT} group IDs.")
+        return graph_error(
+            400, "Request_BadRequest", f"groupIds must hold 1 to {CHECK_MEMBER_GROUPS_LIMIT} group IDs."
+        )
     holding = set(member_groups(tenant, user_id))
-    return json_response(200, {"@odata.context": f"https://{GRAPH_HOST}/v1.0/$metadata#Collection(Edm.String)",
-                               "value": [gid for gid in group_ids if gid in holding]})  # fmt: skip
+    return json_response(
+        200,
+        {
+            "@odata.context": f"https://{GRAPH_HOST}/v1.0/$metadata#Collection(Edm.String)",
+            "value": [gid for gid in group_ids if gid in holding],
+        },
+    )

@@ -27,18 +27,45 @@ INTUNE_MAX_PAGE_SIZE = 1000
 INTUNE_DEFAULT_PAGE_SIZE = 1000
 BATCH_LIMIT = 20  # concepts/json-batching.md
 # What Intune's list answers leave at their defaults for some devices, and a single-device GET fills in.
-LIST_BLANKS = {"processorArchitecture": "unknown", "skuNumber": 0, "configurationManagerClientEnabledFeatures": None}
-INTUNE_SERVICE_URL = "https://fef.msua06.manage.microsoft.com/DeviceFE/StatelessDeviceFEService/deviceManagement"
+LIST_BLANKS = {
+    "processorArchitecture": "unknown",
+    "skuNumber": 0,
+    "configurationManagerClientEnabledFeatures": None,
+}
+INTUNE_SERVICE_URL = (
+    "https://fef.msua06.manage.microsoft.com/DeviceFE/StatelessDeviceFEService/deviceManagement"
+)
 
 DEVICE_FIELDS = (
-    "id", "deviceId", "displayName", "operatingSystem", "operatingSystemVersion", "trustType",
-    "accountEnabled", "profileType", "registrationDateTime", "approximateLastSignInDateTime",
-)  # fmt: skip
+    "id",
+    "deviceId",
+    "displayName",
+    "operatingSystem",
+    "operatingSystemVersion",
+    "trustType",
+    "accountEnabled",
+    "profileType",
+    "registrationDateTime",
+    "approximateLastSignInDateTime",
+)
 MANAGED_DEVICE_FIELDS = (
-    "id", "azureADDeviceId", "deviceName", "operatingSystem", "osVersion", "lastSyncDateTime",
-    "managementAgent", "ownerType", "skuFamily", "skuNumber", "processorArchitecture", "joinType",
-    "serialNumber", "model", "manufacturer", "userPrincipalName",
-)  # fmt: skip
+    "id",
+    "azureADDeviceId",
+    "deviceName",
+    "operatingSystem",
+    "osVersion",
+    "lastSyncDateTime",
+    "managementAgent",
+    "ownerType",
+    "skuFamily",
+    "skuNumber",
+    "processorArchitecture",
+    "joinType",
+    "serialNumber",
+    "model",
+    "manufacturer",
+    "userPrincipalName",
+)
 
 
 # A `$filter` clause on managed devices: a property eq a quoted string ('' is a quote), or compared with a time.
@@ -142,13 +169,21 @@ class SimulatedTenant:
         self.devices_by_id = {device["id"]: device for device in self.devices}
         for group in self.groups.values():
             for member in group["members"]:
-                if member not in self.devices_by_id and member not in self.groups and member not in self.users:
+                if (
+                    member not in self.devices_by_id
+                    and member not in self.groups
+                    and member not in self.users
+                ):
                     raise TenantFileError(
                         f"group {group['displayName']!r} has member {member!r}, which is no device, group or user"
                     )
         if self.registration_group_id not in self.groups:
-            raise TenantFileError(f"registrationGroupId {self.registration_group_id!r} is not among the groups")
-        self.group_owners: dict[str, list[str]] = {gid: list(g.get("owners", [])) for gid, g in self.groups.items()}
+            raise TenantFileError(
+                f"registrationGroupId {self.registration_group_id!r} is not among the groups"
+            )
+        self.group_owners: dict[str, list[str]] = {
+            gid: list(g.get("owners", [])) for gid, g in self.groups.items()
+        }
         # Confidential-client credentials the token endpoint accepts; None accepts any pair.
         self.client_credentials: dict[str, str] | None = None
         self.faults: list[Fault] = [Fault(**fault) for fault in data.get("faults", [])]
@@ -188,7 +223,9 @@ class SimulatedTenant:
         return Response(404, b"not found")
 
     def total_requests(self, host_path_prefix: str = "") -> int:
-        return sum(count for key, count in self.requests.items() if key.split(" ", 1)[1].startswith(host_path_prefix))
+        return sum(
+            count for key, count in self.requests.items() if key.split(" ", 1)[1].startswith(host_path_prefix)
+        )
 
     def inject(self, path: str, status: int | str, times: int = 1, **kwargs: Any) -> Fault:
         fault = Fault(path=path, status=status, times=times, **kwargs)
@@ -216,7 +253,9 @@ class SimulatedTenant:
             response.headers["Retry-After"] = fault.retry_after or "1"
             return response
         code = "ServiceUnavailable" if status >= 500 else "BadRequest"
-        response = (intune_error if "/deviceManagement/" in path else graph_error)(status, code, "Injected failure.")
+        response = (intune_error if "/deviceManagement/" in path else graph_error)(
+            status, code, "Injected failure."
+        )
         if fault.retry_after is not None:
             response.headers["Retry-After"] = fault.retry_after
         return response
@@ -233,18 +272,25 @@ class SimulatedTenant:
         rest = "/".join(segments[1:])
         if method == "GET" and rest == "v2.0/.well-known/openid-configuration":
             base = f"https://{LOGIN_HOST}/{self.tenant_id}"
-            return json_response(200, {
-                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-                "token_endpoint": f"{base}/oauth2/v2.0/token",
-                "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
-                "jwks_uri": f"{base}/discovery/v2.0/keys",
-                "issuer": f"https://{LOGIN_HOST}/{self.tenant_id}/v2.0",
-                "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-                "scopes_supported": ["openid", "profile", "email", "offline_access"],
-                "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
-                "tenant_region_scope": "EU",
-            })  # fmt: skip
-        if method == "POST" and rest == "oauth2/v2.0/token" and form.get("grant_type") == "client_credentials":
+            return json_response(
+                200,
+                {
+                    "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                    "token_endpoint": f"{base}/oauth2/v2.0/token",
+                    "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
+                    "jwks_uri": f"{base}/discovery/v2.0/keys",
+                    "issuer": f"https://{LOGIN_HOST}/{self.tenant_id}/v2.0",
+                    "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+                    "scopes_supported": ["openid", "profile", "email", "offline_access"],
+                    "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+                    "tenant_region_scope": "EU",
+                },
+            )
+        if (
+            method == "POST"
+            and rest == "oauth2/v2.0/token"
+            and form.get("grant_type") == "client_credentials"
+        ):
             return self._client_credentials(form)
         if method == "POST" and rest == "oauth2/v2.0/token":
             return self.token_grant(form)
@@ -255,13 +301,19 @@ class SimulatedTenant:
         if self.client_credentials is not None and self.client_credentials.get(client_id) != secret:
             return entra_error(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
         if "https://graph.microsoft.com/.default" not in form.get("scope", "").split():
-            return entra_error(400, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid.")
+            return entra_error(
+                400, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid."
+            )
         token = self.issue_access_token()
-        return json_response(200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})
+        return json_response(
+            200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token}
+        )
 
     def token_grant(self, form: dict[str, str]) -> Response:
         """Other grants (the sign-in's authorization code) are added by accounts' simulated sign-in."""
-        return entra_error(400, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type.")
+        return entra_error(
+            400, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type."
+        )
 
     def issue_access_token(self) -> str:
         token = "sim-" + secrets.token_urlsafe(24)
@@ -275,8 +327,15 @@ class SimulatedTenant:
 
     # -- Graph ---------------------------------------------------------------------------------
 
-    def _graph(self, method: str, path: str, query: dict[str, str], parts, body: bytes | None,
-               headers: dict[str, str]) -> Response:  # fmt: skip
+    def _graph(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        parts,
+        body: bytes | None,
+        headers: dict[str, str],
+    ) -> Response:
         match = re.fullmatch(r"/(v1\.0|beta)/(.*)", path)
         if not match:
             return graph_error(400, "BadRequest", "Invalid version.")
@@ -289,9 +348,12 @@ class SimulatedTenant:
         if method == "GET" and group_match:
             group = self.groups.get(group_match.group(1))
             if group is None:
-                return graph_error(404, "Request_ResourceNotFound",
-                                   f"Resource '{group_match.group(1)}' does not exist or one of its queried "
-                                   "reference-property objects are not present.")  # fmt: skip
+                return graph_error(
+                    404,
+                    "Request_ResourceNotFound",
+                    f"Resource '{group_match.group(1)}' does not exist or one of its queried "
+                    "reference-property objects are not present.",
+                )
             if group_match.group(2):
                 return self._page(group["members"], query, parts, typed=True, resolve=self._directory_object)
             return json_response(200, select(self._group_object(group), query))
@@ -302,9 +364,14 @@ class SimulatedTenant:
             return self._page(self.devices, query, parts)
         managed_match = re.fullmatch(r"deviceManagement/managedDevices(?:/([^/]+))?", resource)
         if method == "GET" and managed_match:
-            if version != "beta" and any(f in query.get("$select", "") for f in ("skuFamily", "ownerType", "joinType")):
-                return graph_error(400, "BadRequest", "Could not find a property named 'skuFamily' on type "
-                                   "'microsoft.graph.managedDevice'.")  # fmt: skip
+            if version != "beta" and any(
+                f in query.get("$select", "") for f in ("skuFamily", "ownerType", "joinType")
+            ):
+                return graph_error(
+                    400,
+                    "BadRequest",
+                    "Could not find a property named 'skuFamily' on type 'microsoft.graph.managedDevice'.",
+                )
             if managed_match.group(1):
                 return self._managed_device(managed_match.group(1), query, parts)
             items: list[dict] | None = self.managed_devices
@@ -314,7 +381,9 @@ class SimulatedTenant:
                 if items is None:
                     return intune_error(400, "BadRequest", f"Unsupported filter: {wanted}")
             return self._page(items, query, parts, resolve=self._listed, intune=True)
-        return graph_error(400, "BadRequest", f"Resource not found for the segment '{resource.split('/')[0]}'.")
+        return graph_error(
+            400, "BadRequest", f"Resource not found for the segment '{resource.split('/')[0]}'."
+        )
 
     def _list_groups(self, query: dict[str, str], parts) -> Response:
         groups = list(self.groups.values())
@@ -329,10 +398,15 @@ class SimulatedTenant:
     @staticmethod
     def _group_object(group: dict) -> dict:
         return {
-            "@odata.type": "#microsoft.graph.group", "id": group["id"], "displayName": group["displayName"],
-            "description": group.get("description"), "groupTypes": group.get("groupTypes", []),
-            "securityEnabled": True, "mailEnabled": False, "membershipRule": group.get("membershipRule"),
-        }  # fmt: skip
+            "@odata.type": "#microsoft.graph.group",
+            "id": group["id"],
+            "displayName": group["displayName"],
+            "description": group.get("description"),
+            "groupTypes": group.get("groupTypes", []),
+            "securityEnabled": True,
+            "mailEnabled": False,
+            "membershipRule": group.get("membershipRule"),
+        }
 
     def _directory_object(self, object_id: str) -> dict:
         if object_id in self.devices_by_id:
@@ -351,9 +425,12 @@ class SimulatedTenant:
         owner_id = ref.rstrip("/").rsplit("/", 1)[-1]
         owners = self.group_owners[group_id]
         if owner_id in owners:
-            return graph_error(400, "Request_BadRequest",
-                               "One or more added object references already exist for the following modified "
-                               "properties: 'owners'.")  # fmt: skip
+            return graph_error(
+                400,
+                "Request_BadRequest",
+                "One or more added object references already exist for the following modified "
+                "properties: 'owners'.",
+            )
         owners.append(owner_id)
         return Response(204)
 
@@ -376,32 +453,44 @@ class SimulatedTenant:
             requests = json.loads(body or b"{}")["requests"]
         except (ValueError, KeyError, TypeError):
             return graph_error(400, "BadRequest", "Invalid batch payload format.")
-        if not isinstance(requests, list) or not all(isinstance(r, dict) and {"id", "method", "url"} <= set(r)
-                                                     and isinstance(r.get("headers", {}), dict)
-                                                     for r in requests):  # fmt: skip
-            return graph_error(400, "BadRequest", "Each request in a batch needs an id, a method and a url, and its "
-                               "headers are an object.")  # fmt: skip
+        if not isinstance(requests, list) or not all(
+            isinstance(r, dict)
+            and {"id", "method", "url"} <= set(r)
+            and isinstance(r.get("headers", {}), dict)
+            for r in requests
+        ):
+            return graph_error(
+                400,
+                "BadRequest",
+                "Each request in a batch needs an id, a method and a url, and its headers are an object.",
+            )
         if not 1 <= len(requests) <= BATCH_LIMIT:
-            return graph_error(400, "BadRequest", f"The batch holds {len(requests)} requests; the limit is 20.")
+            return graph_error(
+                400, "BadRequest", f"The batch holds {len(requests)} requests; the limit is 20."
+            )
         if len({str(r["id"]).lower() for r in requests}) != len(requests):
             return graph_error(400, "BadRequest", "Batch request ids must be unique.")
         if any(str(r["url"]).startswith(("http", "/$batch", "$batch")) for r in requests):
-            return graph_error(400, "BadRequest", "A batched request's url is relative to the batch's version.")
+            return graph_error(
+                400, "BadRequest", "A batched request's url is relative to the batch's version."
+            )
         responses = []
         for request in requests:
             url = f"https://{GRAPH_HOST}/{version}/{str(request['url']).lstrip('/')}"
             item_body = json.dumps(request["body"]).encode() if request.get("body") is not None else None
             try:
-                answer = self.handle(str(request["method"]).upper(), url, {**headers, **request.get("headers", {})},
-                                     item_body)  # fmt: skip
+                answer = self.handle(
+                    str(request["method"]).upper(), url, {**headers, **request.get("headers", {})}, item_body
+                )
             except TimeoutError:
                 answer = graph_error(504, "GatewayTimeout", "The request timed out.")
             try:
                 answered: Any = json.loads(answer.body) if answer.body else None
             except ValueError:
                 answered = answer.body.decode(errors="replace")
-            responses.append({"id": request["id"], "status": answer.status, "headers": answer.headers,
-                              "body": answered})  # fmt: skip
+            responses.append(
+                {"id": request["id"], "status": answer.status, "headers": answer.headers, "body": answered}
+            )
         return json_response(200, {"responses": responses[::-1]})
 
     def _filtered(self, wanted: str) -> list[dict] | None:
@@ -418,7 +507,14 @@ class SimulatedTenant:
             if literal.startswith("'") and op != "eq":
                 return None
             timed = not literal.startswith("'")
-            clauses.append((name, COMPARISONS[op], _moment(literal) if timed else literal[1:-1].replace("''", "'"), timed))
+            clauses.append(
+                (
+                    name,
+                    COMPARISONS[op],
+                    _moment(literal) if timed else literal[1:-1].replace("''", "'"),
+                    timed,
+                )
+            )
 
         def matches(managed: dict) -> bool:
             for name, compare, value, timed in clauses:
@@ -434,16 +530,29 @@ class SimulatedTenant:
             self._filter_cache[wanted] = found
         return found
 
-    def _page(self, items: list, query: dict[str, str], parts, typed: bool = False, resolve=None,
-              intune: bool = False) -> Response:  # fmt: skip
-        most, default = (INTUNE_MAX_PAGE_SIZE, INTUNE_DEFAULT_PAGE_SIZE) if intune else (MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE)
+    def _page(
+        self,
+        items: list,
+        query: dict[str, str],
+        parts,
+        typed: bool = False,
+        resolve=None,
+        intune: bool = False,
+    ) -> Response:
+        most, default = (
+            (INTUNE_MAX_PAGE_SIZE, INTUNE_DEFAULT_PAGE_SIZE) if intune else (MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE)
+        )
         try:
             top = int(query.get("$top", default))
         except ValueError:
             return graph_error(400, "BadRequest", "Invalid value for $top.")
         if not 1 <= top <= most:
             message = f"Invalid page size specified: '{top}'. Must be between 1 and {most} inclusive."
-            return intune_error(400, "BadRequest", message) if intune else graph_error(400, "Request_BadRequest", message)
+            return (
+                intune_error(400, "BadRequest", message)
+                if intune
+                else graph_error(400, "Request_BadRequest", message)
+            )
         offset = 0
         if "$skiptoken" in query:
             try:
@@ -478,7 +587,9 @@ def select(item: dict, query: dict[str, str], keep_type: bool = False) -> dict:
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
+    return Response(
+        status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})}
+    )
 
 
 def list_blank_ids(simulation: Any, managed_by_id: dict[str, dict]) -> frozenset[str]:
@@ -493,17 +604,26 @@ def list_blank_ids(simulation: Any, managed_by_id: dict[str, dict]) -> frozenset
         raise TenantFileError("simulation.listBlankIds lists IDs of the file's managed devices")
     # A hash of the ID, not a random draw: the same devices list blank at every load, as a real tenant's do.
     limit = share * 2**64
-    return frozenset(named) | {managed_id for managed_id in managed_by_id
-                               if int.from_bytes(hashlib.blake2b(managed_id.encode(), digest_size=8).digest()) < limit}
+    return frozenset(named) | {
+        managed_id
+        for managed_id in managed_by_id
+        if int.from_bytes(hashlib.blake2b(managed_id.encode(), digest_size=8).digest()) < limit
+    }
 
 
 def graph_error(status: int, code: str, message: str, request_id: str = "") -> Response:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     request_id = request_id or str(uuid.uuid4())
-    return json_response(status, {"error": {
-        "code": code, "message": message,
-        "innerError": {"date": now, "request-id": request_id, "client-request-id": request_id},
-    }})  # fmt: skip
+    return json_response(
+        status,
+        {
+            "error": {
+                "code": code,
+                "message": message,
+                "innerError": {"date": now, "request-id": request_id, "client-request-id": request_id},
+            }
+        },
+    )
 
 
 def intune_error(status: int, code: str, message: str) -> Response:
@@ -512,16 +632,26 @@ def intune_error(status: int, code: str, message: str) -> Response:
     inner = {
         "_version": 3,
         "Message": f"{message} - Operation ID (for customer support): 00000000-0000-0000-0000-000000000000 - "
-                   f"Activity ID: {activity} - Url: {INTUNE_SERVICE_URL}/managedDevices?api-version=2025-01-08",
-        "CustomApiErrorPhrase": "", "RetryAfter": None, "ErrorSourceService": "", "HttpHeaders": "{}",
-    }  # fmt: skip
+        f"Activity ID: {activity} - Url: {INTUNE_SERVICE_URL}/managedDevices?api-version=2025-01-08",
+        "CustomApiErrorPhrase": "",
+        "RetryAfter": None,
+        "ErrorSourceService": "",
+        "HttpHeaders": "{}",
+    }
     return graph_error(status, code, json.dumps(inner, indent=2).replace("\n", "\r\n"), request_id=activity)
 
 
 def entra_error(status: int, error: str, description: str) -> Response:
-    return json_response(status, {
-        "error": error, "error_description": description, "error_codes": [int(description[5:12] or 0)]
-        if description.startswith("AADSTS") and description[5:12].isdigit() else [],
-        "timestamp": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ"), "trace_id": secrets.token_hex(8),
-        "correlation_id": secrets.token_hex(8),
-    })  # fmt: skip
+    return json_response(
+        status,
+        {
+            "error": error,
+            "error_description": description,
+            "error_codes": [int(description[5:12] or 0)]
+            if description.startswith("AADSTS") and description[5:12].isdigit()
+            else [],
+            "timestamp": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
+            "trace_id": secrets.token_hex(8),
+            "correlation_id": secrets.token_hex(8),
+        },
+    )

@@ -9,14 +9,19 @@ from autopatch_portal.tenant.simulated.generator import make_tenant
 
 
 class Command(BaseCommand):
-    help = "Write a simulated tenant (every discovery outcome, nesting, co-management, stale devices) to a file."
+    help = (
+        "Write a simulated tenant (every discovery outcome, nesting, co-management, stale devices) to a file."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--devices", type=int, required=True, help="devices in the registration group")
         parser.add_argument("--out", required=True, help="the tenant file to write")
         parser.add_argument("--seed", type=int, default=1, help="the same seed writes the same tenant")
-        parser.add_argument("--relative-dates", action="store_true",
-                            help="dates move forward with time when the file is read (for a demo that never goes stale)")
+        parser.add_argument(
+            "--relative-dates",
+            action="store_true",
+            help="dates move forward with time when the file is read (for a demo that never goes stale)",
+        )
 
     def handle(self, *args, devices, out, seed, relative_dates, **options):
         if devices < 1:
@@ -26,5 +31,7 @@ class Command(BaseCommand):
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as handle:
             json.dump(builder.as_json(relative_dates=relative_dates), handle, separators=(",", ":"))
-        self.stdout.write(f"Wrote {path}: {len(builder.devices)} Azure AD devices, {len(builder.managed)} managed "
-                          f"devices, {len(builder.groups_by_name)} groups, {len(builder.reports)} readiness reports")
+        self.stdout.write(
+            f"Wrote {path}: {len(builder.devices)} Azure AD devices, {len(builder.managed)} managed "
+            f"devices, {len(builder.groups_by_name)} groups, {len(builder.reports)} readiness reports"
+        )
