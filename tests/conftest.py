@@ -20,6 +20,10 @@ from autopatch_portal.tenant import connection as tenant_connection
 from autopatch_portal.tenant.simulated import SimulatedTenant
 from autopatch_portal.tenant.simulated.generator import TenantBuilder
 
+# The shared tenants of the blade's and the sign-in's tests, for every module.
+from tests.blade_tenant import blade_tenant  # noqa: E402, F401
+from tests.entra_tenant import entra  # noqa: E402, F401
+
 PASSWORD = "correct horse battery staple"
 REPO = Path(__file__).resolve().parent.parent
 

@@ -10,10 +10,9 @@ from accounts.models import AuditEvent
 from devices.discovery import run_discovery
 from devices.models import Device, DiscoveryRun
 from devices.runs import discover_now
+from tests.portal_client import signed_in
 from tests.portal_client import signed_in as portal_signed_in
-from tests.test_blade_tabs import names_in, signed_in
-
-pytest_plugins = ["tests.blade_tenant"]
+from tests.test_blade_tabs import names_in
 
 
 def pks(*names: str) -> list[int]:
@@ -35,7 +34,7 @@ def test_the_confirmation_names_the_selected_devices(alice, blade_tenant):
 
 def test_assign_ring_moves_active_devices_and_refuses_the_others(alice, blade_tenant):
     client = signed_in(alice)
-    response = client.post(
+    response = client.form_post(
         "/devices/actions/assign_ring/", {"ids": pks("ALPHA-01", "CHARLIE-05"), "ring": "test"}
     )
     html = response.content.decode()
@@ -55,7 +54,7 @@ def test_assign_ring_moves_active_devices_and_refuses_the_others(alice, blade_te
 
 
 def test_a_ring_assigned_by_an_admin_survives_discovery(alice, blade_tenant):
-    signed_in(alice).post("/devices/actions/assign_ring/", {"ids": pks("ALPHA-02"), "ring": "test"})
+    signed_in(alice).form_post("/devices/actions/assign_ring/", {"ids": pks("ALPHA-02"), "ring": "test"})
     discover_now()
     device = Device.objects.get(device_name="ALPHA-02")
     assert (device.ring, device.ring_assigned_by) == ("test", "admin")
@@ -63,7 +62,7 @@ def test_a_ring_assigned_by_an_admin_survives_discovery(alice, blade_tenant):
 
 def test_exclude_moves_devices_to_not_registered_and_discovery_keeps_them_there(alice, blade_tenant):
     client = signed_in(alice)
-    html = client.post(
+    html = client.form_post(
         "/devices/actions/exclude/", {"ids": pks("ALPHA-03", "CHARLIE-05", "DELTA-06")}
     ).content.decode()
     assert "Exclude device: 2 of 3 done" in html and "it is not registered" in html
@@ -78,8 +77,10 @@ def test_exclude_moves_devices_to_not_registered_and_discovery_keeps_them_there(
 
 def test_restore_evaluates_the_device_again_at_once(alice, blade_tenant):
     client = signed_in(alice)
-    client.post("/devices/actions/exclude/", {"ids": pks("ALPHA-03")})
-    html = client.post("/devices/actions/restore/", {"ids": pks("ALPHA-03", "ALPHA-01")}).content.decode()
+    client.form_post("/devices/actions/exclude/", {"ids": pks("ALPHA-03")})
+    html = client.form_post(
+        "/devices/actions/restore/", {"ids": pks("ALPHA-03", "ALPHA-01")}
+    ).content.decode()
     assert "Restore excluded device: 1 of 2 done" in html and "it is not excluded" in html
     run = DiscoveryRun.objects.get(trigger="manual", requested_by="alice")
     assert f"discovery run #{run.pk}" in html
@@ -92,9 +93,11 @@ def test_restore_evaluates_the_device_again_at_once(alice, blade_tenant):
 def test_a_reader_cannot_act_on_devices(bob, blade_tenant):
     client = signed_in(bob)
     assert client.get("/devices/actions/exclude/", {"ids": pks("ALPHA-01")}).status_code == 403
-    assert client.post("/devices/actions/exclude/", {"ids": pks("ALPHA-01")}).status_code == 403
+    assert client.form_post("/devices/actions/exclude/", {"ids": pks("ALPHA-01")}).status_code == 403
     assert (
-        client.post("/devices/actions/assign_ring/", {"ids": pks("ALPHA-01"), "ring": "test"}).status_code
+        client.form_post(
+            "/devices/actions/assign_ring/", {"ids": pks("ALPHA-01"), "ring": "test"}
+        ).status_code
         == 403
     )
     assert (
@@ -106,19 +109,21 @@ def test_a_reader_cannot_act_on_devices(bob, blade_tenant):
 def test_unknown_or_malformed_device_ids_are_refused_and_nothing_changes(alice, blade_tenant):
     client = signed_in(alice)
     for ids in ([*pks("ALPHA-01"), 999999], ["ALPHA-01"], []):
-        response = client.post("/devices/actions/exclude/", {"ids": ids})
+        response = client.form_post("/devices/actions/exclude/", {"ids": ids})
         assert response.status_code == 400
-    assert "do not exist" in client.post("/devices/actions/exclude/", {"ids": [999999]}).content.decode()
+    assert "do not exist" in client.form_post("/devices/actions/exclude/", {"ids": [999999]}).content.decode()
     assert not Device.objects.filter(excluded=True).exists()
 
 
 def test_an_unknown_ring_or_action_is_refused(alice, blade_tenant):
     client = signed_in(alice)
     assert (
-        client.post("/devices/actions/assign_ring/", {"ids": pks("ALPHA-01"), "ring": "gold"}).status_code
+        client.form_post(
+            "/devices/actions/assign_ring/", {"ids": pks("ALPHA-01"), "ring": "gold"}
+        ).status_code
         == 400
     )
-    assert client.post("/devices/actions/delete/", {"ids": pks("ALPHA-01")}).status_code == 404
+    assert client.form_post("/devices/actions/delete/", {"ids": pks("ALPHA-01")}).status_code == 404
     assert not Device.objects.filter(ring_assigned_by="admin").exists()
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 from accounts.models import AuditEvent
 from devices.discovery import run_discovery
 from devices.models import DiscoveryRun
-from tests.test_blade_tabs import signed_in
-
-pytest_plugins = ["tests.blade_tenant"]
+from tests.portal_client import signed_in
 
 
 def test_discover_devices_queues_a_run_and_polls_it(alice, blade_tenant):
-    response = signed_in(alice).post("/devices/discover/", HTTP_HX_REQUEST="true")
+    response = signed_in(alice).htmx_post("/devices/discover/")
     run = DiscoveryRun.objects.get(trigger="manual")
     html = response.content.decode()
     assert f"Discovery run #{run.pk} started." in html
@@ -23,15 +21,15 @@ def test_discover_devices_queues_a_run_and_polls_it(alice, blade_tenant):
 
 def test_a_second_press_while_a_run_is_going_says_so(alice, blade_tenant):
     client = signed_in(alice)
-    client.post("/devices/discover/", HTTP_HX_REQUEST="true")
-    html = client.post("/devices/discover/", HTTP_HX_REQUEST="true").content.decode()
+    client.htmx_post("/devices/discover/")
+    html = client.htmx_post("/devices/discover/").content.decode()
     assert "is already under way" in html
     assert DiscoveryRun.objects.filter(trigger="manual").count() == 1
 
 
 def test_the_finished_run_shows_its_outcome_and_refreshes_the_blade(alice, blade_tenant):
     client = signed_in(alice)
-    client.post("/devices/discover/", HTTP_HX_REQUEST="true")
+    client.htmx_post("/devices/discover/")
     run = run_discovery(DiscoveryRun.objects.get(trigger="manual"))
     response = client.get(f"/devices/discover/{run.pk}/", HTTP_HX_REQUEST="true")
     html = response.content.decode()
@@ -59,17 +57,13 @@ def test_a_run_whose_worker_died_is_not_polled_and_does_not_block_a_new_one(alic
         "every 1s" not in client.get(f"/devices/discover/{dead.pk}/", HTTP_HX_REQUEST="true").content.decode()
     )
     assert "A discovery run is under way" not in client.get("/devices/ready/").content.decode()
-    html = client.post("/devices/discover/", HTTP_HX_REQUEST="true").content.decode()
+    html = client.htmx_post("/devices/discover/").content.decode()
     assert "started." in html and "already under way" not in html
 
 
 def test_a_reader_cannot_start_discovery(bob, blade_tenant):
-    assert signed_in(bob).post("/devices/discover/").status_code == 403
+    assert signed_in(bob).form_post("/devices/discover/").status_code == 403
     assert not DiscoveryRun.objects.filter(trigger="manual").exists()
-
-
-def test_discover_only_accepts_post(alice, blade_tenant):
-    assert signed_in(alice).get("/devices/discover/").status_code == 405
 
 
 def test_the_fly_in_shows_every_field_check_report_time_and_history(alice, blade_tenant):

@@ -10,9 +10,7 @@ from django.test import Client
 
 from accounts.models import AuditEvent
 from devices.models import Device
-from tests.test_blade_tabs import signed_in
-
-pytest_plugins = ["tests.blade_tenant"]
+from tests.portal_client import signed_in
 
 
 def test_a_blade_url_with_a_device_opens_its_details(alice, blade_tenant):

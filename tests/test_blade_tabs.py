@@ -5,21 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.test import Client
 
 from devices.models import Device
 from tests.blade_tenant import NOT_READY, NOT_REGISTERED, READY
-from tests.conftest import PASSWORD
+from tests.portal_client import signed_in
 
 TABS = ("ready", "not-ready", "not-registered")
-
-pytest_plugins = ["tests.blade_tenant"]
-
-
-def signed_in(user) -> Client:
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
 
 
 def names_in(html: str) -> list[str]:
@@ -50,20 +41,6 @@ def test_a_reader_sees_the_devices_without_discover_or_device_actions(bob, blade
     assert sorted(names_in(html)) == sorted(READY)
     assert "Discover devices" not in html and "Device actions" not in html
     assert "Columns" in html and "Export to CSV" in html
-
-
-def test_a_user_without_a_role_is_refused_and_a_visitor_is_sent_to_sign_in(charlie, blade_tenant):
-    device = Device.objects.first()
-    for url in (
-        "/devices/ready/",
-        f"/devices/device/{device.pk}/",
-        "/devices/ready/export.csv",
-        "/devices/ready/columns/",
-        "/devices/registration-group/",
-    ):
-        assert signed_in(charlie).get(url).status_code == 403
-        response = Client().get(url)
-        assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
 
 
 def test_an_htmx_request_gets_the_blade_without_the_page_around_it(alice, blade_tenant):

@@ -24,8 +24,6 @@ from devices.runs import discover_now, start_discovery
 from tests.portal_client import signed_in
 from tests.test_discovery_task import wait_for_run
 
-pytest_plugins = ["tests.blade_tenant"]
-
 RACED_DEVICES = 3000
 BATCH = 10
 

@@ -18,7 +18,6 @@ from .entra_tenant import ADMIN_GROUP, READER_GROUP, upn
 from .portal_client import PortalClient
 
 pytestmark = pytest.mark.django_db
-pytest_plugins = ["tests.entra_tenant"]  # the entra fixture
 
 
 def entra_answer(client: PortalClient, who: str) -> dict[str, str]:
