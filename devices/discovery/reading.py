@@ -435,26 +435,25 @@ def _sql(text: str, **parts: str) -> str:
     return text.format(copy=TenantObject._meta.db_table, staged=StagedObject._meta.db_table, **parts)
 
 
-def apply_scope(run: DiscoveryRun, kind: str, full: bool, group_id: str | None = None) -> None:
+def apply_scope(run: DiscoveryRun, kind: str, full: bool, group_id: str = "") -> None:
     """Bring one scope of the tenant copy up to date: the latest staged row of each object replaces it (or
-    removes it, for @removed); a full read replaces the whole scope."""
-    in_group = "" if group_id is None else " AND group_id = %s"
-    group_params = [] if group_id is None else [group_id]
+    removes it, for @removed); a full read replaces the whole scope. Members are scoped by their group; other
+    objects have none (""), which every condition names so that the (kind, group_id, object_id) key serves it
+    (without it, deleting 2,000 changed managed devices scanned 100,000 rows per row: 21 s)."""
+    scope = [str(kind), group_id]
     latest = _sql(
-        "SELECT MAX(id) FROM {staged} WHERE run_id = %s AND kind = %s"
-        + in_group
-        + " GROUP BY group_id, object_id"
+        "SELECT MAX(id) FROM {staged} WHERE run_id = %s AND kind = %s AND group_id = %s GROUP BY object_id"
     )
     with connection.cursor() as cursor:
         if full:
-            cursor.execute(_sql("DELETE FROM {copy} WHERE kind = %s" + in_group), [str(kind), *group_params])
+            cursor.execute(_sql("DELETE FROM {copy} WHERE kind = %s AND group_id = %s"), scope)
         else:
             cursor.execute(
                 _sql(
-                    "DELETE FROM {copy} WHERE kind = %s" + in_group + " AND object_id IN "
-                    "(SELECT object_id FROM {staged} WHERE run_id = %s AND kind = %s" + in_group + ")"
+                    "DELETE FROM {copy} WHERE kind = %s AND group_id = %s AND object_id IN "
+                    "(SELECT object_id FROM {staged} WHERE run_id = %s AND kind = %s AND group_id = %s)"
                 ),
-                [str(kind), *group_params, run.pk, str(kind), *group_params],
+                [*scope, run.pk, *scope],
             )
         cursor.execute(
             _sql(
@@ -462,12 +461,13 @@ def apply_scope(run: DiscoveryRun, kind: str, full: bool, group_id: str | None =
                 "changed_at) SELECT kind, group_id, object_id, device_id, display_name, serial_number, extra, data, %s "
                 "FROM {staged} WHERE id IN (" + latest + ") AND removed = %s"
             ),
-            [timezone.now(), run.pk, str(kind), *group_params, False],
+            [timezone.now(), run.pk, *scope, False],
         )
 
 
 def apply_reading(run: DiscoveryRun, plan: Plan, reading: Reading, state: RunState) -> None:
     tracked = {plan.group_id, *reading.nested}
+    analyze(StagedObject)  # TRUNCATE kept the last run's statistics, which describe other rows
     with transaction.atomic():
         for scope, completed in reading.completed.items():
             if scope == DEVICES:
@@ -485,7 +485,7 @@ def apply_reading(run: DiscoveryRun, plan: Plan, reading: Reading, state: RunSta
                     **({"full_read_at": state.now} if completed.full else {}),
                 },
             )
-        apply_scope(run, ObjectKind.GROUP, full=False, group_id="")  # the names of the groups read
+        apply_scope(run, ObjectKind.GROUP, full=False)  # the names of the groups read
         # Groups no longer nested in the registration group are no longer followed.
         TenantObject.objects.filter(kind=ObjectKind.MEMBER).exclude(group_id__in=tracked).delete()
         TenantObject.objects.filter(kind=ObjectKind.GROUP).exclude(object_id__in=tracked).delete()
