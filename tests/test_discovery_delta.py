@@ -102,6 +102,7 @@ def test_intune_is_read_since_the_last_read_with_a_margin(builder, use_tenant, s
 
     since = first.started_at.replace(microsecond=0) - timedelta(minutes=60)
     assert len(seen) == 1 and "lastSyncDateTime+gt+" + iso(since).replace(":", "%3A") in seen[0]
+    assert "%24top=1000" in seen[0]  # Intune's page size, not the directory's 999
 
 
 def test_changes_between_runs_are_read_through_delta(builder, use_tenant, tenant_of_three_groups):

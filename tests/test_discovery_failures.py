@@ -106,7 +106,7 @@ def test_a_failure_that_persists_on_a_later_page_changes_nothing(
     before = snapshot()
     # The first page of managed devices reads fine; the next one keeps failing.
     tenant.inject(MANAGED, fault, times=50, skip=1)
-    settings.AUTOPATCH_GRAPH_PAGE_SIZE = 2
+    settings.AUTOPATCH_INTUNE_PAGE_SIZE = 2
 
     run = discover_now()
 

@@ -7,19 +7,16 @@ next round starts. Removed objects carry `@removed`; for groups, `members@delta`
 `id` and `@odata.type`. Graph answers 410 Gone (or a sync-state error) when a token is too old: start over.
 Group delta filters on `id eq` for at most 50 objects; the portal uses one round per group (one link each),
 so that a nested group that cannot be read leaves only its own members as they were.
-Intune's managed devices have no delta: `managed_changes` reads those synced since a moment instead.
+Intune's managed devices have no delta: `directory.managed_device_pages(since=...)` reads those synced since.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from django.conf import settings
-
-from .directory import DEVICE_SELECT, MANAGED_SELECT, WINDOWS_ONLY, quote
+from .directory import DEVICE_SELECT, quote
 from .graph import GraphClient, GraphError
 
 # Error codes Graph uses for a delta token it no longer knows, besides the 410 status.
@@ -90,15 +87,3 @@ def group_changes(graph: GraphClient, group_id: str, link: str = "") -> DeltaRou
     return DeltaRound(
         graph, "/v1.0/groups/delta", {"$filter": f"id eq {quote(group_id)}", "$select": GROUP_SELECT}
     )
-
-
-def graph_time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def managed_changes(graph: GraphClient, since: datetime | None = None) -> Iterator[list[dict]]:
-    """Windows managed devices that synced after `since`, or all of them (api-reference/beta/api/
-    intune-devices-manageddevice-list.md; `lastSyncDateTime` filters with `gt`)."""
-    wanted = WINDOWS_ONLY if since is None else f"{WINDOWS_ONLY} and lastSyncDateTime gt {graph_time(since)}"
-    params = {"$select": MANAGED_SELECT, "$filter": wanted, "$top": settings.AUTOPATCH_GRAPH_PAGE_SIZE}
-    return graph.pages("/beta/deviceManagement/managedDevices", params)

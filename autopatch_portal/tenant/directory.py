@@ -15,6 +15,7 @@ URLs themselves. Routes and properties follow Microsoft's Graph reference (micro
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -109,12 +110,6 @@ def members_url(group_id: str) -> str:
     return f"{GRAPH}/v1.0/groups/{group_id}/members"
 
 
-def member_pages(graph: GraphClient, group_id: str, page_size: int | None = None) -> Iterator[list[dict]]:
-    """The group's direct members (devices, groups, users, ...), each with its @odata.type."""
-    params = {"$select": MEMBER_SELECT, "$top": page_size or settings.AUTOPATCH_GRAPH_PAGE_SIZE}
-    return graph.pages(members_url(group_id), params)
-
-
 def device_pages(graph: GraphClient, page_size: int | None = None) -> Iterator[list[dict]]:
     """Every Entra device record of the tenant."""
     return graph.pages(
@@ -122,12 +117,20 @@ def device_pages(graph: GraphClient, page_size: int | None = None) -> Iterator[l
     )
 
 
-def managed_device_pages(graph: GraphClient, page_size: int | None = None) -> Iterator[list[dict]]:
-    """Every Windows device Intune manages, from beta (see the module's note), in Intune's pages of up to 1,000.
+def managed_device_pages(
+    graph: GraphClient, since: datetime | None = None, page_size: int | None = None
+) -> Iterator[list[dict]]:
+    """Every Windows device Intune manages, or those that synced after `since` (Intune has no delta query;
+    `lastSyncDateTime` filters with `gt`), from beta (see the module's note), in Intune's pages of up to 1,000.
     Some items may hold list blanks: see fill_list_blanks()."""
+    wanted = (
+        WINDOWS_ONLY
+        if since is None
+        else f"{WINDOWS_ONLY} and lastSyncDateTime gt {since:%Y-%m-%dT%H:%M:%SZ}"
+    )
     params = {
         "$select": MANAGED_SELECT,
-        "$filter": WINDOWS_ONLY,
+        "$filter": wanted,
         "$top": page_size or settings.AUTOPATCH_INTUNE_PAGE_SIZE,
     }
     return graph.pages("/beta/deviceManagement/managedDevices", params)
@@ -224,12 +227,6 @@ def add_group_owner(graph: GraphClient, group_id: str, object_id: str) -> bool:
             return False
         raise
     return True
-
-
-def member_groups(graph: GraphClient, object_id: str) -> set[str]:
-    """The IDs of every group that holds the object, directly or through nesting."""
-    answer = graph.post(f"v1.0/users/{object_id}/getMemberGroups", {"securityEnabledOnly": False})
-    return {group for group in answer.get("value", []) if isinstance(group, str)}
 
 
 CHECK_MEMBER_GROUPS_LIMIT = 20  # group IDs per request

@@ -172,7 +172,7 @@ def group_stream(graph: GraphClient, plan: Plan, emit: Emit) -> None:
 def managed_stream(graph: GraphClient, plan: Plan, emit: Emit) -> None:
     """Intune's changes; a listed device with list blanks is looked up on its own (by JSON batching), and so
     are the devices whose blanks an earlier run could not look up."""
-    pages = delta.managed_changes(graph, plan.managed_since)
+    pages = directory.managed_device_pages(graph, plan.managed_since)
     if plan.managed_since is not None and plan.blank_managed:
         pages = itertools.chain(pages, [plan.blank_managed])
     for page in pages:
@@ -409,7 +409,7 @@ def read_tenant(tenant: TenantConnection, state: RunState) -> str:
         # one device, and a record that has not synced since the last read is not among the changes.
         state.progress("Reading every managed device")
         StagedObject.objects.filter(run=run, kind=ObjectKind.MANAGED).delete()
-        for page in delta.managed_changes(graph):
+        for page in directory.managed_device_pages(graph):
             reading.read_managed += stage_page(state, MANAGED, page)
         state.full_read = True
         with transaction.atomic():
