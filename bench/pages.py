@@ -56,7 +56,8 @@ PAGES = {
         for key in ("ring", "last_intune_checkin", "serial_number")
     },
     "search, 1 character": "/devices/ready/?q=A",
-    "search, 2 characters": "/devices/ready/?q=LT",
+    "search, 2 characters": "/devices/ready/?q=FI",
+    "search, 2 characters, no match": "/devices/ready/?q=QZ",
     "search, 10 characters": "/devices/ready/?q=FIN-LT-001",
     "search, serial number prefix": "/devices/ready/?q={serial_prefix}",
     "search, whole serial number": "/devices/ready/?q={serial}",
@@ -135,7 +136,9 @@ def copy_seconds(where: str) -> float:
     from devices.models import Device
 
     columns = ", ".join(
-        f.column for f in Device._meta.concrete_fields if f.get_internal_type() != "JSONField"
+        f.column
+        for f in Device._meta.concrete_fields
+        if f.get_internal_type() != "JSONField" and not f.generated
     )
     sql = f"COPY (SELECT {columns} FROM devices_device WHERE {where}) TO STDOUT (FORMAT csv)"
     start = time.perf_counter()

@@ -18,7 +18,8 @@ M = TypeVar("M", bound=models.Model)
 
 
 def _columns(model: type[models.Model]) -> list[models.Field]:
-    return [f for f in model._meta.concrete_fields if not f.primary_key]
+    """The columns the portal writes: not the key, nor what the database computes (GeneratedField)."""
+    return [f for f in model._meta.concrete_fields if not f.primary_key and not f.generated]
 
 
 def _row_maker(fields: Sequence[models.Field]):

@@ -9,9 +9,9 @@ from functools import cache
 from typing import Any
 
 from django.db import models
-from django.db.models import Case, Expression, F, Func, Value, When
+from django.db.models import Expression, F, Func
 
-from .models import Device, Ring
+from .models import Device
 
 
 def text(value: Any) -> str:
@@ -52,18 +52,11 @@ class Column:
     display: Callable[[Any], str] | None = (
         None  # the stored value as shown, when not its choice label or text
     )
-    choices: type[models.Choices] | None = (
-        None  # sorts in the order the choices are declared, not alphabetically
-    )
+    sort_field: str | None = None  # what it sorts by, when not its own field (the ring by ring order)
 
     def order_by(self) -> Expression:
-        """What the column sorts by: its field, or the rank of its value among the declared choices (blank last)."""
-        if self.choices is None:
-            return F(self.field)
-        ranks = [
-            When(**{self.field: value}, then=Value(rank)) for rank, value in enumerate(self.choices.values)
-        ]
-        return Case(*ranks, default=Value(len(ranks)), output_field=models.IntegerField())
+        """What the column sorts by (each has an index led by the tab: devices.models.SORTED_FIELDS)."""
+        return F(self.sort_field or self.field)
 
     @cache  # noqa: B019 (columns are a fixed set of frozen instances)
     def formatter(self) -> Callable[[Any], str]:
@@ -111,7 +104,7 @@ def _added_through(value: str | None) -> str:
 COLUMNS: tuple[Column, ...] = (
     Column("device_name", "Device name", "device_name", default=True),
     Column("serial_number", "Serial number", "serial_number", default=True),
-    Column("ring", "Ring", "ring", default=True, choices=Ring),
+    Column("ring", "Ring", "ring", default=True, sort_field="ring_order"),
     Column("readiness_status", "Readiness status", "readiness_status", default=True),
     Column("failed_checks", "Failed checks", "failed_checks", default=True),
     Column("last_intune_checkin", "Last Intune check-in", "last_intune_checkin", default=True),
