@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
@@ -47,12 +50,50 @@ class Header:
     url: str
 
 
-@dataclass
-class Row:
-    device: Device
-    cells: list[tuple[str, str]]  # (column key, text)
-    badge: str
-    flyin_url: str  # the blade with this device's details open: bookmarkable, Back closes it
+def table_row(
+    device: Device, columns: list[Column], link_column: str, flyin_url: str, selectable: bool
+) -> SafeString:
+    """A device's row of the table: a checkbox where device actions are offered, the link column opening the fly-in
+    (flyin_url: the blade with the device's details open, bookmarkable; Back closes it), the readiness status as a
+    badge. Written here, not in the template: at 250 rows a page, the template's tags per cell took longer than
+    everything else on the page."""
+    cells = []
+    if selectable:
+        cells.append(
+            format_html(
+                '<td class="select-col"><input type="checkbox" class="row-select" name="ids" value="{}" '
+                'aria-label="Select {}"></td>',
+                device.pk,
+                str(device),
+            )
+        )
+    for column in columns:
+        value = text(column.value(device))
+        if column.key == link_column:
+            cell = format_html(
+                '<a class="device-link" href="{}" hx-get="{}" hx-target="#flyin-body" hx-swap="innerHTML" '
+                'hx-push-url="{}">{}</a>',
+                flyin_url,
+                reverse("devices:device", args=[device.pk]),
+                flyin_url,
+                value or str(device),
+            )
+        elif column.key == "readiness_status":
+            cell = format_html(
+                '<span class="badge badge-{}">{}</span>',
+                STATUS_BADGES.get(device.readiness_status, ""),
+                value,
+            )
+        else:
+            cell = escape(value)
+        cells.append(f'<td data-column="{column.key}">{cell}</td>')
+    # Every value above is escaped; the keys are declared columns'.
+    return format_html(
+        '<tr data-device="{}" data-status="{}">{}</tr>',
+        device.pk,
+        device.readiness_status,
+        mark_safe("".join(cells)),  # noqa: S308
+    )
 
 
 def summary(counts: dict[tuple[str, str], int]) -> dict:
@@ -151,6 +192,10 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
     link, external = registration_group_link()
     can = {cap: has_capability(request.user, cap) for cap in Capability.values}
     keys = [c.key for c in columns]
+    # The device name opens the details; without that column, the first one does.
+    link_column = "device_name" if "device_name" in keys else keys[0]
+    here = state.url()
+    flyin = f"{here}{'&' if '?' in here else '?'}device="  # state.with_device, built once for every row
     return {
         "state": state,
         "tab": state.tab,
@@ -159,16 +204,8 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
         "columns": columns,
         "headers": headers,
         "rows": [
-            Row(
-                d,
-                [(c.key, text(c.value(d))) for c in columns],
-                STATUS_BADGES.get(d.readiness_status, ""),
-                state.with_device(d.pk),
-            )
-            for d in rows
+            table_row(d, columns, link_column, f"{flyin}{d.pk}", can[Capability.DEVICE_ACTIONS]) for d in rows
         ],
-        # The device name opens the details; without that column, the first one does.
-        "link_column": "device_name" if "device_name" in keys else keys[0],
         "page": page,
         "pages": pages,
         "per_page": per_page,
