@@ -3,6 +3,7 @@
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+handler400 = "accounts.views.signin.bad_request"
 handler403 = "accounts.views.signin.permission_denied"
 
 # /healthz is answered by autopatch_portal.health.HealthCheckMiddleware, before host checks and sessions.

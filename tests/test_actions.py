@@ -160,6 +160,21 @@ def test_more_than_a_thousand_devices_get_the_portals_own_message(alice, blade_t
     assert not Device.objects.filter(excluded=True).exists()
 
 
+def test_a_form_with_more_fields_than_django_reads_gets_the_portals_own_page(alice, blade_tenant):
+    # 1,001 separate `ids` fields: refused before the view (while the CSRF check reads the form).
+    client, pk = portal_signed_in(alice), str(pks("ALPHA-01")[0])
+    for htmx in ({}, {"HX-Request": "true"}):
+        headers = {"X-CSRFToken": client.csrf_token(), **htmx}
+        response = client.post("/devices/actions/exclude/", {"ids": [pk] * 1001}, headers=headers)
+        html = response.content.decode()
+        assert response.status_code == 400
+        assert (
+            "Request refused:" in html and "more than 1000 fields" in html and "Nothing was changed." in html
+        )
+        assert ("<html" in html) is not bool(htmx)  # a page of its own, or the message the blade swaps in
+    assert not Device.objects.filter(excluded=True).exists()
+
+
 def test_device_ids_beyond_a_database_integer_are_refused(alice, blade_tenant):
     for pk in (2**63, 2**64, -1, "9" * 5000):
         response = portal_signed_in(alice).htmx_post("/devices/actions/exclude/", {"ids": [pk]})

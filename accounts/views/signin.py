@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import TooManyFieldsSent
 from django.contrib.auth import logout
 from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
@@ -113,6 +114,17 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
     message = str(exception) if exception and str(exception) else "You are not allowed to do that."
     template = "accounts/_forbidden.html" if getattr(request, "htmx", False) else "accounts/forbidden.html"
     return render(request, template, {"message": message}, status=403)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """400 for a request the portal does not read at all (Django refuses it before any view): says why."""
+    if isinstance(exception, TooManyFieldsSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        message = f"The form sent more than {limit} fields, more than the portal reads in one request."
+    else:
+        message = "The request could not be read."
+    template = "accounts/_refused.html" if getattr(request, "htmx", False) else "accounts/refused.html"
+    return render(request, template, {"message": message}, status=400)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
