@@ -71,6 +71,7 @@ PAGES = {
 }
 RESULTS_ONLY = {"results only (search swap)"}
 DEVICE_TABLES = ("devices_device", "devices_devicesighting", "devices_devicestatuschange")
+TENANT_COPY_TABLES = ("devices_tenantobject", "devices_deltalink")
 
 
 def rss_mb() -> float:
@@ -93,7 +94,8 @@ def fresh_import(tenant: Path) -> tuple[int, float]:
     with connection.cursor() as cursor:
         for table in DEVICE_TABLES:
             cursor.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
-        cursor.execute(f"TRUNCATE {', '.join(DEVICE_TABLES)} CASCADE")
+        # A first import: no devices, no copy of the tenant and no delta links from an earlier run.
+        cursor.execute(f"TRUNCATE {', '.join(DEVICE_TABLES + TENANT_COPY_TABLES)} CASCADE")
     settings.AUTOPATCH_TENANT_FILE = str(tenant)
     start = time.perf_counter()
     run = discover_now()
