@@ -333,7 +333,7 @@ def evaluate_chunk(
         r.azure_ad_device_id: r for r in ReadinessReport.objects.filter(azure_ad_device_id__in=pending)
     }
     upserts: list[Device] = []
-    changes: list[tuple[Device, str, str]] = []
+    changes: list[tuple[Device, str, str, str]] = []
     for device_id, (added_through, inputs) in pending.items():
         record = orjson.loads(entra_rows[device_id][1]) if device_id in entra_rows else None
         managed = orjson.loads(managed_rows[device_id][2]) if device_id in managed_rows else None
@@ -356,8 +356,13 @@ def evaluate_chunk(
             new.state_version = device.state_version  # written only if no admin action came since this read
         upserts.append(new)
         before = device.readiness_status if device else ""
-        if before != outcome["readiness_status"]:
-            changes.append((new, before, cause))
+        ring_before = device.ring if device else ""
+        if (
+            before != outcome["readiness_status"]
+            or ring_before != outcome["ring"]
+            or reenrolled(device, outcome)
+        ):
+            changes.append((new, before, cause, ring_before))
     upserts.sort(key=lambda d: d.pk or 0)  # rows locked in key order, as admin actions lock them: no deadlock
     with transaction.atomic():
         written = bulk_write(
@@ -374,17 +379,19 @@ def evaluate_chunk(
                     device_id=d.pk,
                     from_status=before,
                     to_status=d.readiness_status,
+                    from_ring=ring_before,
+                    to_ring=d.ring,
                     changed_at=now,
                     cause=cause,
                     run=run,
                 )
-                for d, before, cause in changes
+                for d, before, cause, ring_before in changes
             ]
         )
     state.counts["changed"] += len(written)
     state.counts["registered_now"] += sum(
         1
-        for d, before, _ in changes
+        for d, before, _, _ in changes
         if before in ("", ReadinessStatus.PREREQUISITES_FAILED) and d.registered_at == now
     )
     acted_on = {device_id: subjects[device_id] for device_id in pending if device_id not in kept}
@@ -393,6 +400,18 @@ def evaluate_chunk(
         evaluate_chunk(state, acted_on, duplicates, rings, in_group, complete, attempt + 1)
     elif acted_on:  # still changing: the next run evaluates them (an empty key is never a match)
         Device.objects.filter(azure_ad_device_id__in=acted_on).update(fingerprint="")
+
+
+def reenrolled(device: Device | None, outcome: dict) -> bool:
+    """A registered device that enrolled in Intune again under the same Azure AD device ID (a reimage): its
+    history says so even when its readiness status stays the same."""
+    return bool(
+        device is not None
+        and device.registered_at is not None
+        and device.intune_device_id
+        and outcome["intune_device_id"]
+        and outcome["intune_device_id"] != device.intune_device_id
+    )
 
 
 # Evaluations of a chunk whose devices an admin keeps changing; a device still changing is left to the next run.
