@@ -1,0 +1,488 @@
+"""The registration group as admins manage it: its members, nested groups and owners, its health, and adding devices.
+
+What the page shows comes from the portal's copy of the tenant that discovery keeps (TenantObject: the group's
+members and those of the groups nested in it, every Entra device record) and from three Graph reads made when the
+page opens (the group, its nested groups with the properties that say their kind, its owners: see
+autopatch_portal.tenant.directory). Adding devices goes through Graph; the next discovery finds them.
+
+Kinds of nested groups, as Graph reports them (api-reference/v1.0/resources/group.md): "DynamicMembership" in
+groupTypes is a dynamic group (its membershipRule is shown); onPremisesSyncEnabled true is a group synced from
+on-premises Active Directory; otherwise an assigned group. A Configuration Manager collection synced to Entra ID
+fills an ordinary cloud group that Graph does not mark (configmgr's "Synchronize collection membership results to
+Microsoft Entra groups"): the portal recognises one only by convention, when its name or description mentions
+Configuration Manager (ConfigMgr, SCCM, MECM) or a collection.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count
+
+from autopatch_portal.tenant import directory
+from autopatch_portal.tenant.connection import TenantConnection
+from autopatch_portal.tenant.directory import DEVICE_TYPE, GROUP_TYPE
+from autopatch_portal.tenant.graph import GraphError
+
+from .dual_state import dual_state_devices
+from .lifecycle import Replacement, possible_replacements
+from .models import Device, DiscoveryRun, ObjectKind, TenantObject
+
+MEMBERS_SHOWN = 200
+OUTSIDE_SHOWN = 200
+CONFIGMGR = re.compile(r"configuration manager|configmgr|\bsccm\b|\bmecm\b|\bcollection\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class GroupKind:
+    label: str
+    rule: str = ""
+    configmgr: bool = False
+
+
+def kind_of(group: dict[str, Any]) -> GroupKind:
+    """A group's kind from Graph's properties (see the module's note)."""
+    text = f"{group.get('displayName') or ''} {group.get('description') or ''}"
+    configmgr = bool(CONFIGMGR.search(text))
+    if "DynamicMembership" in (group.get("groupTypes") or []):
+        return GroupKind("Dynamic", str(group.get("membershipRule") or ""), configmgr)
+    if group.get("onPremisesSyncEnabled"):
+        return GroupKind("Synced from on-premises Active Directory", configmgr=configmgr)
+    if configmgr:
+        return GroupKind(
+            "Configuration Manager collection sync (recognised by its name or description)", configmgr=True
+        )
+    return GroupKind("Assigned")
+
+
+@dataclass(frozen=True)
+class Member:
+    object_id: str
+    name: str
+    device_id: str
+    status: str  # the device's readiness status in the portal ("" before discovery evaluated it)
+
+
+@dataclass(frozen=True)
+class NestedGroup:
+    object_id: str
+    name: str
+    kind: GroupKind
+    devices: int | None  # device members in the copy; None: discovery has not read the group yet
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something about the group an admin should act on."""
+
+    title: str
+    detail: str
+    items: tuple[str, ...] = ()
+    link: str = ""  # URL name of the page that says more
+
+
+@dataclass
+class GroupOverview:
+    group_id: str
+    name: str
+    kind: GroupKind | None
+    members: list[Member]
+    member_count: int
+    nested: list[NestedGroup]
+    owners: list[dict[str, Any]]
+    findings: list[Finding]
+    replacements: list[Replacement]
+    outside: list[Device]  # devices the portal knows outside the group (to pick from)
+    last_run: DiscoveryRun | None
+    problems: list[str] = field(default_factory=list)  # Graph reads that failed
+
+    def is_owner(self, object_id: str) -> bool:
+        return any(o.get("id") == object_id for o in self.owners)
+
+
+def copied_group_id() -> str:
+    """The registration group's ID as discovery last saw it: the group of the copy that is nobody's member."""
+    nested = TenantObject.objects.filter(kind=ObjectKind.MEMBER, extra=GROUP_TYPE).values("object_id")
+    return (
+        TenantObject.objects.filter(kind=ObjectKind.GROUP)
+        .exclude(object_id__in=nested)
+        .values_list("object_id", flat=True)
+        .first()
+        or ""
+    )
+
+
+def group_id_of(tenant: TenantConnection) -> str:
+    return directory.registration_group_id(tenant.graph, tenant.registration_group_id)
+
+
+def overview(tenant: TenantConnection | None) -> GroupOverview:
+    """Everything the group page shows. Graph reads that fail are listed in `problems`; the copy still answers."""
+    problems: list[str] = []
+    group: dict[str, Any] = {}
+    nested_read: list[dict[str, Any]] | None = None
+    owners: list[dict[str, Any]] = []
+    group_id = ""
+    if tenant is not None:
+        try:
+            group_id = group_id_of(tenant)
+            group = directory.group(tenant.graph, group_id)
+            nested_read = directory.nested_groups(tenant.graph, group_id)
+            owners = directory.group_owners(tenant.graph, group_id)
+        except GraphError as exc:
+            problems.append(f"Microsoft Graph could not be read: {exc}")
+    group_id = group_id or copied_group_id()
+    copy = TenantObject.objects
+    names = dict(copy.filter(kind=ObjectKind.GROUP).values_list("object_id", "display_name"))
+    name = group.get("displayName") or names.get(group_id) or settings.AUTOPATCH_REGISTRATION_GROUP_NAME
+    members_of = copy.filter(kind=ObjectKind.MEMBER)
+    device_counts = dict(
+        members_of.filter(extra=DEVICE_TYPE)
+        .values("group_id")
+        .annotate(n=Count("pk"))
+        .values_list("group_id", "n")
+    )
+    if nested_read is None:  # Graph unavailable: the nested groups discovery last read, kind unknown
+        nested_read = [
+            {"id": g, "displayName": names.get(g, g)}
+            for g in members_of.filter(group_id=group_id, extra=GROUP_TYPE).values_list(
+                "object_id", flat=True
+            )
+        ]
+    nested = sorted(
+        (
+            NestedGroup(g["id"], str(g.get("displayName") or g["id"]), kind_of(g), device_counts.get(g["id"]))
+            for g in nested_read
+        ),
+        key=lambda g: g.name.lower(),
+    )
+    direct = members_of.filter(group_id=group_id, extra=DEVICE_TYPE)
+    member_count = direct.count()
+    members = direct_devices(group_id)
+    kind = kind_of(group) if group else None
+    return GroupOverview(
+        group_id=group_id,
+        name=name,
+        kind=kind,
+        members=members,
+        member_count=member_count,
+        nested=nested,
+        owners=owners,
+        findings=health(group_id, name, kind, nested, member_count),
+        replacements=possible_replacements(),
+        outside=list(
+            Device.objects.filter(in_registration_group=False)
+            .exclude(entra_object_id="")
+            .order_by("device_name")[:OUTSIDE_SHOWN]
+        ),
+        last_run=DiscoveryRun.objects.ran().filter(finished_at__isnull=False).first(),
+        problems=problems,
+    )
+
+
+def direct_devices(group_id: str) -> list[Member]:
+    """The group's direct device members (the first MEMBERS_SHOWN by name), with their portal status."""
+    copy = TenantObject.objects
+    ids = list(
+        copy.filter(kind=ObjectKind.MEMBER, group_id=group_id, extra=DEVICE_TYPE).values_list(
+            "object_id", flat=True
+        )
+    )
+    records = copy.filter(kind=ObjectKind.DEVICE, group_id="", object_id__in=ids).order_by("display_name")
+    rows = list(records.values_list("object_id", "display_name", "device_id")[:MEMBERS_SHOWN])
+    statuses = dict(
+        Device.objects.filter(azure_ad_device_id__in=[r[2] for r in rows if r[2]]).values_list(
+            "azure_ad_device_id", "readiness_status"
+        )
+    )
+    labels = dict(Device._meta.get_field("readiness_status").choices or [])
+    return [
+        Member(object_id, name or object_id, device_id, str(labels.get(statuses.get(device_id, ""), "")))
+        for object_id, name, device_id in rows
+    ]
+
+
+def health(
+    group_id: str, name: str, kind: GroupKind | None, nested: list[NestedGroup], member_count: int
+) -> list[Finding]:
+    """What stands between the group and discovery, in words an admin acts on."""
+    copy = TenantObject.objects
+    names = dict(copy.filter(kind=ObjectKind.GROUP).values_list("object_id", "display_name"))
+    nested_ids = {g.object_id for g in nested}
+    findings: list[Finding] = []
+    members = copy.filter(kind=ObjectKind.MEMBER)
+    deep = [
+        f"{name} › {names.get(parent, parent)} › {member_name or object_id}"
+        for parent, object_id, member_name in members.filter(extra=GROUP_TYPE)
+        .exclude(group_id=group_id)
+        .order_by("group_id", "display_name")
+        .values_list("group_id", "object_id", "display_name")
+    ]
+    if deep:
+        findings.append(
+            Finding(
+                "Groups nested two or more levels down",
+                "Windows Autopatch supports one level of nesting: the devices of these groups are not discovered. "
+                "Nest them directly in the registration group, or add their devices to a group that is.",
+                tuple(deep),
+            )
+        )
+    others = [
+        f"{member_name or object_id} ({extra.rsplit('.', 1)[-1] or 'object'}, in "
+        f"{'the registration group' if parent == group_id else names.get(parent, parent)})"
+        for parent, object_id, member_name, extra in members.exclude(extra__in=(DEVICE_TYPE, GROUP_TYPE))
+        .order_by("group_id", "display_name")
+        .values_list("group_id", "object_id", "display_name", "extra")[:MEMBERS_SHOWN]
+    ]
+    if others:
+        findings.append(
+            Finding(
+                "Members that are not devices",
+                "Only devices are registered: users and other objects in these groups are ignored. Remove them, "
+                "or add the user's devices instead.",
+                tuple(others),
+            )
+        )
+    with_id = copy.filter(kind=ObjectKind.DEVICE, group_id="").exclude(device_id="").values("object_id")
+    no_id = list(
+        members.filter(extra=DEVICE_TYPE)
+        .exclude(object_id__in=with_id)
+        .values_list("object_id", flat=True)[:MEMBERS_SHOWN]
+    )
+    if no_id:
+        findings.append(
+            Finding(
+                "Devices without an Entra device ID",
+                "A device can only register with an Azure AD device ID: these members have none (or are no longer "
+                "in Entra ID). Join or register them in Entra ID, or remove them from the group.",
+                tuple(no_id),
+            )
+        )
+    if kind is not None and kind.configmgr:
+        findings.append(
+            Finding(
+                "A Configuration Manager collection syncs straight into the registration group",
+                "Microsoft advises against it: sync the collection to another Entra group and nest that group in "
+                "the registration group instead.",
+                (name,),
+            )
+        )
+    for group in nested:
+        if group.devices == 0 and group.object_id in nested_ids:
+            findings.append(
+                Finding(
+                    f"Nested group {group.name} holds no devices",
+                    "Discovery finds nothing to register through it: add devices to it, or check its "
+                    + ("membership rule." if group.kind.rule else "membership."),
+                )
+            )
+    dual = [d for d in dual_state_devices() if d.stale_in_group]
+    if dual:
+        findings.append(
+            Finding(
+                "Stale records in dual state",
+                f"{len(dual)} Azure AD registered record(s) in the group have a hybrid joined twin: they fail "
+                "Intune or Cloud-Attached. Delete them in Entra ID and keep the hybrid joined records.",
+                tuple(f"{d.name} ({d.stale_device_id})" for d in dual[:MEMBERS_SHOWN]),
+                link="devices:dual_state",
+            )
+        )
+    if member_count == 0 and not any(g.devices for g in nested):
+        findings.append(
+            Finding(
+                "The group is empty",
+                "Discovery finds no device to register. Add devices below, or nest a group of devices in it.",
+            )
+        )
+    return findings
+
+
+# -- adding devices ---------------------------------------------------------------------------------------------
+
+MAX_ROWS = 10_000
+MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+# Entra's bulk-add template for group members (learn.microsoft.com/entra/identity/users/groups-bulk-import-members):
+# an optional "version:v1.0" line, then the column heading "Member object ID or user principal name
+# [memberObjectIdOrUpn] Required"; older templates vary the wording, so the heading is recognised by its
+# property name. The template's "Example: ..." row must be removed, as Entra asks.
+TEMPLATE_PROPERTY = "[memberObjectIdOrUpn]"
+TEMPLATE_HEADING = "Member object ID or user principal name [memberObjectIdOrUpn] Required"
+
+
+class UploadError(ValueError):
+    """A file the portal will not add from: nothing is added."""
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int  # in the file, 0 for devices picked on the page
+    given: str
+
+
+def parse_upload(content: bytes) -> list[Row]:
+    """The rows of a bulk-add file, or UploadError naming what is wrong (and where)."""
+    if not content.strip():
+        raise UploadError("The file is empty: it needs the template's heading row, then one ID per row.")
+    if len(content) > MAX_UPLOAD_BYTES:
+        raise UploadError(f"The file is larger than {MAX_UPLOAD_BYTES // 1024 // 1024} MB.")
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UploadError(
+            f"The file is not UTF-8 text (byte {exc.start + 1} cannot be read): save it as CSV UTF-8."
+        ) from exc
+    lines = list(csv.reader(io.StringIO(text)))
+    index = 0
+    while index < len(lines) and (not lines[index] or lines[index][0].strip().lower().startswith("version:")):
+        index += 1
+    if index >= len(lines) or TEMPLATE_PROPERTY.lower() not in lines[index][0].lower():
+        seen = lines[index][0][:80] if index < len(lines) and lines[index] else ""
+        raise UploadError(
+            f"The first row is not the template's heading: expected {TEMPLATE_HEADING!r}"
+            + (f", found {seen!r}." if seen else ".")
+        )
+    rows: list[Row] = []
+    problems: list[str] = []
+    for number, cells in enumerate(lines[index + 1 :], start=index + 2):
+        value = cells[0].strip() if cells else ""
+        if not value and not any(c.strip() for c in cells):
+            continue
+        if not is_guid(value):
+            hint = " (remove the template's example row)" if value.lower().startswith("example") else ""
+            problems.append(f"row {number}: {value[:60]!r} is not an object ID or device ID{hint}")
+            continue
+        rows.append(Row(number, value.lower()))
+    if problems:
+        more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise UploadError("Nothing was added. " + "; ".join(problems[:5]) + more + ".")
+    if not rows:
+        raise UploadError("The file has the heading but no IDs.")
+    if len(rows) > MAX_ROWS:
+        raise UploadError(f"The file has {len(rows):,} rows; at most {MAX_ROWS:,} can be added at once.")
+    return rows
+
+
+def is_guid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
+
+
+class Outcome:
+    ADDED = "Added"
+    ADDED_AFTER_RETRY = "Added (throttled, retried)"
+    ALREADY = "Already a member"
+    NOT_FOUND = "Not found"
+    NOT_A_DEVICE = "Not a device"
+    FAILED = "Not added"
+
+
+@dataclass
+class RowResult:
+    row: Row
+    name: str
+    outcome: str
+    detail: str = ""
+
+
+@dataclass
+class AddResult:
+    results: list[RowResult]
+
+    def counts(self) -> Counter[str]:
+        return Counter(r.outcome for r in self.results)
+
+    def summary(self) -> str:
+        return (
+            ", ".join(f"{n} {outcome.lower()}" for outcome, n in sorted(self.counts().items())) or "nothing"
+        )
+
+    @property
+    def added_ids(self) -> list[str]:
+        return [r.row.given for r in self.results if r.outcome in (Outcome.ADDED, Outcome.ADDED_AFTER_RETRY)]
+
+
+def resolve(tenant: TenantConnection, ids: list[str]) -> dict[str, dict[str, Any] | None]:
+    """What each ID names, from the copy of the tenant's device records first, then from Graph."""
+    copy = TenantObject.objects.filter(kind=ObjectKind.DEVICE, group_id="")
+    found: dict[str, dict[str, Any] | None] = {}
+    for object_id, device_id, name in copy.filter(object_id__in=ids).values_list(
+        "object_id", "device_id", "display_name"
+    ):
+        found[object_id] = {
+            "@odata.type": DEVICE_TYPE,
+            "id": object_id,
+            "deviceId": device_id,
+            "displayName": name,
+        }
+    for object_id, device_id, name in copy.filter(device_id__in=ids).values_list(
+        "object_id", "device_id", "display_name"
+    ):
+        found.setdefault(
+            device_id,
+            {"@odata.type": DEVICE_TYPE, "id": object_id, "deviceId": device_id, "displayName": name},
+        )
+    unknown = [i for i in ids if i not in found]
+    if unknown:
+        found.update(directory.look_up_objects(tenant.graph, unknown))
+    return found
+
+
+def add_devices(tenant: TenantConnection, rows: list[Row]) -> AddResult:
+    """Add the devices the rows name to the registration group; each row answered. Raises GraphError when no row
+    can be added (the group cannot be found, or the app lacks GroupMember.ReadWrite.All)."""
+    group_id = group_id_of(tenant)
+    unique = list(dict.fromkeys(r.given for r in rows))
+    named = resolve(tenant, unique)
+    to_add: dict[str, str] = {}  # object ID -> the first ID given for it
+    results: dict[str, RowResult] = {}
+    for given in unique:
+        found = named.get(given)
+        if found is None:
+            results[given] = RowResult(
+                Row(0, given), "", Outcome.NOT_FOUND, "No directory object has this ID."
+            )
+        elif found.get("@odata.type") != DEVICE_TYPE:
+            kind = str(found.get("@odata.type") or "object").rsplit(".", 1)[-1]
+            results[given] = RowResult(
+                Row(0, given), str(found.get("displayName") or ""), Outcome.NOT_A_DEVICE, f"It is a {kind}."
+            )
+        elif found["id"] in to_add:
+            results[given] = RowResult(
+                Row(0, given),
+                str(found.get("displayName") or ""),
+                Outcome.ALREADY,
+                "Named twice in this request.",
+            )
+        else:
+            to_add[found["id"]] = given
+            results[given] = RowResult(Row(0, given), str(found.get("displayName") or ""), "")
+    for answer in directory.add_group_members(tenant.graph, group_id, list(to_add)):
+        result = results[to_add[answer.object_id]]
+        if answer.added:
+            result.outcome = Outcome.ADDED_AFTER_RETRY if answer.retried else Outcome.ADDED
+        elif answer.already:
+            result.outcome = Outcome.ALREADY
+        elif answer.error is not None and answer.error.status == 404:
+            result.outcome, result.detail = Outcome.NOT_FOUND, "Entra ID no longer has this device."
+        else:
+            result.outcome, result.detail = Outcome.FAILED, str(answer.error)
+    return AddResult(
+        [
+            RowResult(row, results[row.given].name, results[row.given].outcome, results[row.given].detail)
+            for row in rows
+        ]
+    )
+
+
+def add_owner(tenant: TenantConnection, object_id: str) -> bool:
+    """Make the signed-in admin's Entra user an owner of the registration group; False if already one."""
+    return directory.add_group_owner(tenant.graph, group_id_of(tenant), object_id)
