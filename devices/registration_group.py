@@ -158,7 +158,12 @@ def overview(tenant: TenantConnection | None) -> GroupOverview:
         ]
     nested = sorted(
         (
-            NestedGroup(g["id"], str(g.get("displayName") or g["id"]), kind_of(g), device_counts.get(g["id"]))
+            NestedGroup(
+                g["id"],
+                str(g.get("displayName") or g["id"]),
+                kind_of(g),
+                device_counts.get(g["id"], 0 if g["id"] in names else None),
+            )
             for g in nested_read
         ),
         key=lambda g: g.name.lower(),
