@@ -33,8 +33,9 @@ ANALYZE_AFTER = 1000  # devices written by a run, past which it refreshes the de
 
 
 def duplicate_serials(run: DiscoveryRun) -> dict[str, int]:
-    """Serial numbers held by more than one candidate or registered device, with how many hold them."""
-    staged, copy = StagedObject._meta.db_table, TenantObject._meta.db_table
+    """Serial numbers held by more than one candidate or registered device, with how many hold them. A device an
+    admin excluded holds none: excluding the old record of a replaced machine lets the new one register."""
+    staged, copy, devices = StagedObject._meta.db_table, TenantObject._meta.db_table, Device._meta.db_table
     registered, registered_params = (
         Device.objects.registered()
         .exclude(serial_number="")
@@ -47,6 +48,7 @@ def duplicate_serials(run: DiscoveryRun) -> dict[str, int]:
               FROM {copy} m JOIN {staged} mem
                 ON mem.run_id = %s AND mem.kind = 'candidate' AND mem.device_id = m.device_id
              WHERE m.kind = 'managed' AND m.serial_number <> ''
+               AND NOT EXISTS (SELECT 1 FROM {devices} x WHERE x.azure_ad_device_id = m.device_id AND x.excluded)
             UNION
             {registered}
         ) held GROUP BY serial HAVING COUNT(DISTINCT device_id) > 1

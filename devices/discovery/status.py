@@ -127,6 +127,9 @@ def evaluate_device(
         else (device.added_through if device else ""),
         "in_registration_group": in_group or bool(device and device.in_registration_group and not complete),
     }
+    if gone_from_intune and device is not None:
+        # The last Intune ID it had: a new one when it enrolls again says it was reimaged.
+        fields["intune_device_id"] = device.intune_device_id
     if device is not None and not candidate.managed and not in_group:
         # Intune no longer knows the device: keep what was last known of its hardware.
         for name in (
