@@ -103,6 +103,19 @@ def locked(devices: list[Device]) -> list[Device]:
 BUMP = {"state_version": F("state_version") + 1}
 
 
+def entry(device: Device, to_status: str, to_ring: str, now, cause: str) -> DeviceStatusChange:
+    """A history entry of an action: the device's status and ring before, and after."""
+    return DeviceStatusChange(
+        device=device,
+        from_status=device.readiness_status,
+        to_status=to_status,
+        from_ring=device.ring,
+        to_ring=to_ring,
+        changed_at=now,
+        cause=cause,
+    )
+
+
 @transaction.atomic
 def assign_ring(devices: list[Device], ring: str, actor: str = "an admin") -> list[Outcome]:
     if ring not in Ring.values:
@@ -125,14 +138,12 @@ def assign_ring(devices: list[Device], ring: str, actor: str = "an admin") -> li
             changed.append(device.pk)
             outcomes.append(Outcome(device, True, f"Moved from {before} to {label}."))
             history.append(
-                DeviceStatusChange(
-                    device=device,
-                    from_status=device.readiness_status,
-                    to_status=device.readiness_status,
-                    from_ring=device.ring,
-                    to_ring=ring,
-                    changed_at=now,
-                    cause=f"Ring assigned by {actor}: {before} to {label}",
+                entry(
+                    device,
+                    device.readiness_status,
+                    ring,
+                    now,
+                    f"Ring assigned by {actor}: {before} to {label}",
                 )
             )
     Device.objects.filter(pk__in=changed).update(ring=ring, ring_assigned_by=RingAssignedBy.ADMIN, **BUMP)
@@ -153,17 +164,8 @@ def exclude(devices: list[Device], actor: str) -> list[Outcome]:
             )
         else:
             changed.append(device.pk)
-            history.append(
-                DeviceStatusChange(
-                    device=device,
-                    from_status=device.readiness_status,
-                    to_status=ReadinessStatus.EXCLUDED,
-                    from_ring=device.ring,
-                    changed_at=now,
-                    cause=f"Excluded by {actor}"
-                    + (f" (ring {device.get_ring_display()} kept for a restore)" if device.ring else ""),
-                )
-            )
+            kept = f" (ring {device.get_ring_display()} kept for a restore)" if device.ring else ""
+            history.append(entry(device, ReadinessStatus.EXCLUDED, "", now, f"Excluded by {actor}{kept}"))
             outcomes.append(Outcome(device, True, "Excluded: deregistered, now under Not registered."))
     # Deregistering deletes the Autopatch record (registration, ring) and keeps the flag discovery honours; the
     # ring is kept aside, so that a restore gives it back (an admin's Test stays Test).

@@ -26,6 +26,13 @@ def identity_of(user) -> EntraIdentity | None:
     return EntraIdentity.objects.filter(user=user).first()
 
 
+def audited(request: HttpRequest, action: str, result: str, **details) -> None:
+    """Record a change an admin made (or tried to make) to the registration group."""
+    record_event(
+        request.user, action, target="registration group", result=result[:500], request=request, **details
+    )
+
+
 def page(request: HttpRequest, status: int = 200, **extra) -> HttpResponse:
     """The group page, with what a POST adds (its results or its error)."""
     try:
@@ -85,21 +92,12 @@ def add_devices(request: HttpRequest) -> HttpResponse:
     try:
         result = rg.add_devices(connect(), rows)
     except GraphError as exc:
-        record_event(
-            request.user,
-            AuditEvent.Action.GROUP_MEMBERS,
-            target="registration group",
-            result=f"failed: {exc}"[:500],
-            request=request,
-            source=source,
-        )
+        audited(request, AuditEvent.Action.GROUP_MEMBERS, f"failed: {exc}", source=source)
         return page(request, status=502, add_error=f"Nothing was added. {exc}")
-    record_event(
-        request.user,
+    audited(
+        request,
         AuditEvent.Action.GROUP_MEMBERS,
-        target="registration group",
-        result=result.summary(),
-        request=request,
+        result.summary(),
         source=source,
         added=result.added_ids[:1000],
         rows=len(rows),
@@ -122,23 +120,10 @@ def become_owner(request: HttpRequest) -> HttpResponse:
     try:
         added = rg.add_owner(connect(), identity.object_id)
     except GraphError as exc:
-        record_event(
-            request.user,
-            AuditEvent.Action.GROUP_OWNER,
-            target="registration group",
-            result=f"failed: {exc}"[:500],
-            request=request,
-        )
+        audited(request, AuditEvent.Action.GROUP_OWNER, f"failed: {exc}")
         return page(request, status=502, owner_error=f"Microsoft Graph refused: {exc}")
     result = "became owner" if added else "already an owner"
-    record_event(
-        request.user,
-        AuditEvent.Action.GROUP_OWNER,
-        target="registration group",
-        result=result,
-        request=request,
-        object_id=identity.object_id,
-    )
+    audited(request, AuditEvent.Action.GROUP_OWNER, result, object_id=identity.object_id)
     messages.success(
         request,
         "You are now an owner of the registration group."

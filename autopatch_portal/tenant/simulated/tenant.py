@@ -389,16 +389,8 @@ class SimulatedTenant:
         object_match = re.fullmatch(r"directoryObjects/([^/]+)", resource)
         if method == "GET" and object_match:
             object_id = object_match.group(1)
-            if (
-                object_id not in self.devices_by_id
-                and object_id not in self.groups
-                and object_id not in self.users
-            ):
-                return graph_error(
-                    404,
-                    "Request_ResourceNotFound",
-                    f"Resource '{object_id}' does not exist or one of its queried reference-property objects are not present.",
-                )
+            if not self.has_object(object_id):
+                return not_found(object_id)
             return json_response(200, select(self._directory_object(object_id), query, keep_type=True))
         by_device_id = re.fullmatch(r"devices\(deviceId='((?:[^']|'')*)'\)", resource)
         if method == "GET" and by_device_id:
@@ -504,16 +496,8 @@ class SimulatedTenant:
         except (ValueError, KeyError, TypeError):
             return graph_error(400, "Request_BadRequest", "Invalid request body.")
         member_id = str(ref).rstrip("/").rsplit("/", 1)[-1]
-        if (
-            member_id not in self.devices_by_id
-            and member_id not in self.groups
-            and member_id not in self.users
-        ):
-            return graph_error(
-                404,
-                "Request_ResourceNotFound",
-                f"Resource '{member_id}' does not exist or one of its queried reference-property objects are not present.",
-            )
+        if not self.has_object(member_id):
+            return not_found(member_id)
         with self._lock:
             if member_id in group["members"]:
                 return graph_error(
@@ -526,6 +510,9 @@ class SimulatedTenant:
         if self.on_member_added is not None:
             self.on_member_added(group_id, member_id)
         return Response(204)
+
+    def has_object(self, object_id: str) -> bool:
+        return object_id in self.devices_by_id or object_id in self.groups or object_id in self.users
 
     def add_members(self, additions: list[tuple[str, str]]) -> None:
         """Members added earlier (by another process): applied when the tenant is loaded."""
@@ -713,6 +700,15 @@ def list_blank_ids(simulation: Any, managed_by_id: dict[str, dict]) -> frozenset
         for managed_id in managed_by_id
         if int.from_bytes(hashlib.blake2b(managed_id.encode(), digest_size=8).digest()) < limit
     }
+
+
+def not_found(object_id: str) -> Response:
+    """Graph's answer for a directory object that does not exist."""
+    return graph_error(
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{object_id}' does not exist or one of its queried reference-property objects are not present.",
+    )
 
 
 def graph_error(status: int, code: str, message: str, request_id: str = "") -> Response:
