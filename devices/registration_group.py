@@ -56,9 +56,7 @@ def kind_of(group: dict[str, Any]) -> GroupKind:
     if group.get("onPremisesSyncEnabled"):
         return GroupKind("Synced from on-premises Active Directory", configmgr=configmgr)
     if configmgr:
-        return GroupKind(
-            "Configuration Manager collection sync (recognised by its name or description)", configmgr=True
-        )
+        return GroupKind("Configuration Manager collection sync", configmgr=True)
     return GroupKind("Assigned")
 
 
@@ -88,6 +86,39 @@ class Finding:
     link: str = ""  # URL name of the page that says more
 
 
+@dataclass(frozen=True)
+class Pickable:
+    """A device record of the directory copy that no group discovery follows holds: one an admin may add."""
+
+    object_id: str
+    name: str
+    device_id: str
+    status: str  # its readiness status in the portal, if it was ever discovered
+
+
+def outside_devices(search: str = "") -> list[Pickable]:
+    """Entra device records with a device ID that are not members of the registration group or of a group nested
+    in it (the first OUTSIDE_SHOWN by name, or those whose name starts with `search`)."""
+    members = TenantObject.objects.filter(kind=ObjectKind.MEMBER).values("object_id")
+    records = (
+        TenantObject.objects.filter(kind=ObjectKind.DEVICE, group_id="")
+        .exclude(device_id="")
+        .exclude(object_id__in=members)
+    )
+    if search:
+        records = records.filter(display_name__istartswith=search)
+    rows = list(
+        records.order_by("display_name").values_list("object_id", "display_name", "device_id")[:OUTSIDE_SHOWN]
+    )
+    labels = dict(Device._meta.get_field("readiness_status").choices or [])
+    statuses = dict(
+        Device.objects.filter(azure_ad_device_id__in=[r[2] for r in rows]).values_list(
+            "azure_ad_device_id", "readiness_status"
+        )
+    )
+    return [Pickable(o, n or o, d, str(labels.get(statuses.get(d, ""), ""))) for o, n, d in rows]
+
+
 @dataclass
 class GroupOverview:
     group_id: str
@@ -99,7 +130,7 @@ class GroupOverview:
     owners: list[dict[str, Any]]
     findings: list[Finding]
     replacements: list[Replacement]
-    outside: list[Device]  # devices the portal knows outside the group (to pick from)
+    outside: list[Pickable]  # devices of the directory copy outside the group (to pick from)
     last_run: DiscoveryRun | None
     problems: list[str] = field(default_factory=list)  # Graph reads that failed
 
@@ -123,7 +154,7 @@ def group_id_of(tenant: TenantConnection) -> str:
     return directory.registration_group_id(tenant.graph, tenant.registration_group_id)
 
 
-def overview(tenant: TenantConnection | None) -> GroupOverview:
+def overview(tenant: TenantConnection | None, search: str = "") -> GroupOverview:
     """Everything the group page shows. Graph reads that fail are listed in `problems`; the copy still answers."""
     problems: list[str] = []
     group: dict[str, Any] = {}
@@ -182,11 +213,7 @@ def overview(tenant: TenantConnection | None) -> GroupOverview:
         owners=owners,
         findings=health(group_id, name, kind, nested, member_count),
         replacements=possible_replacements(),
-        outside=list(
-            Device.objects.filter(in_registration_group=False)
-            .exclude(entra_object_id="")
-            .order_by("device_name")[:OUTSIDE_SHOWN]
-        ),
+        outside=outside_devices(search),
         last_run=DiscoveryRun.objects.ran().filter(finished_at__isnull=False).first(),
         problems=problems,
     )

@@ -35,7 +35,6 @@ from .graph import GRAPH, GraphClient, GraphError
 DEVICE_TYPE = "#microsoft.graph.device"
 GROUP_TYPE = "#microsoft.graph.group"
 USER_TYPE = "#microsoft.graph.user"
-MEMBER_SELECT = "id,deviceId,displayName"
 # Not approximateLastSignInDateTime: it changes at every sign-in, evaluation does not use it, and as part of a
 # device's input key it would make every hourly run evaluate most devices again.
 DEVICE_SELECT = ",".join(
@@ -313,18 +312,6 @@ def add_group_members(graph: GraphClient, group_id: str, object_ids: list[str]) 
             )
         )
     return results
-
-
-def members_page(
-    graph: GraphClient, group_id: str, next_link: str = "", page_size: int = 100
-) -> dict[str, Any]:
-    """One page of the group's direct members, for browsing; `next_link` must be Graph's own next page of
-    this group (the app's token must never be sent anywhere else), else ValueError."""
-    url = members_url(group_id)
-    if next_link and not next_link.startswith(f"{url}?"):
-        raise ValueError("That is not a next page of the registration group's members.")
-    params = None if next_link else {"$select": MEMBER_SELECT, "$top": page_size}
-    return graph.get(next_link or url, params)
 
 
 def add_group_owner(graph: GraphClient, group_id: str, object_id: str) -> bool:

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from autopatch_portal.tenant import connection
 from devices.columns import COLUMNS_BY_KEY, DEFAULT_COLUMNS, Column, columns_for
 from devices.models import TAB_STATUSES, ColumnChoice, Tab
 from devices.queries import FILTER_PARAMS, is_narrowed, search_text, sort_key
@@ -55,8 +57,10 @@ def parse_column_keys(raw: list[str]) -> list[Column]:
 
 
 def registration_group_link() -> tuple[str, bool]:
-    """Where the registration group link goes (the portal's registration group page, which links on to the Entra
-    admin center), and whether it leaves the portal."""
+    """Where the blade's registration group link goes, and whether it leaves the portal: as in Autopatch, a real
+    tenant's opens the group in the Entra admin center; the portal's own group page is in the navigation."""
+    if connection.tenant_file() is None and settings.AUTOPATCH_REGISTRATION_GROUP_ID:
+        return ENTRA_GROUP_URL.format(settings.AUTOPATCH_REGISTRATION_GROUP_ID), True
     return reverse("devices:registration_group"), False
 
 

@@ -39,7 +39,8 @@ def page(request: HttpRequest, status: int = 200, **extra) -> HttpResponse:
         tenant = connect()
     except GraphError:
         tenant = None
-    group = rg.overview(tenant)
+    search = request.GET.get("pick", "").strip()[:100]
+    group = rg.overview(tenant, search)
     identity = identity_of(request.user)
     context = {
         "group": group,
@@ -49,6 +50,7 @@ def page(request: HttpRequest, status: int = 200, **extra) -> HttpResponse:
         "identity": identity,
         "is_owner": bool(identity and group.is_owner(identity.object_id)),
         "max_rows": rg.MAX_ROWS,
+        "pick": search,
         "template_heading": rg.TEMPLATE_HEADING,
         **extra,
     }
