@@ -61,7 +61,10 @@ def test_the_page_shows_members_nested_groups_with_their_kind_and_what_to_fix(al
     assert "Nested groups (3)" in html
     assert "Dynamic" in html and "(device.displayName -startsWith &quot;AVD&quot;)" in html
     assert "Synced from on-premises Active Directory" in html
-    assert "Configuration Manager collection sync</td>" in html and "recognises one by its name or description" in html
+    assert (
+        "Configuration Manager collection sync</td>" in html
+        and "recognises one by its name or description" in html
+    )
     # The Configuration Manager group holds no device, the others one each.
     assert "Nested group Autopatch - Hybrid holds no devices" in html
     assert "Windows Autopatch Device Registration › Autopatch - Finance (AD) › Autopatch - Pilot" in html, (
