@@ -9,8 +9,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.models import AuditEvent
 from autopatch_portal.tenant import connection
+from devices.group_members import MAX_ROWS, TEMPLATE_HEADING
 from devices.models import Device
-from devices.registration_group import MAX_ROWS, TEMPLATE_HEADING
 from devices.runs import discover_now
 
 from .portal_client import signed_in

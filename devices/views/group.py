@@ -16,6 +16,7 @@ from accounts.models import AuditEvent, EntraIdentity
 from accounts.roles import Capability, Role, role_of
 from autopatch_portal.tenant.connection import connect
 from autopatch_portal.tenant.graph import GraphError
+from devices import group_members as gm
 from devices import registration_group as rg
 from devices.dual_state import dual_state_csv, dual_state_devices
 
@@ -49,9 +50,9 @@ def page(request: HttpRequest, status: int = 200, **extra) -> HttpResponse:
         "is_admin": role_of(request.user) == Role.ADMINISTRATOR,
         "identity": identity,
         "is_owner": bool(identity and group.is_owner(identity.object_id)),
-        "max_rows": rg.MAX_ROWS,
+        "max_rows": gm.MAX_ROWS,
         "pick": search,
-        "template_heading": rg.TEMPLATE_HEADING,
+        "template_heading": gm.TEMPLATE_HEADING,
         **extra,
     }
     return render(request, "devices/registration_group.html", context, status=status)
@@ -72,27 +73,15 @@ def add_devices(request: HttpRequest) -> HttpResponse:
     upload = request.FILES.get("file")
     try:
         if upload is not None:
-            if upload.size is not None and upload.size > rg.MAX_UPLOAD_BYTES:
-                raise rg.UploadError(f"The file is larger than {rg.MAX_UPLOAD_BYTES // 1024 // 1024} MB.")
-            rows = rg.parse_upload(upload.read())
+            rows = gm.parse_upload(upload.read(gm.MAX_UPLOAD_BYTES + 1))
             source = f"file {upload.name}"
         else:
-            picked = [
-                i.strip().lower()
-                for value in request.POST.getlist("ids")
-                for i in value.split(",")
-                if i.strip()
-            ]
-            if not picked:
-                raise rg.UploadError("Pick one or more devices, or choose a file to upload.")
-            if len(picked) > rg.MAX_ROWS or not all(rg.is_guid(i) for i in picked):
-                raise rg.UploadError("A picked device's ID is not valid.")
-            rows = [rg.Row(0, i) for i in picked]
+            rows = gm.parse_picked(request.POST.getlist("ids"))
             source = "picked on the page"
-    except rg.UploadError as exc:
+    except gm.UploadError as exc:
         return page(request, status=400, add_error=str(exc))
     try:
-        result = rg.add_devices(connect(), rows)
+        result = gm.add_devices(connect(), rows)
     except GraphError as exc:
         audited(request, AuditEvent.Action.GROUP_MEMBERS, f"failed: {exc}", source=source)
         return page(request, status=502, add_error=f"Nothing was added. {exc}")

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from devices.registration_group import TEMPLATE_HEADING
+from devices.group_members import TEMPLATE_HEADING
 
 pytestmark = pytest.mark.browser
 
