@@ -280,13 +280,23 @@ def health(
         .exclude(object_id__in=with_id)
         .values_list("object_id", flat=True)[:MEMBERS_SHOWN]
     )
+    named = dict(
+        copy.filter(kind=ObjectKind.DEVICE, group_id="", object_id__in=no_id).values_list(
+            "object_id", "display_name"
+        )
+    )
     if no_id:
         findings.append(
             Finding(
                 "Devices without an Entra device ID",
                 "A device can only register with an Azure AD device ID: these members have none (or are no longer "
                 "in Entra ID). Join or register them in Entra ID, or remove them from the group.",
-                tuple(no_id),
+                tuple(
+                    f"{named[object_id]} ({object_id})"
+                    if named.get(object_id)
+                    else f"{object_id} (not in Entra ID)"
+                    for object_id in no_id
+                ),
             )
         )
     if kind is not None and kind.configmgr:

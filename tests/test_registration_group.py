@@ -222,3 +222,13 @@ def test_the_tenant_file_contract_takes_application_permissions_as_a_list(builde
     data["applicationPermissions"] = "GroupMember.ReadWrite.All"
     with pytest.raises(ValueError, match="applicationPermissions"):
         use_tenant(json.loads(json.dumps(data)))
+
+
+def test_a_device_member_without_an_entra_device_id_is_called_out(alice, builder, use_tenant):
+    builder.device("GOOD-01")
+    broken = builder.device("NOID-01", managed=False)
+    broken["deviceId"] = ""
+    use_tenant(builder)
+    discover_now()
+    html = signed_in(alice).get(PAGE).content.decode()
+    assert "Devices without an Entra device ID" in html and f"NOID-01 ({broken['id']})" in html
