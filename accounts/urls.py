@@ -1,8 +1,8 @@
-"""URLs for signing in and out, the audit log and the registration group's owners."""
+"""URLs for signing in and out and the audit log."""
 
 from django.urls import path
 
-from .views import audit_log, entra_signin, group_owner, signin
+from .views import audit_log, entra_signin, signin
 
 app_name = "accounts"
 urlpatterns = [
@@ -14,6 +14,4 @@ urlpatterns = [
     path("entra/simulated-sign-in/", entra_signin.simulated_authorize, name="simulated_authorize"),
     path("audit/", audit_log.audit_log, name="audit_log"),
     path("audit/export.csv", audit_log.audit_export, name="audit_export"),
-    path("registration-group-owner/", group_owner.registration_group_owner, name="registration_group_owner"),
-    path("registration-group-owner/become/", group_owner.become_owner, name="become_owner"),
 ]

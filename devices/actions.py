@@ -103,12 +103,26 @@ def locked(devices: list[Device]) -> list[Device]:
 BUMP = {"state_version": F("state_version") + 1}
 
 
+def entry(device: Device, to_status: str, to_ring: str, now, cause: str) -> DeviceStatusChange:
+    """A history entry of an action: the device's status and ring before, and after."""
+    return DeviceStatusChange(
+        device=device,
+        from_status=device.readiness_status,
+        to_status=to_status,
+        from_ring=device.ring,
+        to_ring=to_ring,
+        changed_at=now,
+        cause=cause,
+    )
+
+
 @transaction.atomic
-def assign_ring(devices: list[Device], ring: str) -> list[Outcome]:
+def assign_ring(devices: list[Device], ring: str, actor: str = "an admin") -> list[Outcome]:
     if ring not in Ring.values:
         raise ActionError(f"{ring!r} is not a ring: choose Test, First, Fast or Broad.")
     label = Ring(ring).label
-    outcomes, changed = [], []
+    now = timezone.now()
+    outcomes, changed, history = [], [], []
     for device in locked(devices):
         if device.readiness_status != ReadinessStatus.ACTIVE or not device.is_registered:
             status = device.get_readiness_status_display()
@@ -123,7 +137,17 @@ def assign_ring(devices: list[Device], ring: str) -> list[Outcome]:
             before = device.get_ring_display() or "no ring"
             changed.append(device.pk)
             outcomes.append(Outcome(device, True, f"Moved from {before} to {label}."))
+            history.append(
+                entry(
+                    device,
+                    device.readiness_status,
+                    ring,
+                    now,
+                    f"Ring assigned by {actor}: {before} to {label}",
+                )
+            )
     Device.objects.filter(pk__in=changed).update(ring=ring, ring_assigned_by=RingAssignedBy.ADMIN, **BUMP)
+    DeviceStatusChange.objects.bulk_create(history)
     return outcomes
 
 
@@ -140,18 +164,14 @@ def exclude(devices: list[Device], actor: str) -> list[Outcome]:
             )
         else:
             changed.append(device.pk)
-            history.append(
-                DeviceStatusChange(
-                    device=device,
-                    from_status=device.readiness_status,
-                    to_status=ReadinessStatus.EXCLUDED,
-                    changed_at=now,
-                    cause=f"Excluded by {actor}",
-                )
-            )
+            kept = f" (ring {device.get_ring_display()} kept for a restore)" if device.ring else ""
+            history.append(entry(device, ReadinessStatus.EXCLUDED, "", now, f"Excluded by {actor}{kept}"))
             outcomes.append(Outcome(device, True, "Excluded: deregistered, now under Not registered."))
-    # Deregistering deletes the Autopatch record (registration, ring) and keeps the flag discovery honours.
+    # Deregistering deletes the Autopatch record (registration, ring) and keeps the flag discovery honours; the
+    # ring is kept aside, so that a restore gives it back (an admin's Test stays Test).
     Device.objects.filter(pk__in=changed).update(
+        ring_before_exclusion=F("ring"),
+        ring_assigned_by_before_exclusion=F("ring_assigned_by"),
         excluded=True,
         readiness_status=ReadinessStatus.EXCLUDED,
         registered_at=None,
@@ -167,7 +187,8 @@ def exclude(devices: list[Device], actor: str) -> list[Outcome]:
 
 @transaction.atomic
 def restore(devices: list[Device], actor: str) -> tuple[list[Outcome], DiscoveryRun | None, bool]:
-    """Clear the Excluded flag and start a discovery run, which evaluates the devices with the real checks."""
+    """Clear the Excluded flag and start a discovery run, which evaluates the devices with the real checks; one
+    that passes them is registered again in the ring it had when it was excluded (devices.discovery.status)."""
     outcomes, changed = [], []
     devices = locked(devices)
     for device in devices:

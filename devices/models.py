@@ -149,6 +149,11 @@ class Device(models.Model):
     ring = models.CharField(max_length=8, choices=Ring.choices, blank=True)
     ring_assigned_by = models.CharField(max_length=16, choices=RingAssignedBy.choices, blank=True)
     excluded = models.BooleanField(default=False)
+    # The ring a device had when an admin excluded it (and who assigned it): restoring gives it back.
+    ring_before_exclusion = models.CharField(max_length=8, choices=Ring.choices, blank=True)
+    ring_assigned_by_before_exclusion = models.CharField(
+        max_length=16, choices=RingAssignedBy.choices, blank=True
+    )
     added_through = models.CharField(max_length=256, blank=True)  # "direct" or the nested group's name
     in_registration_group = models.BooleanField(default=True)
     first_discovered_at = models.DateTimeField(default=timezone.now)
@@ -217,11 +222,14 @@ class DeviceSighting(models.Model):
 
 
 class DeviceStatusChange(models.Model):
-    """One change of a device's readiness status, with its time and cause."""
+    """One entry of a device's history: a change of its readiness status or of its ring, or an event of its
+    lifecycle (a re-enrollment) that left both as they were, with its time and cause."""
 
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="status_changes")
     from_status = models.CharField(max_length=32, choices=ReadinessStatus.choices, blank=True)
     to_status = models.CharField(max_length=32, choices=ReadinessStatus.choices)
+    from_ring = models.CharField(max_length=8, choices=Ring.choices, blank=True)
+    to_ring = models.CharField(max_length=8, choices=Ring.choices, blank=True)
     changed_at = models.DateTimeField(default=timezone.now)
     cause = models.TextField()
     run = models.ForeignKey("DiscoveryRun", null=True, blank=True, on_delete=models.SET_NULL)
@@ -231,6 +239,14 @@ class DeviceStatusChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_status or 'new'} -> {self.to_status}"
+
+    @property
+    def status_changed(self) -> bool:
+        return self.from_status != self.to_status
+
+    @property
+    def ring_changed(self) -> bool:
+        return self.from_ring != self.to_ring
 
 
 class ReadinessReport(models.Model):

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import actions, blade, columns, details, discover, export
+from .views import actions, blade, columns, details, discover, export, group
 
 app_name = "devices"
 urlpatterns = [
@@ -11,7 +11,11 @@ urlpatterns = [
     path("discover/<int:pk>/", discover.discovery_run, name="discovery_run"),
     path("device/<int:pk>/", details.device_details, name="device"),
     path("actions/<slug:action>/", actions.device_action, name="action"),
-    path("registration-group/", details.registration_group, name="registration_group"),
+    path("registration-group/", group.registration_group, name="registration_group"),
+    path("registration-group/add/", group.add_devices, name="registration_group_add"),
+    path("registration-group/owner/", group.become_owner, name="become_owner"),
+    path("dual-state/", group.dual_state, name="dual_state"),
+    path("dual-state/export.csv", group.dual_state_export, name="dual_state_export"),
     path("<slug:tab>/", blade.tab_view, name="tab"),
     path("<slug:tab>/export.csv", export.export_csv, name="export"),
     path("<slug:tab>/columns/", columns.column_chooser, name="columns"),

@@ -22,7 +22,12 @@ REPO = Path(__file__).resolve().parent.parent
 def pages(client) -> list:
     return [
         client.get(path)
-        for path in ("/devices/ready/", "/accounts/audit/", "/accounts/registration-group-owner/")
+        for path in (
+            "/devices/ready/",
+            "/accounts/audit/",
+            "/devices/registration-group/",
+            "/devices/dual-state/",
+        )
     ]
 
 

@@ -7,6 +7,10 @@ application per request (its token cache is the user's session) on the same sess
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -57,7 +61,7 @@ class TenantConnection:
 
 
 _lock = threading.Lock()
-_simulated: dict[str, tuple[float, SimulatedTenant]] = {}
+_simulated: dict[str, tuple[tuple[float, float], SimulatedTenant]] = {}
 _transports: dict[str, Transport] = {}
 _apps: dict[str, tuple[requests.Session, msal.ConfidentialClientApplication]] = {}
 
@@ -71,18 +75,62 @@ def tenant_file() -> Path | None:
     return DEMO_TENANT_FILE
 
 
+def additions_file(path: Path) -> Path:
+    """Where a simulated tenant keeps the members the portal added to its groups (under AUTOPATCH_VAR_DIR, never
+    beside the tenant file, which may be the bundled demo): every process that loads the tenant applies them, so
+    a member added by the web process is found by the worker's next discovery. Delete it to undo the additions."""
+    digest = hashlib.sha1(str(path.resolve()).encode(), usedforsecurity=False).hexdigest()[:16]
+    return Path(settings.VAR_DIR) / "simulated" / f"added-members-{digest}.json"
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+def _read_additions(path: Path) -> list[tuple[str, str]]:
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return []
+    return [(str(i[0]), str(i[1])) for i in items if isinstance(i, list) and len(i) == 2]
+
+
 def simulated_tenant(path: Path) -> SimulatedTenant:
-    """One simulated tenant per file and process, loaded again when the file changes."""
+    """One simulated tenant per file and process, loaded again when the file (or its additions) changes."""
     key = str(path.resolve())
-    mtime = path.stat().st_mtime
+    added = additions_file(path)
+    version = (path.stat().st_mtime_ns, _mtime(added))
     with _lock:
         cached = _simulated.get(key)
-        if cached is None or cached[0] != mtime:
+        if cached is None or cached[0] != version:
             tenant = load_tenant_file(path)
             delta.install(tenant)
-            cached = (mtime, tenant)
+            tenant.add_members(_read_additions(added))
+            tenant.on_member_added = lambda group_id, member_id: _keep_addition(path, group_id, member_id)
+            cached = (version, tenant)
             _simulated[key] = cached
         return cached[1]
+
+
+def _keep_addition(path: Path, group_id: str, member_id: str) -> None:
+    """Write an added member to the tenant's additions file (atomically), and note the new version so that this
+    process keeps its tenant (and its delta tokens' state) instead of loading it again."""
+    added = additions_file(path)
+    with _lock:
+        items = _read_additions(added)
+        items.append((group_id, member_id))
+        added.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=added.parent, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(items, out)
+        os.replace(temporary, added)
+        key = str(path.resolve())
+        cached = _simulated.get(key)
+        if cached is not None:
+            _simulated[key] = ((cached[0][0], _mtime(added)), cached[1])
 
 
 def transport() -> Transport:

@@ -8,13 +8,23 @@ URLs themselves. Routes and properties follow Microsoft's Graph reference (micro
   processorArchitecture, joinType, ownerType and the co-management workloads; Intune pages hold up to 1,000)
 - one managed device: api-reference/beta/api/intune-devices-manageddevice-get.md, through JSON batching
   (concepts/json-batching.md) to fill what the list left blank
-- group owners: api-reference/v1.0/api/group-post-owners.md
+- group owners: api-reference/v1.0/api/group-post-owners.md, group-list-owners.md
+- the registration group and the groups nested in it, with their kind: api-reference/v1.0/api/group-get.md and
+  api-reference/v1.0/resources/group.md (groupTypes "DynamicMembership", membershipRule, onPremisesSyncEnabled,
+  description), the nested ones as the group's members cast to microsoft.graph.group (group-list-members.md)
+- adding members: api-reference/v1.0/api/group-post-members.md (`POST /groups/{id}/members/$ref`, 204; an object
+  already a member answers 400 "...already exist..."; GroupMember.ReadWrite.All), sent 20 at a time through JSON
+  batching (concepts/json-batching.md) so each row gets its own answer (a PATCH with members@odata.bind fails
+  as a whole when one of its 20 is already a member: api-reference/v1.0/api/group-update.md)
+- looking an ID up: api-reference/v1.0/api/directoryobject-get.md (`GET /directoryObjects/{id}`, its
+  @odata.type) and api-reference/v1.0/api/device-get.md (`GET /devices(deviceId='{deviceId}')`)
 - member groups: api-reference/v1.0/api/directoryobject-getmembergroups.md
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +35,6 @@ from .graph import GRAPH, GraphClient, GraphError
 DEVICE_TYPE = "#microsoft.graph.device"
 GROUP_TYPE = "#microsoft.graph.group"
 USER_TYPE = "#microsoft.graph.user"
-MEMBER_SELECT = "id,deviceId,displayName"
 # Not approximateLastSignInDateTime: it changes at every sign-in, evaluation does not use it, and as part of a
 # device's input key it would make every hourly run evaluate most devices again.
 DEVICE_SELECT = ",".join(
@@ -200,20 +209,109 @@ def fill_list_blanks(
     return items, unresolved
 
 
+GROUP_SELECT = "id,displayName,description,groupTypes,membershipRule,onPremisesSyncEnabled"
+OWNER_SELECT = "id,displayName,userPrincipalName"
+# The application permission that adding members needs (group-post-members.md, for a device also Device.Read.All
+# to read it; the portal already holds that one).
+ADD_MEMBERS_PERMISSION = "GroupMember.ReadWrite.All"
+
+
 def group(graph: GraphClient, group_id: str) -> dict[str, Any]:
-    return graph.get(f"/v1.0/groups/{group_id}", {"$select": "id,displayName"})
+    """The group with the properties that say its kind (see GROUP_SELECT)."""
+    return graph.get(f"/v1.0/groups/{group_id}", {"$select": GROUP_SELECT})
 
 
-def members_page(
-    graph: GraphClient, group_id: str, next_link: str = "", page_size: int = 100
-) -> dict[str, Any]:
-    """One page of the group's direct members, for browsing; `next_link` must be Graph's own next page of
-    this group (the app's token must never be sent anywhere else), else ValueError."""
-    url = members_url(group_id)
-    if next_link and not next_link.startswith(f"{url}?"):
-        raise ValueError("That is not a next page of the registration group's members.")
-    params = None if next_link else {"$select": MEMBER_SELECT, "$top": page_size}
-    return graph.get(next_link or url, params)
+def nested_groups(graph: GraphClient, group_id: str) -> list[dict[str, Any]]:
+    """The groups that are direct members of the group, each with the properties that say its kind."""
+    params = {"$select": GROUP_SELECT, "$count": "true", "$top": settings.AUTOPATCH_GRAPH_PAGE_SIZE}
+    pages = graph.pages(
+        f"{members_url(group_id)}/microsoft.graph.group", params, headers={"ConsistencyLevel": "eventual"}
+    )
+    return [g for page in pages for g in page if isinstance(g, dict) and isinstance(g.get("id"), str)]
+
+
+def group_owners(graph: GraphClient, group_id: str) -> list[dict[str, Any]]:
+    """The group's owners (group-list-owners.md): users, and sometimes service principals."""
+    pages = graph.pages(
+        f"/v1.0/groups/{group_id}/owners",
+        {"$select": OWNER_SELECT, "$top": settings.AUTOPATCH_GRAPH_PAGE_SIZE},
+    )
+    return [o for page in pages for o in page if isinstance(o, dict) and isinstance(o.get("id"), str)]
+
+
+def look_up_objects(graph: GraphClient, ids: list[str]) -> dict[str, dict[str, Any] | None]:
+    """What each ID names: a device by its object ID or its device ID, another directory object, or nothing
+    (None). Two batched GETs per ID: `/devices(deviceId='...')` and `/directoryObjects/{id}`."""
+    requests_: list[str] = []
+    for object_id in ids:
+        requests_.append(f"/v1.0/devices(deviceId={quote(object_id)})?$select=id,deviceId,displayName")
+        requests_.append(f"/v1.0/directoryObjects/{object_id}?$select=id,deviceId,displayName")
+    answers = graph.batch(requests_, workers=2) if requests_ else []
+    found: dict[str, dict[str, Any] | None] = {}
+    for index, object_id in enumerate(ids):
+        by_device_id, by_object_id = answers[2 * index], answers[2 * index + 1]
+        for answer, kind in ((by_device_id, DEVICE_TYPE), (by_object_id, "")):
+            if answer.error is None and isinstance(answer.body, dict) and answer.body.get("id"):
+                found[object_id] = {
+                    "@odata.type": kind or answer.body.get("@odata.type") or "",
+                    **answer.body,
+                }
+                break
+            if answer.error is not None and answer.status not in (400, 404):
+                raise answer.error
+        else:
+            found[object_id] = None
+    return found
+
+
+@dataclass(frozen=True)
+class MemberAdded:
+    """How Graph answered the addition of one object: added, already a member, or an error; and whether it was
+    throttled on the way (and retried)."""
+
+    object_id: str
+    added: bool
+    already: bool
+    error: GraphError | None
+    retried: bool
+
+
+def add_group_members(graph: GraphClient, group_id: str, object_ids: list[str]) -> list[MemberAdded]:
+    """Add directory objects to the group, 20 a batch, each its own `POST /groups/{id}/members/$ref`. A missing
+    permission (403) raises, naming ADD_MEMBERS_PERMISSION: no row can be added then."""
+    requests_ = [
+        {
+            "method": "POST",
+            "url": f"/v1.0/groups/{group_id}/members/$ref",
+            "headers": {"Content-Type": "application/json"},
+            "body": {"@odata.id": f"{GRAPH}/v1.0/directoryObjects/{object_id}"},
+        }
+        for object_id in object_ids
+    ]
+    answers = graph.batch(requests_, workers=2) if requests_ else []
+    results = []
+    for object_id, answer in zip(object_ids, answers, strict=True):
+        error = answer.error
+        if error is not None and error.status == 403:
+            raise GraphError(
+                f"The portal's app registration lacks the {ADD_MEMBERS_PERMISSION} application permission, "
+                f"which adding members to a group needs: grant it (with admin consent) in Microsoft Entra ID. "
+                f"Graph said: {error}",
+                status=403,
+                code=error.code,
+                request_id=error.request_id,
+            )
+        already = error is not None and error.status == 400 and "already exist" in str(error)
+        results.append(
+            MemberAdded(
+                object_id,
+                added=error is None,
+                already=already,
+                error=None if already else error,
+                retried=answer.attempts > 1,
+            )
+        )
+    return results
 
 
 def add_group_owner(graph: GraphClient, group_id: str, object_id: str) -> bool:

@@ -145,6 +145,7 @@ class BatchAnswer:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     error: GraphError | None = None
+    attempts: int = 1  # how many times it was sent (more than once: it was throttled and retried)
 
 
 class GraphClient:
@@ -281,6 +282,7 @@ class GraphClient:
                     attempts[i] += 1
                     url = f"{GRAPH}/{version}{prepared[i][1]['url']}"
                     answer = answers[i] = answered.get(str(i)) or BatchAnswer(0)
+                    answer.attempts = attempts[i]
                     if answer.status in WAIT_AND_RETRY and attempts[i] <= self.max_retries:
                         again.append(i)
                         after = retry_after_seconds(answer.headers)

@@ -33,8 +33,9 @@ ANALYZE_AFTER = 1000  # devices written by a run, past which it refreshes the de
 
 
 def duplicate_serials(run: DiscoveryRun) -> dict[str, int]:
-    """Serial numbers held by more than one candidate or registered device, with how many hold them."""
-    staged, copy = StagedObject._meta.db_table, TenantObject._meta.db_table
+    """Serial numbers held by more than one candidate or registered device, with how many hold them. A device an
+    admin excluded holds none: excluding the old record of a replaced machine lets the new one register."""
+    staged, copy, devices = StagedObject._meta.db_table, TenantObject._meta.db_table, Device._meta.db_table
     registered, registered_params = (
         Device.objects.registered()
         .exclude(serial_number="")
@@ -47,6 +48,7 @@ def duplicate_serials(run: DiscoveryRun) -> dict[str, int]:
               FROM {copy} m JOIN {staged} mem
                 ON mem.run_id = %s AND mem.kind = 'candidate' AND mem.device_id = m.device_id
              WHERE m.kind = 'managed' AND m.serial_number <> ''
+               AND NOT EXISTS (SELECT 1 FROM {devices} x WHERE x.azure_ad_device_id = m.device_id AND x.excluded)
             UNION
             {registered}
         ) held GROUP BY serial HAVING COUNT(DISTINCT device_id) > 1
@@ -334,7 +336,7 @@ def evaluate_chunk(
         r.azure_ad_device_id: r for r in ReadinessReport.objects.filter(azure_ad_device_id__in=pending)
     }
     upserts: list[Device] = []
-    changes: list[tuple[Device, str, str]] = []
+    changes: list[tuple[Device, str, str, str]] = []
     for device_id, (added_through, inputs) in pending.items():
         record = orjson.loads(entra_rows[device_id][1]) if device_id in entra_rows else None
         managed = orjson.loads(managed_rows[device_id][2]) if device_id in managed_rows else None
@@ -357,8 +359,13 @@ def evaluate_chunk(
             new.state_version = device.state_version  # written only if no admin action came since this read
         upserts.append(new)
         before = device.readiness_status if device else ""
-        if before != outcome["readiness_status"]:
-            changes.append((new, before, cause))
+        ring_before = device.ring if device else ""
+        if (
+            before != outcome["readiness_status"]
+            or ring_before != outcome["ring"]
+            or reenrolled(device, outcome)
+        ):
+            changes.append((new, before, cause, ring_before))
     upserts.sort(key=lambda d: d.pk or 0)  # rows locked in key order, as admin actions lock them: no deadlock
     with transaction.atomic():
         written = bulk_write(
@@ -375,17 +382,19 @@ def evaluate_chunk(
                     device_id=d.pk,
                     from_status=before,
                     to_status=d.readiness_status,
+                    from_ring=ring_before,
+                    to_ring=d.ring,
                     changed_at=now,
                     cause=cause,
                     run=run,
                 )
-                for d, before, cause in changes
+                for d, before, cause, ring_before in changes
             ]
         )
     state.counts["changed"] += len(written)
     state.counts["registered_now"] += sum(
         1
-        for d, before, _ in changes
+        for d, before, _, _ in changes
         if before in ("", ReadinessStatus.PREREQUISITES_FAILED) and d.registered_at == now
     )
     acted_on = {device_id: subjects[device_id] for device_id in pending if device_id not in kept}
@@ -394,6 +403,18 @@ def evaluate_chunk(
         evaluate_chunk(state, acted_on, duplicates, rings, in_group, complete, attempt + 1)
     elif acted_on:  # still changing: the next run evaluates them (an empty key is never a match)
         Device.objects.filter(azure_ad_device_id__in=acted_on).update(fingerprint="")
+
+
+def reenrolled(device: Device | None, outcome: dict) -> bool:
+    """A registered device that enrolled in Intune again under the same Azure AD device ID (a reimage): its
+    history says so even when its readiness status stays the same."""
+    return bool(
+        device is not None
+        and device.registered_at is not None
+        and device.intune_device_id
+        and outcome["intune_device_id"]
+        and outcome["intune_device_id"] != device.intune_device_id
+    )
 
 
 # Evaluations of a chunk whose devices an admin keeps changing; a device still changing is left to the next run.

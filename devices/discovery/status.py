@@ -39,16 +39,37 @@ def evaluate_device(
     excluded = device.excluded if device else False
     readiness = c.readiness_results(report.checks) if report else []
     last_sync = c.parse_graph_time(m.get("lastSyncDateTime"))
+    gone_from_intune = device is not None and device.intune_device_id and not m
+    reenrolled = bool(
+        device is not None
+        and device.intune_device_id
+        and m.get("id")
+        and m.get("id") != device.intune_device_id
+    )
     if excluded:
         status, cause, failed = ReadinessStatus.EXCLUDED, "Excluded by an admin", []
     elif registered_at is None and failed_prerequisites:
         status, failed = ReadinessStatus.PREREQUISITES_FAILED, failed_prerequisites
         cause = "Pre-requisite checks failed: " + "; ".join(failed_prerequisites)
     else:
+        kept_ring = ""
         if registered_at is None:
-            registered_at, ring, ring_by = now, rings.next(), RingAssignedBy.AUTOPATCH
+            if device is not None and device.ring_before_exclusion:
+                # Restored after an exclusion: the ring it had (an admin's Test stays Test).
+                ring, ring_by = device.ring_before_exclusion, device.ring_assigned_by_before_exclusion
+                kept_ring = f"; ring {ring.title()} kept from before its exclusion"
+            else:
+                ring, ring_by = rings.next(), RingAssignedBy.AUTOPATCH
+            registered_at = now
         failed = [r.name for r in readiness if not r.passed]
-        if last_sync is None or now - last_sync > c.CHECK_IN_WINDOW:
+        if gone_from_intune and registered_at is not None:
+            status = ReadinessStatus.INACTIVE
+            cause = (
+                "No Intune record any more (wiped, reimaged or retired): it stays registered in ring "
+                f"{ring.title() or 'none'} and comes back when it enrolls again with the same Azure AD device ID"
+            )
+            failed = [c.LAST_INTUNE_CHECK_IN, *failed]
+        elif last_sync is None or now - last_sync > c.CHECK_IN_WINDOW:
             status, cause = ReadinessStatus.INACTIVE, "No Intune check-in in the last 28 days"
             failed = [c.LAST_INTUNE_CHECK_IN, *failed]
         elif failed:
@@ -57,9 +78,16 @@ def evaluate_device(
         else:
             status = ReadinessStatus.ACTIVE
             cause = (
-                "Registered: every prerequisite check passed"
+                "Registered: every prerequisite check passed" + kept_ring
                 if device is None or device.registered_at is None
                 else "Every readiness check passed"
+            )
+        if reenrolled and registered_at is not None:
+            before = device.last_intune_checkin if device is not None else None
+            since = f" (its last check-in before: {before:%Y-%m-%d %H:%M} UTC)" if before else ""
+            cause = (
+                f"Enrolled in Intune again with the same Azure AD device ID (a reimage){since}: it stays "
+                f"registered, ring {ring.title() or 'none'} kept. {cause}"
             )
     agent = candidate.agent
     management = (
@@ -99,6 +127,9 @@ def evaluate_device(
         else (device.added_through if device else ""),
         "in_registration_group": in_group or bool(device and device.in_registration_group and not complete),
     }
+    if gone_from_intune and device is not None:
+        # The last Intune ID it had: a new one when it enrolls again says it was reimaged.
+        fields["intune_device_id"] = device.intune_device_id
     if device is not None and not candidate.managed and not in_group:
         # Intune no longer knows the device: keep what was last known of its hardware.
         for name in (

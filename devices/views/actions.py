@@ -79,7 +79,7 @@ def device_action(request: HttpRequest, action: str) -> HttpResponse:
     ring, run = data.get("ring", ""), None
     try:
         if action == "assign_ring":
-            outcomes = actions.assign_ring(devices, ring)
+            outcomes = actions.assign_ring(devices, ring, actor)
         elif action == "exclude":
             outcomes = actions.exclude(devices, actor)
         else:

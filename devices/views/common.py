@@ -57,7 +57,8 @@ def parse_column_keys(raw: list[str]) -> list[Column]:
 
 
 def registration_group_link() -> tuple[str, bool]:
-    """Where the registration group link goes, and whether it leaves the portal (the Entra admin center)."""
+    """Where the blade's registration group link goes, and whether it leaves the portal: as in Autopatch, a real
+    tenant's opens the group in the Entra admin center; the portal's own group page is in the navigation."""
     if connection.tenant_file() is None and settings.AUTOPATCH_REGISTRATION_GROUP_ID:
         return ENTRA_GROUP_URL.format(settings.AUTOPATCH_REGISTRATION_GROUP_ID), True
     return reverse("devices:registration_group"), False

@@ -184,6 +184,17 @@ class SimulatedTenant:
         self.group_owners: dict[str, list[str]] = {
             gid: list(g.get("owners", [])) for gid, g in self.groups.items()
         }
+        # The app's application permissions; absent from the file: every permission the portal uses.
+        permissions = data.get("applicationPermissions")
+        if permissions is not None and not (
+            isinstance(permissions, list) and all(isinstance(p, str) for p in permissions)
+        ):
+            raise TenantFileError("applicationPermissions is a list of permission names")
+        self.application_permissions: frozenset[str] | None = (
+            None if permissions is None else frozenset(permissions)
+        )
+        # Called with (group ID, member ID) after a member was added, so that the addition outlives the process.
+        self.on_member_added: Any = None
         # Confidential-client credentials the token endpoint accepts; None accepts any pair.
         self.client_credentials: dict[str, str] | None = None
         self.faults: list[Fault] = [Fault(**fault) for fault in data.get("faults", [])]
@@ -360,6 +371,38 @@ class SimulatedTenant:
         owner_match = re.fullmatch(r"groups/([^/]+)/owners/\$ref", resource)
         if method == "POST" and owner_match:
             return self._add_owner(owner_match.group(1), body)
+        owners_match = re.fullmatch(r"groups/([^/]+)/owners", resource)
+        if method == "GET" and owners_match:
+            if owners_match.group(1) not in self.groups:
+                return graph_error(
+                    404, "Request_ResourceNotFound", f"Resource '{owners_match.group(1)}' does not exist."
+                )
+            owners = [
+                self.users[o] | {"@odata.type": "#microsoft.graph.user"}
+                for o in self.group_owners[owners_match.group(1)]
+                if o in self.users
+            ]
+            return self._page(owners, query, parts, typed=True)
+        member_match = re.fullmatch(r"groups/([^/]+)/members/\$ref", resource)
+        if method == "POST" and member_match:
+            return self._add_member(member_match.group(1), body)
+        object_match = re.fullmatch(r"directoryObjects/([^/]+)", resource)
+        if method == "GET" and object_match:
+            object_id = object_match.group(1)
+            if not self.has_object(object_id):
+                return not_found(object_id)
+            return json_response(200, select(self._directory_object(object_id), query, keep_type=True))
+        by_device_id = re.fullmatch(r"devices\(deviceId='((?:[^']|'')*)'\)", resource)
+        if method == "GET" and by_device_id:
+            wanted = by_device_id.group(1).replace("''", "'")
+            found = next((d for d in self.devices if d["deviceId"] == wanted), None)
+            if found is None:
+                return graph_error(
+                    404,
+                    "Request_ResourceNotFound",
+                    f"Resource 'deviceId={wanted}' does not exist or one of its queried reference-property objects are not present.",
+                )
+            return json_response(200, select(found, query))
         if method == "GET" and resource == "devices":
             return self._page(self.devices, query, parts)
         managed_match = re.fullmatch(r"deviceManagement/managedDevices(?:/([^/]+))?", resource)
@@ -406,6 +449,7 @@ class SimulatedTenant:
             "securityEnabled": True,
             "mailEnabled": False,
             "membershipRule": group.get("membershipRule"),
+            "onPremisesSyncEnabled": group.get("onPremisesSyncEnabled"),
         }
 
     def _directory_object(self, object_id: str) -> dict:
@@ -433,6 +477,53 @@ class SimulatedTenant:
             )
         owners.append(owner_id)
         return Response(204)
+
+    def _add_member(self, group_id: str, body: bytes | None) -> Response:
+        """`POST /groups/{id}/members/$ref` (api-reference/v1.0/api/group-post-members.md): 204, 400 when the object
+        is already a member, 404 for an unknown object, 403 without GroupMember.ReadWrite.All."""
+        if self.application_permissions is not None and not (
+            {"GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"}
+            & self.application_permissions
+        ):
+            return graph_error(
+                403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+            )
+        group = self.groups.get(group_id)
+        if group is None:
+            return graph_error(404, "Request_ResourceNotFound", f"Resource '{group_id}' does not exist.")
+        try:
+            ref = json.loads(body or b"{}")["@odata.id"]
+        except (ValueError, KeyError, TypeError):
+            return graph_error(400, "Request_BadRequest", "Invalid request body.")
+        member_id = str(ref).rstrip("/").rsplit("/", 1)[-1]
+        if not self.has_object(member_id):
+            return not_found(member_id)
+        with self._lock:
+            if member_id in group["members"]:
+                return graph_error(
+                    400,
+                    "Request_BadRequest",
+                    "One or more added object references already exist for the following modified "
+                    "properties: 'members'.",
+                )
+            group["members"].append(member_id)
+        if self.on_member_added is not None:
+            self.on_member_added(group_id, member_id)
+        return Response(204)
+
+    def has_object(self, object_id: str) -> bool:
+        return object_id in self.devices_by_id or object_id in self.groups or object_id in self.users
+
+    def add_members(self, additions: list[tuple[str, str]]) -> None:
+        """Members added earlier (by another process): applied when the tenant is loaded."""
+        for group_id, member_id in additions:
+            group = self.groups.get(group_id)
+            if (
+                group is not None
+                and member_id not in group["members"]
+                and (member_id in self.devices_by_id or member_id in self.groups or member_id in self.users)
+            ):
+                group["members"].append(member_id)
 
     def _listed(self, managed: dict) -> dict:
         """A managed device as Intune's list answers it: some leave architecture, SKU and workloads blank."""
@@ -609,6 +700,15 @@ def list_blank_ids(simulation: Any, managed_by_id: dict[str, dict]) -> frozenset
         for managed_id in managed_by_id
         if int.from_bytes(hashlib.blake2b(managed_id.encode(), digest_size=8).digest()) < limit
     }
+
+
+def not_found(object_id: str) -> Response:
+    """Graph's answer for a directory object that does not exist."""
+    return graph_error(
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{object_id}' does not exist or one of its queried reference-property objects are not present.",
+    )
 
 
 def graph_error(status: int, code: str, message: str, request_id: str = "") -> Response:

@@ -1,0 +1,131 @@
+"""Device lifecycle beyond discovery: hardware replacements (a new Azure AD device ID for the same machine).
+
+When a motherboard, a non-removable network card or the OS drive is replaced, Entra ID issues a new device ID
+(the seed's "Device repair and hardware replacement"): the registered record stops checking in and a new one
+appears, which must be added to the registration group. The portal points such pairs out: a device of the
+directory copy, in the registration group or not, whose Intune serial number, or display name and model, match
+a registered device that stopped checking in before the new one last did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import orjson
+from django.db.models import Q
+from django.utils import timezone
+
+from .checks import parse_graph_time
+from .models import Device, ObjectKind, TenantObject
+
+# A registered device "stopped checking in" when its last Intune check-in is at least this old.
+QUIET_FOR = timedelta(days=1)
+# Registered devices looked at per question (the quiet ones, most recently quiet first).
+MOST = 500
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """A device that may be the new record of a registered device that stopped checking in."""
+
+    replaced: Device
+    device_id: str  # the new record's Azure AD device ID
+    object_id: str  # its Entra object ID ("" when only Intune knows it)
+    name: str
+    matched_on: str  # "serial number" or "name and model"
+    last_checkin: datetime | None
+    in_group: bool  # already a member of the registration group (its portal record says so)
+
+    @property
+    def label(self) -> str:
+        return f"possible replacement of {self.replaced} (same {self.matched_on})"
+
+
+def _quiet_devices(now: datetime) -> list[Device]:
+    return list(
+        Device.objects.registered()
+        .filter(last_intune_checkin__lt=now - QUIET_FOR)
+        .order_by("-last_intune_checkin")
+        .only("pk", "azure_ad_device_id", "device_name", "serial_number", "model", "last_intune_checkin")[
+            :MOST
+        ]
+    )
+
+
+def possible_replacements(device_ids: Iterable[str] | None = None) -> list[Replacement]:
+    """Every possible replacement the directory copy shows (or those among `device_ids`), newest first."""
+    now = timezone.now()
+    quiet = _quiet_devices(now)
+    if not quiet:
+        return []
+    serials = {d.serial_number: d for d in quiet if d.serial_number}
+    names = {d.device_name.lower(): d for d in quiet if d.device_name and d.model}
+    wanted = Q(serial_number__in=list(serials))
+    managed = TenantObject.objects.filter(kind=ObjectKind.MANAGED, group_id="")
+    if device_ids is not None:
+        managed = managed.filter(device_id__in=list(device_ids))
+    rows = list(managed.filter(wanted).values_list("device_id", "data"))
+    # Name and model: Intune's deviceName and model, read from the records whose Entra name matches.
+    named = TenantObject.objects.filter(kind=ObjectKind.DEVICE, group_id="").filter(
+        display_name__in=[d.device_name for d in names.values()]
+    )
+    if device_ids is not None:
+        named = named.filter(device_id__in=list(device_ids))
+    rows += list(
+        managed.filter(device_id__in=list(named.values_list("device_id", flat=True))).values_list(
+            "device_id", "data"
+        )
+    )
+    quiet_ids = {d.azure_ad_device_id for d in quiet}
+    found: dict[str, Replacement] = {}
+    candidates = [(device_id, orjson.loads(data)) for device_id, data in rows if device_id not in quiet_ids]
+    if not candidates:
+        return []
+    objects = dict(
+        TenantObject.objects.filter(
+            kind=ObjectKind.DEVICE, group_id="", device_id__in=[d for d, _ in candidates]
+        ).values_list("device_id", "object_id")
+    )
+    portal = {
+        d.azure_ad_device_id: d
+        for d in Device.objects.filter(azure_ad_device_id__in=[d for d, _ in candidates]).only(
+            "azure_ad_device_id", "in_registration_group", "registered_at", "excluded"
+        )
+    }
+    for device_id, managed_device in candidates:
+        synced = parse_graph_time(managed_device.get("lastSyncDateTime"))
+        serial = str(managed_device.get("serialNumber") or "").strip()
+        name = str(managed_device.get("deviceName") or "")
+        model = str(managed_device.get("model") or "")
+        old, matched_on = serials.get(serial), "serial number"
+        if old is None:
+            old = names.get(name.lower())
+            matched_on = "name and model"
+            if old is None or old.model != model:
+                continue
+        if synced is None or old.last_intune_checkin is None or synced <= old.last_intune_checkin:
+            continue  # the old record checked in after this one: not its successor
+        known = portal.get(device_id)
+        if known is not None and known.is_registered:
+            continue  # already registered: nothing left to do about it
+        found.setdefault(
+            device_id,
+            Replacement(
+                old,
+                device_id,
+                objects.get(device_id, ""),
+                name,
+                matched_on,
+                synced,
+                bool(known and known.in_registration_group),
+            ),
+        )
+    return sorted(found.values(), key=lambda r: r.last_checkin or now, reverse=True)
+
+
+def replacement_of(device: Device) -> Replacement | None:
+    """The registered device this one may replace (for the device's fly-in)."""
+    found = possible_replacements([device.azure_ad_device_id])
+    return found[0] if found else None

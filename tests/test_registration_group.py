@@ -1,0 +1,234 @@
+"""The registration group page: members, nested groups and their kinds, health, and adding devices through Graph."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from accounts.models import AuditEvent
+from autopatch_portal.tenant import connection
+from devices.group_members import MAX_ROWS, TEMPLATE_HEADING
+from devices.models import Device
+from devices.runs import discover_now
+
+from .portal_client import signed_in
+
+pytestmark = pytest.mark.django_db
+PAGE, ADD = "/devices/registration-group/", "/devices/registration-group/add/"
+
+
+def csv_file(*rows: str, heading: str = TEMPLATE_HEADING, name: str = "members.csv") -> SimpleUploadedFile:
+    text = "\n".join([heading, *rows]) + "\n"
+    return SimpleUploadedFile(name, text.encode("utf-8"), content_type="text/csv")
+
+
+def upload(client, file: SimpleUploadedFile):
+    return client.post(ADD, {"file": file, "csrfmiddlewaretoken": client.csrf_token()})
+
+
+def members(tenant) -> list[str]:
+    return list(tenant.groups[tenant.registration_group_id]["members"])
+
+
+@pytest.fixture
+def group_tenant(builder, use_tenant):
+    """Direct devices, a dynamic, a synced and a Configuration Manager nested group, a group two levels down,
+    a user, and devices outside the group."""
+    registration = builder.registration_group
+    builder.device("DIRECT-01", report=True)
+    dynamic = builder.group("Autopatch - Host pool", parent=registration)
+    dynamic.update(groupTypes=["DynamicMembership"], membershipRule='(device.displayName -startsWith "AVD")')
+    builder.device("AVD-01", member_of=dynamic)
+    synced = builder.group("Autopatch - Finance (AD)", parent=registration)
+    synced["onPremisesSyncEnabled"] = True
+    builder.device("FIN-01", member_of=synced)
+    collection = builder.group("Autopatch - Hybrid", parent=registration)
+    collection["description"] = "Synced from the ConfigMgr collection 'All hybrid workstations'"
+    deep = builder.group("Autopatch - Pilot", parent=synced)
+    builder.device("PILOT-01", member_of=deep)
+    builder.user("Megan Bowen", member_of=registration)
+    outside = [builder.device(f"SPARE-0{i}", member_of=None) for i in (1, 2)]
+    tenant = use_tenant(builder)
+    discover_now()
+    return builder, tenant, outside
+
+
+def test_the_page_shows_members_nested_groups_with_their_kind_and_what_to_fix(alice, group_tenant):
+    html = signed_in(alice).get(PAGE).content.decode()
+    assert "Direct device members (1)" in html and "DIRECT-01" in html and "Active" in html
+    assert "Nested groups (3)" in html
+    assert "Dynamic" in html and "(device.displayName -startsWith &quot;AVD&quot;)" in html
+    assert "Synced from on-premises Active Directory" in html
+    assert (
+        "Configuration Manager collection sync</td>" in html
+        and "recognises one by its name or description" in html
+    )
+    # The Configuration Manager group holds no device, the others one each.
+    assert "Nested group Autopatch - Hybrid holds no devices" in html
+    assert "Windows Autopatch Device Registration › Autopatch - Finance (AD) › Autopatch - Pilot" in html, (
+        "the path of a group nested two levels down"
+    )
+    assert "Members that are not devices" in html and "Megan Bowen (user, in the registration group)" in html
+    assert "The group is empty" not in html
+
+
+def test_an_empty_group_and_a_collection_synced_straight_into_it_are_called_out(alice, builder, use_tenant):
+    builder.registration_group["description"] = "Configuration Manager collection sync: All workstations"
+    use_tenant(builder)
+    discover_now()
+    html = signed_in(alice).get(PAGE).content.decode()
+    assert "The group is empty" in html
+    assert "A Configuration Manager collection syncs straight into the registration group" in html
+    assert "nest that group in the registration group instead" in html
+
+
+def test_a_bulk_add_file_answers_each_row_and_the_next_discovery_finds_the_devices(alice, group_tenant):
+    builder, tenant, outside = group_tenant
+    direct = builder.devices[0]
+    megan = next(u for u in builder.users if u["displayName"] == "Megan Bowen")
+    unknown = "0f0f0f0f-0000-4000-8000-000000000000"
+    client = signed_in(alice)
+    response = upload(
+        client,
+        csv_file(outside[0]["id"], outside[1]["deviceId"], direct["id"], unknown, megan["id"]),
+    )
+    html = response.content.decode()
+    assert response.status_code == 200, html[:500]
+    assert "2 added, 1 already a member, 1 not a device, 1 not found" in html
+    results = html[html.index('id="add-results"') :]
+    for expected in ("SPARE-01", "Added", "Already a member", "Not found", "Not a device", "It is a user"):
+        assert expected in results
+    assert {outside[0]["id"], outside[1]["id"]} <= set(members(tenant))
+    event = AuditEvent.objects.get(action="group_members")
+    assert event.actor == "alice" and event.result.startswith("2 added")
+    assert event.details["source"] == "file members.csv"
+
+    run = discover_now()
+    assert run.counts["candidates"] == 5  # PILOT-01 is two levels down
+    added = Device.objects.get(device_name="SPARE-01")
+    assert added.in_registration_group and added.added_through == "direct"
+
+
+def test_what_was_added_outlives_the_process_that_added_it(alice, group_tenant, settings):
+    builder, tenant, outside = group_tenant
+    upload(signed_in(alice), csv_file(outside[0]["id"]))
+    connection._simulated.clear()  # as another process (the worker) loads the tenant file
+    reloaded = connection.simulated_tenant(connection.tenant_file())
+    assert reloaded is not tenant and outside[0]["id"] in members(reloaded)
+
+
+def test_a_throttled_row_is_retried_and_says_so(alice, group_tenant):
+    builder, tenant, outside = group_tenant
+    tenant.inject("/members/$ref", 429, method="POST", retry_after="0.01")
+    html = upload(signed_in(alice), csv_file(outside[0]["id"], outside[1]["id"])).content.decode()
+    assert "Added (throttled, retried)" in html
+    assert {outside[0]["id"], outside[1]["id"]} <= set(members(tenant))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "The file is empty"),
+        (b"Device name\nfoo\n", "The first row is not the template"),
+        (f"{TEMPLATE_HEADING}\n".encode() + "NAMÉ\n".encode("latin-1"), "not UTF-8"),
+        (f"{TEMPLATE_HEADING}\nExample: 9832aad8-e4fe-496b-a604-95c6ef01ae75\n".encode(), "example row"),
+        (f"{TEMPLATE_HEADING}\n".encode(), "no IDs"),
+        (
+            (
+                TEMPLATE_HEADING
+                + "\n"
+                + "\n".join(f"00000000-0000-4000-8000-{i:012d}" for i in range(MAX_ROWS + 1))
+            ).encode(),
+            "at most 10,000",
+        ),
+    ],
+)
+def test_a_bad_file_is_refused_with_a_clear_error_and_adds_nothing(alice, group_tenant, content, message):
+    builder, tenant, outside = group_tenant
+    before = members(tenant)
+    response = upload(signed_in(alice), SimpleUploadedFile("bad.csv", content, content_type="text/csv"))
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert members(tenant) == before
+    assert not AuditEvent.objects.filter(action="group_members").exists()
+
+
+def test_a_bad_row_among_good_ones_adds_nothing_and_names_the_row(alice, group_tenant):
+    builder, tenant, outside = group_tenant
+    before = members(tenant)
+    response = upload(signed_in(alice), csv_file(outside[0]["id"], "SPARE-02", outside[1]["id"]))
+    assert response.status_code == 400
+    assert "row 3: &#x27;SPARE-02&#x27; is not an object ID or device ID" in response.content.decode()
+    assert members(tenant) == before
+
+
+def test_the_templates_version_line_is_accepted(alice, group_tenant):
+    builder, tenant, outside = group_tenant
+    file = SimpleUploadedFile(
+        "v1.csv", f"version:v1.0\n{TEMPLATE_HEADING}\n{outside[0]['id']}\n".encode(), content_type="text/csv"
+    )
+    assert "1 added" in upload(signed_in(alice), file).content.decode()
+
+
+def test_a_missing_permission_is_named_and_nothing_is_added(alice, builder, use_tenant):
+    spare = builder.device("SPARE-01", member_of=None)
+    data = builder.as_json()
+    data["applicationPermissions"] = ["Device.Read.All", "GroupMember.Read.All"]
+    tenant = use_tenant(data)
+    discover_now()
+    response = upload(signed_in(alice), csv_file(spare["id"]))
+    assert response.status_code == 502
+    assert "lacks the GroupMember.ReadWrite.All application permission" in response.content.decode()
+    assert spare["id"] not in members(tenant)
+    assert AuditEvent.objects.get(action="group_members").result.startswith("failed")
+
+
+def test_devices_the_portal_knows_outside_the_group_can_be_picked(alice, builder, use_tenant):
+    leaving = builder.device("LEAVER-01", report=True)
+    use_tenant(builder)
+    discover_now()
+    builder.registration_group["members"].remove(leaving["id"])
+    tenant = use_tenant(builder)
+    discover_now()
+    client = signed_in(alice)
+    html = client.get(PAGE).content.decode()
+    assert f'name="ids" value="{leaving["id"]}"' in html
+    html = client.form_post(ADD, {"ids": [leaving["id"]]}).content.decode()
+    assert "1 added" in html and leaving["id"] in members(tenant)
+
+
+def test_a_reader_sees_the_page_without_the_form_and_cannot_add(bob, group_tenant):
+    builder, tenant, outside = group_tenant
+    client = signed_in(bob)
+    html = client.get(PAGE).content.decode()
+    assert "DIRECT-01" in html and "Upload and add" not in html and 'name="ids"' not in html
+    before = members(tenant)
+    assert upload(client, csv_file(outside[0]["id"])).status_code == 403
+    assert client.form_post(ADD, {"ids": [outside[0]["id"]]}).status_code == 403
+    assert members(tenant) == before
+
+
+def test_picking_nothing_or_a_forged_id_is_refused(alice, group_tenant):
+    client = signed_in(alice)
+    assert "Pick one or more devices" in client.form_post(ADD, {}).content.decode()
+    response = client.form_post(ADD, {"ids": ["not-a-guid"]})
+    assert response.status_code == 400 and "not valid" in response.content.decode()
+
+
+def test_the_tenant_file_contract_takes_application_permissions_as_a_list(builder, use_tenant):
+    data = builder.as_json()
+    data["applicationPermissions"] = "GroupMember.ReadWrite.All"
+    with pytest.raises(ValueError, match="applicationPermissions"):
+        use_tenant(json.loads(json.dumps(data)))
+
+
+def test_a_device_member_without_an_entra_device_id_is_called_out(alice, builder, use_tenant):
+    builder.device("GOOD-01")
+    broken = builder.device("NOID-01", managed=False)
+    broken["deviceId"] = ""
+    use_tenant(builder)
+    discover_now()
+    html = signed_in(alice).get(PAGE).content.decode()
+    assert "Devices without an Entra device ID" in html and f"NOID-01 ({broken['id']})" in html
