@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('devices', '0009_tenant_mirror_delta_links'),
+        ("devices", "0012_every_device_has_a_sighting"),
     ]
 
     operations = [
