@@ -354,3 +354,10 @@ def test_rules_built_from_the_grammar_mean_what_their_parts_say(rule_and_meaning
     rule, expected = rule_and_meaning
 
     assert parse(rule).matches(device) == expected(device), rule
+
+
+def test_discovery_reads_every_device_property_a_rule_can_use():
+    from autopatch_portal.tenant.directory import DEVICE_SELECT
+    from autopatch_portal.tenant.membership_rules import GRAPH_PROPERTIES
+
+    assert set(GRAPH_PROPERTIES) <= set(DEVICE_SELECT.split(","))

@@ -314,7 +314,9 @@ class _Parser:
             closing = self.take()
             if closing.kind != ")":
                 raise RuleError(
-                    self.unexpected(closing, f"')' to close the '(' at character {token.position + 1}"),
+                    self.unexpected(
+                        closing, f"')' to close the '(' opened at character {token.position + 1}"
+                    ),
                     closing.position,
                 )
             return inner
