@@ -37,6 +37,12 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_RULE_LENGTH = 3072
+# The seed's Azure Virtual Desktop example ("Windows Autopatch on Azure Virtual Desktop workloads"): a dynamic group
+# that targets the session hosts' name prefix and leaves out Windows 10 multi-session hosts.
+SEED_HOST_POOL_RULE = (
+    '(device.displayName -contains "AP") -and '
+    '(device.deviceOSType -ne "Windows 10 Enterprise for Virtual Desktops")'
+)
 HYPHENS = "-\u2013"  # the page's own examples use an en dash (–eq): rules pasted from it work
 
 STRING, BOOLEAN, COLLECTION = "string", "boolean", "collection"
@@ -107,6 +113,14 @@ class RuleError(ValueError):
         super().__init__(f"{message} (at character {position + 1})")
         self.message = message
         self.position = position
+
+
+def pointer(rule: str, position: int) -> tuple[str, str]:
+    """The line of `rule` that holds `position`, and a line with a caret under it (tabs shown as spaces)."""
+    start = rule.rfind("\n", 0, position) + 1
+    end = rule.find("\n", position)
+    line = rule[start : end if end >= 0 else len(rule)].replace("\t", " ").rstrip("\r")
+    return line, " " * (position - start) + "^"
 
 
 # -- tokens ---------------------------------------------------------------------------------------

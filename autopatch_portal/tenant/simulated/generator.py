@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..membership_rules import SEED_HOST_POOL_RULE
 from ..reports import READINESS_CHECK_NAMES as READINESS_CHECKS
 
 REGISTRATION_GROUP = "Windows Autopatch Device Registration"
@@ -19,10 +20,7 @@ NESTED_GROUPS = (
 # The seed's Azure Virtual Desktop example: a dynamic group nested in the registration group, whose rule targets
 # the session hosts' name prefix and leaves out the Windows 10 multi-session hosts.
 HOST_POOL_GROUP = "Windows Autopatch - Host Pool Session Hosts"
-HOST_POOL_RULE = (
-    '(device.displayName -contains "AP") -and '
-    '(device.deviceOSType -ne "Windows 10 Enterprise for Virtual Desktops")'
-)
+HOST_POOL_RULE = SEED_HOST_POOL_RULE
 WINDOWS_10_MULTI_SESSION_OS = "Windows 10 Enterprise for Virtual Desktops"
 MULTI_SESSION_SKU = 175  # PRODUCT_SERVERRDSH: Windows 10/11 Enterprise multi-session
 # The bundled demo tenant (demo_tenant.json) is make_tenant(DEMO_DEVICES, seed=DEMO_SEED) with relative dates.
