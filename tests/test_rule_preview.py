@@ -119,4 +119,4 @@ def test_an_empty_page_asks_for_a_rule_and_offers_the_seeds_example(host_pool, b
     page = response.content.decode()
     assert response.status_code == 200
     assert "<table" not in page
-    assert "preview it</a>" in page
+    assert '<a href="?rule=%28device.displayName+-contains+%22AP%22%29+-and+' in page

@@ -49,11 +49,11 @@ def test_a_reader_previews_a_malformed_rule_then_a_good_one(sign_in, host_pool, 
     expect(table).to_have_count(5)
     expect(table.locator("td:first-child")).to_have_text(
         [
-            re.compile(r"^AVD-AP-MS-001 Multi-session host$"),
-            re.compile(r"^AVD-AP-MS-002 Multi-session host$"),
-            re.compile(r"^AVD-AP-MS-W10-01 Multi-session host$"),
-            "AVD-AP-PD-001",
-            "AVD-AP-PD-002",
+            re.compile(r"^AVD-AP-MS-001 Multi-session host\s"),
+            re.compile(r"^AVD-AP-MS-002 Multi-session host\s"),
+            re.compile(r"^AVD-AP-MS-W10-01 Multi-session host\s"),
+            re.compile(r"^AVD-AP-PD-001\s"),
+            re.compile(r"^AVD-AP-PD-002\s"),
         ]
     )
     expect(page.get_by_role("note")).to_contain_text("Azure Virtual Desktop multi-session hosts")
