@@ -123,3 +123,27 @@ def test_a_multi_session_sku_is_named_multi_session_whatever_entra_calls_the_os(
     assert "Azure Virtual Desktop session host" in reason["reason"]
     assert "multi-session" in reason["remediation"]
     assert device("POOL-01").azure_ad_device_id == host["deviceId"]
+
+
+def test_the_demo_tenant_holds_the_seeds_azure_virtual_desktop_example(settings):
+    from autopatch_portal.tenant.connection import DEMO_TENANT_FILE
+
+    settings.AUTOPATCH_TENANT_FILE = str(DEMO_TENANT_FILE)
+
+    discover_now()
+
+    statuses = dict(
+        Device.objects.filter(device_name__regex=r"^(AVD|CPC)-").values_list(
+            "device_name", "readiness_status"
+        )
+    )
+    assert statuses == {
+        "AVD-AP-PD-001": ReadinessStatus.ACTIVE,
+        "AVD-AP-PD-002": ReadinessStatus.ACTIVE,
+        "AVD-AP-MS-001": ReadinessStatus.PREREQUISITES_FAILED,
+        "AVD-AP-MS-002": ReadinessStatus.PREREQUISITES_FAILED,
+        "CPC-megan-7K2QX": ReadinessStatus.ACTIVE,
+    }
+    assert set(
+        Device.objects.filter(device_name__startswith="AVD-AP-PD").values_list("added_through", flat=True)
+    ) == {HOST_POOL_GROUP}
