@@ -295,22 +295,19 @@ class _Parser:
 
     # expression := and ( -or and )* ; and := not ( -and not )* ; not := -not not | primary
     def expression(self, item: bool = False) -> Predicate:
-        parts = [self.conjunction(item)]
-        while self.peek().kind == "op" and self.peek().text == "or":
-            self.take()
-            parts.append(self.conjunction(item))
-        if len(parts) == 1:
-            return parts[0]
-        return lambda d: any(p(d) for p in parts)
+        return self.joined("or", any, lambda: self.joined("and", all, lambda: self.negation(item)))
 
-    def conjunction(self, item: bool) -> Predicate:
-        parts = [self.negation(item)]
-        while self.peek().kind == "op" and self.peek().text == "and":
+    def joined(
+        self, word: str, combine: Callable[[Iterable[bool]], bool], operand: Callable[[], Predicate]
+    ) -> Predicate:
+        """Operands joined by one logical operator (-or, or -and), which binds them left to right."""
+        parts = [operand()]
+        while self.peek().kind == "op" and self.peek().text == word:
             self.take()
-            parts.append(self.negation(item))
+            parts.append(operand())
         if len(parts) == 1:
             return parts[0]
-        return lambda d: all(p(d) for p in parts)
+        return lambda d: combine(p(d) for p in parts)
 
     def negation(self, item: bool) -> Predicate:
         token = self.peek()
