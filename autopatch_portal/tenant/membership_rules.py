@@ -218,10 +218,9 @@ Predicate = Callable[[Any], bool]
 class Rule:
     """A parsed rule; `matches(device)` takes a Graph device object (a dict)."""
 
-    def __init__(self, text: str, predicate: Predicate, properties: frozenset[str]):
+    def __init__(self, text: str, predicate: Predicate):
         self.text = text
         self._predicate = predicate
-        self.properties = properties  # the Entra names of the properties the rule reads
 
     def matches(self, device: dict[str, Any]) -> bool:
         return self._predicate(device)
@@ -248,11 +247,7 @@ def parse(text: str) -> Rule:
     token = parser.peek()
     if token.kind != "end":
         raise RuleError(parser.unexpected(token, "-and, -or or the end of the rule"), token.position)
-    return Rule(text, predicate, frozenset(parser.used))
-
-
-def matches(text: str, device: dict[str, Any]) -> bool:
-    return parse(text).matches(device)
+    return Rule(text, predicate)
 
 
 def _value_of(device: Any, path: tuple[str, ...]) -> Any:
@@ -278,7 +273,6 @@ class _Parser:
         self.text = text
         self.tokens = tokens
         self.index = 0
-        self.used: set[str] = set()
 
     def peek(self) -> Token:
         return self.tokens[self.index]
@@ -368,7 +362,6 @@ class _Parser:
             raise RuleError(
                 f"'{name}' is not a device property a rule can use", token.position + len(owner) + 1
             )
-        self.used.add(found.name)
         return token, found
 
     def comparison(self, item: bool) -> Predicate:
