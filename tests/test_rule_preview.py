@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
+import sys
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -14,6 +17,7 @@ from autopatch_portal.tenant.membership_rules import SEED_HOST_POOL_RULE
 from autopatch_portal.tenant.simulated.generator import add_virtual_desktops
 from devices.runs import discover_now
 
+from .conftest import REPO
 from .portal_client import signed_in
 
 pytestmark = pytest.mark.django_db
@@ -120,3 +124,19 @@ def test_an_empty_page_asks_for_a_rule_and_offers_the_seeds_example(host_pool, b
     assert response.status_code == 200
     assert "<table" not in page
     assert '<a href="?rule=%28device.displayName+-contains+%22AP%22%29+-and+' in page
+
+
+def test_the_command_exits_non_zero_with_the_position_on_stderr(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "manage.py", "preview_rule", 'device.displayName -eq "AP" -or'],
+        cwd=REPO,
+        env={**os.environ, "AUTOPATCH_VAR_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "(at character 32)" in done.stderr
+    assert done.stderr.rstrip().endswith(" " * 33 + "^")
