@@ -62,7 +62,7 @@ EDITIONS_BY_SKU: dict[int, tuple[str, bool]] = {
     49: ("Pro N", True),
     161: ("Pro for Workstations", True),
     162: ("Pro for Workstations N", True),
-    175: ("Enterprise multi-session", False),
+    175: ("Enterprise multi-session", False),  # PRODUCT_SERVERRDSH
     101: ("Home", False),
     98: ("Home N", False),
     99: ("Home China", False),
@@ -74,6 +74,7 @@ EDITIONS_BY_SKU: dict[int, tuple[str, bool]] = {
     125: ("Enterprise LTSC", False),
     126: ("Enterprise LTSC N", False),
 }
+MULTI_SESSION_EDITION = "Enterprise multi-session"
 SUPPORTED_EDITION_NAMES = "Enterprise or Professional (Pro, Pro for Workstations, and their N editions)"
 
 
@@ -255,7 +256,7 @@ def edition_of(c: Candidate) -> tuple[str, bool | None]:
         if not hint:
             continue
         if "multisession" in hint or "virtual desktops" in hint or "serverrdsh" in hint:
-            return "Enterprise multi-session", False
+            return MULTI_SESSION_EDITION, False
         if "education" in hint:
             return "Education", False
         if "home" in hint or "core" == hint:
@@ -284,15 +285,27 @@ def windows_edition(c: Candidate) -> CheckResult:
             "The Windows edition could not be determined from Intune or Azure AD.",
             f"Make sure the device runs Windows {SUPPORTED_EDITION_NAMES} and syncs with Intune.",
         )
-    if edition == "Enterprise multi-session":
-        reason = "The device runs Windows Enterprise multi-session (an Azure Virtual Desktop session host)."
-    else:
-        reason = f"The device runs Windows {edition}."
+    if edition == MULTI_SESSION_EDITION:
+        # The seed: Azure Virtual Desktop personal persistent VMs are supported, multi-session hosts are not.
+        return failed(
+            name,
+            "The device is a Windows Enterprise multi-session host (an Azure Virtual Desktop session host): "
+            "Windows Autopatch does not support multi-session hosts, only personal persistent virtual "
+            "machines.",
+            "Remove the multi-session host from the registration group (in a nested dynamic group, exclude "
+            "multi-session hosts in its rule); personal persistent session hosts and Windows 365 Cloud PCs "
+            "register like physical devices.",
+        )
     return failed(
         name,
-        f"{reason} Only {SUPPORTED_EDITION_NAMES} are supported.",
+        f"The device runs Windows {edition}. Only {SUPPORTED_EDITION_NAMES} are supported.",
         "Upgrade the device to Windows Enterprise or Pro, or remove it from the registration group.",
     )
+
+
+def is_multi_session(c: Candidate) -> bool:
+    """Whether the device is an Azure Virtual Desktop multi-session host (Windows Enterprise multi-session)."""
+    return edition_of(c)[0] == MULTI_SESSION_EDITION
 
 
 def build_of(version: str | None) -> tuple[int, int] | None:

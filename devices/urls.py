@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import actions, blade, columns, details, discover, export, group
+from .views import actions, blade, columns, details, discover, export, group, rule_preview
 
 app_name = "devices"
 urlpatterns = [
@@ -16,6 +16,7 @@ urlpatterns = [
     path("registration-group/owner/", group.become_owner, name="become_owner"),
     path("dual-state/", group.dual_state, name="dual_state"),
     path("dual-state/export.csv", group.dual_state_export, name="dual_state_export"),
+    path("registration-group/rule-preview/", rule_preview.rule_preview, name="rule_preview"),
     path("<slug:tab>/", blade.tab_view, name="tab"),
     path("<slug:tab>/export.csv", export.export_csv, name="export"),
     path("<slug:tab>/columns/", columns.column_chooser, name="columns"),

@@ -48,6 +48,18 @@ DEVICE_SELECT = ",".join(
         "accountEnabled",
         "profileType",
         "registrationDateTime",
+        # What dynamic membership rules read (membership_rules.GRAPH_PROPERTIES), so that a rule preview sees
+        # the devices as Entra's rule processing does: api-reference/v1.0/resources/device.md.
+        "deviceOwnership",
+        "managementType",
+        "enrollmentProfileName",
+        "physicalIds",
+        "deviceCategory",
+        "manufacturer",
+        "model",
+        "mdmAppId",
+        "extensionAttributes",
+        "isRooted",
     )
 )
 MANAGED_SELECT = ",".join(

@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..membership_rules import SEED_HOST_POOL_RULE
 from ..reports import READINESS_CHECK_NAMES as READINESS_CHECKS
 
 REGISTRATION_GROUP = "Windows Autopatch Device Registration"
@@ -14,8 +15,16 @@ INTUNE_ADMINISTRATOR = "3a2c62db-5318-420d-8d74-23affee5d9d5"  # directory role 
 NESTED_GROUPS = (
     "Autopatch - Hybrid devices (ConfigMgr collection)",
     "Autopatch - Finance laptops",
-    "Windows Autopatch - Host Pool Session Hosts",
+    "Autopatch - Branch office PCs",
 )
+# The seed's Azure Virtual Desktop example: a dynamic group nested in the registration group, whose rule targets
+# the session hosts' name prefix and leaves out the Windows 10 multi-session hosts.
+HOST_POOL_GROUP = "Windows Autopatch - Host Pool Session Hosts"
+HOST_POOL_RULE = SEED_HOST_POOL_RULE
+WINDOWS_10_MULTI_SESSION_OS = "Windows 10 Enterprise for Virtual Desktops"
+MULTI_SESSION_SKU = 175  # PRODUCT_SERVERRDSH: Windows 10/11 Enterprise multi-session
+# The bundled demo tenant (demo_tenant.json) is make_tenant(DEMO_DEVICES, seed=DEMO_SEED) with relative dates.
+DEMO_DEVICES, DEMO_SEED = 120, 7
 TOO_DEEP_GROUP = "Autopatch - Pilot ring (nested two levels)"
 MANUFACTURERS = (
     ("Dell Inc.", ("Latitude 5440", "Latitude 7440", "OptiPlex 7010", "Precision 3660")),
@@ -81,6 +90,18 @@ class TenantBuilder:
             parent["members"].append(group["id"])
         return group
 
+    def dynamic_group(self, name: str, rule: str, parent: dict | None = None) -> dict:
+        """A dynamic device group: the simulated tenant computes its members from `rule`."""
+        group = self.group(name, parent=parent)
+        group.update(
+            {
+                "groupTypes": ["DynamicMembership"],
+                "membershipRule": rule,
+                "membershipRuleProcessingState": "On",
+            }
+        )
+        return group
+
     def user(self, name: str, member_of: dict | None = None, wids: tuple[str, ...] = ()) -> dict:
         """A user; `wids` are directory role template IDs, which the simulated sign-in puts in the ID token."""
         user = {
@@ -119,6 +140,8 @@ class TenantBuilder:
         report: dict[str, str] | None | bool = False,
         report_age_hours: float = 6,
         list_blank: bool = False,
+        physical_ids: list[str] | None = None,
+        enrollment_profile: str | None = None,
     ) -> dict:
         """One Entra device and, unless managed=False, its Intune managed device; returns the Entra device.
         With list_blank, Intune's list answers leave the managed device's architecture, SKU and workloads blank."""
@@ -138,6 +161,11 @@ class TenantBuilder:
             "profileType": "RegisteredDevice",
             "registrationDateTime": iso(self.now - timedelta(days=self.rng.randint(30, 900))),
             "approximateLastSignInDateTime": iso(self.now - timedelta(hours=self.rng.randint(1, 72))),
+            # What Intune writes back to the Entra record of a device it manages (dynamic rules read these).
+            "deviceOwnership": owner_type if managed else "unknown",
+            "managementType": management_agent if managed else None,
+            "enrollmentProfileName": enrollment_profile,
+            "physicalIds": list(physical_ids or []),
         }
         self.devices.append(device)
         if member_of is True:
@@ -312,4 +340,45 @@ def make_tenant(devices: int, seed: int = 1, now: datetime | None = None) -> Ten
         builder.device(member_of=None, report=rng.random() < 0.5)
     # Someone who may sign in through the simulated Entra ID as a Service Administrator (Intune Administrator).
     builder.user("Adele Vance", wids=(INTUNE_ADMINISTRATOR,))
+    add_virtual_desktops(builder)
     return builder
+
+
+def add_virtual_desktops(builder: TenantBuilder) -> dict:
+    """The seed's Azure Virtual Desktop and Windows 365 cases: the host pool's dynamic group nested in the
+    registration group (returned), personal persistent session hosts (they register like physical devices),
+    Windows 11 multi-session hosts the seed's rule lets through (refused: multi-session), a Windows 10
+    multi-session host it leaves out, and an existing Cloud PC added directly."""
+    group = builder.dynamic_group(HOST_POOL_GROUP, HOST_POOL_RULE, parent=builder.registration_group)
+    vm = {"model": "Virtual Machine", "manufacturer": "Microsoft Corporation", "member_of": None}
+    for number in (1, 2):
+        builder.device(f"AVD-AP-PD-{number:03d}", os_version="10.0.22631.5039", report=True, **vm)
+    for number in (1, 2):
+        builder.device(
+            f"AVD-AP-MS-{number:03d}", os_version="10.0.22631.5039", sku_number=MULTI_SESSION_SKU, **vm
+        )
+    builder.device(
+        "AVD-AP-MS-W10-01",
+        operating_system=WINDOWS_10_MULTI_SESSION_OS,
+        os_version="10.0.19045.5608",
+        sku_number=MULTI_SESSION_SKU,
+        **vm,
+    )
+    builder.managed[-1]["operatingSystem"] = (
+        "Windows"  # Intune's list filters on Windows; Entra names the SKU
+    )
+    builder.device(
+        "CPC-megan-7K2QX",
+        os_version="10.0.26100.3476",
+        model="Cloud PC Enterprise 2vCPU/8GB/128GB",
+        manufacturer="Microsoft Corporation",
+        report=True,
+    )
+    return group
+
+
+def demo_tenant(now: datetime) -> dict:
+    """The content of the bundled demo tenant, with dates relative to `now`."""
+    data = make_tenant(DEMO_DEVICES, seed=DEMO_SEED, now=now).as_json(relative_dates=True)
+    data["simulation"] = {"listBlankShare": LIST_BLANK_SHARE}
+    return data

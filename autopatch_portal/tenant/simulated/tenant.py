@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from .. import membership_rules
+
 LOGIN_HOST = "login.microsoftonline.com"
 GRAPH_HOST = "graph.microsoft.com"
 # Directory objects: 100 a page unless $top asks for up to 999 (api-reference/v1.0/api/group-list-members.md).
@@ -177,6 +179,8 @@ class SimulatedTenant:
                     raise TenantFileError(
                         f"group {group['displayName']!r} has member {member!r}, which is no device, group or user"
                     )
+        for group in self.groups.values():
+            compute_dynamic_members(group, self.devices)
         if self.registration_group_id not in self.groups:
             raise TenantFileError(
                 f"registrationGroupId {self.registration_group_id!r} is not among the groups"
@@ -450,6 +454,7 @@ class SimulatedTenant:
             "mailEnabled": False,
             "membershipRule": group.get("membershipRule"),
             "onPremisesSyncEnabled": group.get("onPremisesSyncEnabled"),
+            "membershipRuleProcessingState": group.get("membershipRuleProcessingState"),
         }
 
     def _directory_object(self, object_id: str) -> dict:
@@ -662,6 +667,32 @@ class SimulatedTenant:
             next_query = {k: v for k, v in query.items() if k != "$skiptoken"} | {"$skiptoken": skip}
             payload["@odata.nextLink"] = f"https://{GRAPH_HOST}{parts.path}?{urlencode(next_query)}"
         return json_response(200, payload)
+
+
+def is_dynamic(group: dict) -> bool:
+    return "DynamicMembership" in (group.get("groupTypes") or [])
+
+
+def compute_dynamic_members(group: dict, devices: list[dict]) -> None:
+    """A dynamic group whose rule processing is On holds the directory's devices its rule matches, as Entra
+    computes them (api-reference/v1.0/resources/group.md: groupTypes, membershipRule,
+    membershipRuleProcessingState); when processing is Paused it keeps the members the file lists."""
+    if not is_dynamic(group):
+        return
+    rule = group.get("membershipRule")
+    if not isinstance(rule, str):
+        raise TenantFileError(f"dynamic group {group['displayName']!r} has no membershipRule")
+    state = group.setdefault("membershipRuleProcessingState", "On")
+    if state not in ("On", "Paused"):
+        raise TenantFileError(
+            f"dynamic group {group['displayName']!r}: membershipRuleProcessingState is On or Paused, not {state!r}"
+        )
+    try:
+        parsed = membership_rules.parse(rule)
+    except membership_rules.RuleError as exc:
+        raise TenantFileError(f"dynamic group {group['displayName']!r}: {exc}") from exc
+    if state == "On":
+        group["members"] = [device["id"] for device in parsed.filter(devices)]
 
 
 def select(item: dict, query: dict[str, str], keep_type: bool = False) -> dict:
