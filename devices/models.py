@@ -368,3 +368,20 @@ class ColumnChoice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.tab}: {', '.join(self.columns)}"
+
+
+class ReadinessScript(models.Model):
+    """The readiness script the portal deployed to Intune Remediations: one row, written by deployments only."""
+
+    # One row: two deployments at once both create a script in Intune, and the one whose row loses removes its own.
+    key = models.CharField(max_length=16, unique=True, default="readiness", editable=False)
+    intune_id = models.CharField(max_length=64)  # the deviceHealthScript's ID in Intune
+    version = models.CharField(max_length=64)  # the shipped script's version deployed last
+    group_id = models.CharField(max_length=64)  # the registration group it is assigned to
+    deployed_at = models.DateTimeField()  # first created in Intune
+    deployed_by = models.CharField(max_length=150)
+    updated_at = models.DateTimeField(null=True, blank=True)  # last given a new version
+    updated_by = models.CharField(max_length=150, blank=True)
+
+    def __str__(self) -> str:
+        return f"Readiness script {self.intune_id} version {self.version}"

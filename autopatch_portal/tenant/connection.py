@@ -7,8 +7,9 @@ application per request (its token cache is the user's session) on the same sess
 
 from __future__ import annotations
 
+import hashlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,10 +52,6 @@ class TenantConnection:
     simulated: SimulatedTenant | None
     session: requests.Session
 
-    def readiness_reports(self) -> Iterable[dict]:
-        """Device-side readiness reports the tenant holds. A real tenant's arrive through ingestion."""
-        return self.simulated.readiness_reports if self.simulated is not None else ()
-
 
 _lock = threading.Lock()
 _simulated: dict[str, tuple[float, SimulatedTenant]] = {}
@@ -80,9 +77,17 @@ def simulated_tenant(path: Path) -> SimulatedTenant:
         if cached is None or cached[0] != mtime:
             tenant = load_tenant_file(path)
             delta.install(tenant)
+            tenant.health_scripts.keep_in(intune_state_file(key))
             cached = (mtime, tenant)
             _simulated[key] = cached
         return cached[1]
+
+
+def intune_state_file(tenant_key: str) -> Path:
+    """Where a simulated tenant keeps what the portal created in Intune (its readiness script), so that every
+    process of the portal (web, worker, commands) and every reload of the tenant file share it."""
+    digest = hashlib.sha256(tenant_key.encode()).hexdigest()[:16]
+    return Path(settings.VAR_DIR) / "simulated-intune" / f"{digest}.json"
 
 
 def transport() -> Transport:
