@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import actions, blade, columns, details, discover, export
+from .views import actions, blade, columns, details, discover, export, readiness_script
 
 app_name = "devices"
 urlpatterns = [
@@ -12,6 +12,9 @@ urlpatterns = [
     path("device/<int:pk>/", details.device_details, name="device"),
     path("actions/<slug:action>/", actions.device_action, name="action"),
     path("registration-group/", details.registration_group, name="registration_group"),
+    path("readiness-script/", readiness_script.readiness_script, name="readiness_script"),
+    path("readiness-script/download/", readiness_script.download, name="readiness_script_download"),
+    path("readiness-script/deploy/", readiness_script.deploy, name="readiness_script_deploy"),
     path("<slug:tab>/", blade.tab_view, name="tab"),
     path("<slug:tab>/export.csv", export.export_csv, name="export"),
     path("<slug:tab>/columns/", columns.column_chooser, name="columns"),

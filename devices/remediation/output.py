@@ -18,6 +18,12 @@ from autopatch_portal.tenant.reports import READINESS_CHECK_NAMES, REPORT_SCHEMA
 from ..checks import parse_graph_time
 
 
+def _time(value: Any) -> bool:
+    """Whether a value is a date and time with its time zone, as Graph and the script write them."""
+    moment = parse_graph_time(value) if isinstance(value, str) else None
+    return moment is not None and moment.tzinfo is not None
+
+
 class ScriptOutputError(ValueError):
     """The output is not the script's report; the message says why."""
 
@@ -40,7 +46,7 @@ def parse_script_output(output: Any) -> dict[str, Any]:
     version = data.get("schemaVersion")
     if version != REPORT_SCHEMA_VERSION or isinstance(version, bool):
         raise ScriptOutputError(f"schemaVersion {version!r} is not {REPORT_SCHEMA_VERSION}")
-    if parse_graph_time(data.get("generatedDateTime")) is None:
+    if not _time(data.get("generatedDateTime")):
         raise ScriptOutputError("generatedDateTime is not a date and time")
     checks = data.get("checks")
     if not isinstance(checks, list) or not checks:
@@ -77,7 +83,7 @@ def report_from_run_state(state: Any) -> dict[str, Any]:
         report = parse_script_output(state.get("preRemediationDetectionScriptOutput"))
     except ScriptOutputError as exc:
         raise ScriptOutputError(f"{who}: {exc}") from None
-    if parse_graph_time(state.get("lastStateUpdateDateTime")) is None:
+    if not _time(state.get("lastStateUpdateDateTime")):
         raise ScriptOutputError(f"{who}: lastStateUpdateDateTime is not a date and time")
     return {
         "azureADDeviceId": device_id,
