@@ -63,6 +63,35 @@ class Owner(models.TextChoices):
     PERSONAL = "personal", "Personal"
 
 
+class ReportFreshness(models.TextChoices):
+    """How recent a device's readiness report is: the readiness script runs daily, so a week without one is stale."""
+
+    NONE = "none", "Not reported yet"
+    STALE = "stale", "Stale (older than 7 days)"
+    FRESH = "fresh", "Fresh"
+
+
+REPORT_STALE_AFTER = timedelta(days=7)
+NOT_REPORTED = "Readiness not reported yet"
+
+
+def report_freshness(generated_at, now=None) -> str:
+    """The freshness of a report generated at `generated_at` (None: no report), as of `now`."""
+    if generated_at is None:
+        return ReportFreshness.NONE
+    return ReportFreshness.STALE if (now or timezone.now()) - generated_at > REPORT_STALE_AFTER else ReportFreshness.FRESH
+
+
+def report_freshness_q(freshness: str, now=None) -> Q:
+    """The devices whose report has that freshness: the one rule of report_freshness(), for a queryset."""
+    limit = (now or timezone.now()) - REPORT_STALE_AFTER
+    if freshness == ReportFreshness.NONE:
+        return Q(report_generated_at__isnull=True)
+    if freshness == ReportFreshness.STALE:
+        return Q(report_generated_at__lt=limit)
+    return Q(report_generated_at__gte=limit)
+
+
 # A device is registered while it has a registration and is not excluded: the one definition, used by
 # DeviceQuerySet.registered() and Device.is_registered.
 REGISTERED = Q(registered_at__isnull=False, excluded=False)

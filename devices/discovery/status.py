@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from .. import checks as c
-from ..models import Device, JoinType, Management, Owner, ReadinessReport, ReadinessStatus, RingAssignedBy
+from ..models import (
+    NOT_REPORTED,
+    Device,
+    JoinType,
+    Management,
+    Owner,
+    ReadinessReport,
+    ReadinessStatus,
+    RingAssignedBy,
+)
 from .rings import RingAssigner
 
 # Intune's joinType, or the Entra record's trustType when Intune does not know the device (lower-cased).
@@ -55,12 +64,11 @@ def evaluate_device(
             status = ReadinessStatus.READINESS_FAILED
             cause = f"Readiness report of {report.generated_at:%Y-%m-%d %H:%M} UTC: " + "; ".join(failed)
         else:
+            # With no report the device stays Active (the seed's definition), but says no check ran yet.
             status = ReadinessStatus.ACTIVE
-            cause = (
-                "Registered: every prerequisite check passed"
-                if device is None or device.registered_at is None
-                else "Every readiness check passed"
-            )
+            cause = "Every readiness check passed" if report else NOT_REPORTED
+            if device is None or device.registered_at is None:
+                cause = f"Registered: every prerequisite check passed; {cause[0].lower()}{cause[1:]}"
     agent = candidate.agent
     management = (
         Management.CO_MANAGED

@@ -15,7 +15,7 @@ from autopatch_portal.tenant.connection import connect
 from autopatch_portal.tenant.graph import GraphError
 from devices.actions import ACTIONS
 from devices.columns import COLUMNS, text
-from devices.models import Device
+from devices.models import NOT_REPORTED, Device, report_freshness
 
 from .common import ENTRA_GROUP_URL, bad_request
 
@@ -44,6 +44,8 @@ def details_context(request: HttpRequest, device: Device) -> dict:
         "readiness": checks["readiness"],
         "history": device.status_changes.all()[:HISTORY],
         "report_time": text(device.report_generated_at),
+        "report_freshness": report_freshness(device.report_generated_at),
+        "not_reported": NOT_REPORTED,
         "device_actions": offered if has_capability(request.user, Capability.DEVICE_ACTIONS) else [],
     }
 
