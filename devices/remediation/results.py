@@ -51,7 +51,10 @@ def read_readiness_results(tenant: TenantConnection, now: datetime) -> ResultsRe
     result.full = since is None
 
     def reports() -> Iterator[dict]:
-        for page in health_scripts.run_state_pages(tenant.graph, script.intune_id, since):
+        pages = health_scripts.run_state_pages(
+            tenant.graph, script.intune_id, since, settings.AUTOPATCH_INTUNE_PAGE_SIZE
+        )
+        for page in pages:
             for state in page:
                 result.read += 1
                 try:
