@@ -175,7 +175,9 @@ def one(size: int, latency_ms: int) -> None:
     change_two_percent(path, timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ"))
     settings.AUTOPATCH_TENANT_FILE = str(path)
     settings.AUTOPATCH_SIMULATED_LATENCY_MS = latency_ms  # a round trip per request, at the transport
-    loaded = tenant_connection.simulated_tenant(path)  # loaded before measuring: it stands for Microsoft's cloud
+    loaded = tenant_connection.simulated_tenant(
+        path
+    )  # loaded before measuring: it stands for Microsoft's cloud
     # The changed file is the same tenant an hour later: it holds the readiness script deployed before the runs.
     tenant_connection.simulated_tenant(changed).health_scripts.keep_in(loaded.health_scripts.state_path)
     from devices.remediation.deploy import deploy_readiness_script

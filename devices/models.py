@@ -79,7 +79,11 @@ def report_freshness(generated_at, now=None) -> str:
     """The freshness of a report generated at `generated_at` (None: no report), as of `now`."""
     if generated_at is None:
         return ReportFreshness.NONE
-    return ReportFreshness.STALE if (now or timezone.now()) - generated_at > REPORT_STALE_AFTER else ReportFreshness.FRESH
+    return (
+        ReportFreshness.STALE
+        if (now or timezone.now()) - generated_at > REPORT_STALE_AFTER
+        else ReportFreshness.FRESH
+    )
 
 
 def report_freshness_q(freshness: str, now=None) -> Q:

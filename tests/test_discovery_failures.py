@@ -200,7 +200,9 @@ def test_a_malformed_readiness_report_is_rejected_alone(builder, use_tenant):
 def test_a_missing_registration_group_is_named(builder, use_tenant):
     data = builder.as_json()
     data["groups"][0]["displayName"] = "Some other group"
-    use_tenant(data, deploy=False)  # the script is assigned to the registration group, which this tenant lacks
+    use_tenant(
+        data, deploy=False
+    )  # the script is assigned to the registration group, which this tenant lacks
 
     run = discover_now()
 

@@ -33,7 +33,9 @@ def readiness_section(html: str) -> str:
     return html.split('id="details-readiness"', 1)[1].split('id="details-history"', 1)[0]
 
 
-def test_a_device_without_a_report_stays_active_and_says_readiness_was_not_reported(alice, reports_of_every_age):
+def test_a_device_without_a_report_stays_active_and_says_readiness_was_not_reported(
+    alice, reports_of_every_age
+):
     silent = reports_of_every_age["SILENT-03"]
 
     section = readiness_section(flyin(signed_in(alice), silent))
@@ -76,7 +78,9 @@ def test_a_forged_freshness_is_refused(alice, reports_of_every_age):
 
 def test_the_export_shows_the_report_time_stale_mark_or_its_absence(alice, reports_of_every_age):
     rows = rows_of(
-        signed_in(alice).get("/devices/ready/export.csv?columns=device_name,report_generated_at&sort=device_name")
+        signed_in(alice).get(
+            "/devices/ready/export.csv?columns=device_name,report_generated_at&sort=device_name"
+        )
     )
 
     assert rows[0] == ["Device name", "Readiness report"]

@@ -63,7 +63,10 @@ def test_run_states_are_read_across_pages_through_a_throttled_page(builder, use_
     assert tenant.requests[f"GET {run_states_path()}"] == 4  # three pages, the second one twice
     assert run.counts["read_run_states"] == 6
     for device in devices:
-        assert Device.objects.get(azure_ad_device_id=device["deviceId"]).readiness_status == ReadinessStatus.ACTIVE
+        assert (
+            Device.objects.get(azure_ad_device_id=device["deviceId"]).readiness_status
+            == ReadinessStatus.ACTIVE
+        )
     assert (
         Device.objects.get(azure_ad_device_id=failing["deviceId"]).readiness_status
         == ReadinessStatus.READINESS_FAILED
@@ -87,10 +90,17 @@ def test_a_bad_output_is_named_on_the_run_and_the_others_are_taken(builder, use_
 
     assert run.status == DiscoveryRun.Status.PARTIAL
     messages = [e["message"] for e in run.errors]
-    assert f"Report rejected: {unknown['deviceId']} (ODD-02): unknown readiness check 'Disk space'" in messages
-    assert any(m.startswith(f"Report rejected: {long['deviceId']} (LONG-03): the output is cut short") for m in messages)
+    assert (
+        f"Report rejected: {unknown['deviceId']} (ODD-02): unknown readiness check 'Disk space'" in messages
+    )
+    assert any(
+        m.startswith(f"Report rejected: {long['deviceId']} (LONG-03): the output is cut short")
+        for m in messages
+    )
     assert ReadinessReport.objects.filter(azure_ad_device_id=good["deviceId"]).exists()
-    assert not ReadinessReport.objects.filter(azure_ad_device_id__in=[unknown["deviceId"], long["deviceId"]]).exists()
+    assert not ReadinessReport.objects.filter(
+        azure_ad_device_id__in=[unknown["deviceId"], long["deviceId"]]
+    ).exists()
 
 
 def test_an_unchanged_hourly_run_reads_only_run_states_updated_since_the_last_read(builder, use_tenant):

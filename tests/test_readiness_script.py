@@ -24,9 +24,11 @@ SCRIPTS = "/beta/deviceManagement/deviceHealthScripts"
 
 
 def output(checks=None, **extra) -> str:
-    checks = checks if checks is not None else [
-        {"name": name, "result": "passed", "detail": ""} for name in READINESS_CHECK_NAMES
-    ]
+    checks = (
+        checks
+        if checks is not None
+        else [{"name": name, "result": "passed", "detail": ""} for name in READINESS_CHECK_NAMES]
+    )
     return json.dumps(
         {"schemaVersion": 1, "generatedDateTime": "2026-11-29T08:00:00Z", "checks": checks, **extra},
         separators=(",", ":"),
@@ -172,7 +174,11 @@ def test_a_new_shipped_version_patches_the_deployed_script_in_place(builder, use
     assert list(tenant.health_scripts.scripts) == [row.intune_id]
     assert tenant.health_scripts.scripts[row.intune_id]["version"] == script.script_version()
     row.refresh_from_db()
-    assert (row.version, row.updated_by, row.deployed_by) == (script.script_version(), "bob-admin", "test fixture")
+    assert (row.version, row.updated_by, row.deployed_by) == (
+        script.script_version(),
+        "bob-admin",
+        "test fixture",
+    )
 
 
 def test_without_the_permission_nothing_is_created_and_the_error_names_it(builder, use_tenant):

@@ -67,7 +67,9 @@ def record_readiness_results(tenant: TenantConnection, state: RunState) -> None:
     for problem in problems[:20]:
         state.errors.append({"stage": "readiness reports", "message": f"Report rejected: {problem}"})
     if len(problems) > 20:
-        state.errors.append({"stage": "readiness reports", "message": f"{len(problems) - 20} more reports rejected"})
+        state.errors.append(
+            {"stage": "readiness reports", "message": f"{len(problems) - 20} more reports rejected"}
+        )
     if results.error:
         state.errors.append({"stage": "readiness reports", "message": results.error})
 

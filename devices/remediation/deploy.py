@@ -55,7 +55,9 @@ def deploy_readiness_script(tenant: TenantConnection, actor: str) -> Deployment:
         except GraphError as exc:
             if exc.status != 404:
                 raise
-            log.info("The deployed readiness script %s is gone from Intune: creating it again", current.intune_id)
+            log.info(
+                "The deployed readiness script %s is gone from Intune: creating it again", current.intune_id
+            )
         else:
             ReadinessScript.objects.filter(pk=current.pk, version=current.version).update(
                 version=content.version, updated_at=timezone.now(), updated_by=actor
@@ -96,4 +98,6 @@ def remove(tenant: TenantConnection, script_id: str) -> None:
     try:
         health_scripts.delete_script(tenant.graph, script_id)
     except GraphError as exc:
-        log.warning("The readiness script %s could not be deleted after a failed deployment: %s", script_id, exc)
+        log.warning(
+            "The readiness script %s could not be deleted after a failed deployment: %s", script_id, exc
+        )

@@ -31,7 +31,9 @@ class ResultsRead:
     read: int = 0  # run states read
     full: bool = False
     ingest: IngestResult = field(default_factory=IngestResult)
-    rejected: list[str] = field(default_factory=list)  # outputs that are not the script's report, with the device
+    rejected: list[str] = field(
+        default_factory=list
+    )  # outputs that are not the script's report, with the device
     error: str = ""  # the read stopped: why
     deployed: bool = True
 

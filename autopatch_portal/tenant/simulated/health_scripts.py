@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 WRITE_PERMISSION = "DeviceManagementConfiguration.ReadWrite.All"
 SCRIPTS = r"/beta/deviceManagement/deviceHealthScripts"
-RUN_STATE_FILTER = re.compile(r"lastStateUpdateDateTime (gt|ge) (\d{4}-\d\d-\d\dT[0-9:.]+(?:Z|[+-]\d\d:\d\d))")
+RUN_STATE_FILTER = re.compile(
+    r"lastStateUpdateDateTime (gt|ge) (\d{4}-\d\d-\d\dT[0-9:.]+(?:Z|[+-]\d\d:\d\d))"
+)
 EXPAND = re.compile(r"managedDevice(?:\(\$select=([\w,]+)\))?")
 READ_ONLY = ("id", "createdDateTime", "lastModifiedDateTime")
 
@@ -83,8 +85,10 @@ class HealthScripts:
             return graph_error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
         if write and WRITE_PERMISSION in self.tenant.denied_permissions:
             return intune_error(
-                403, "Forbidden", "Application is not authorized to perform this operation. Application must have "
-                f"one of the following scopes: {WRITE_PERMISSION}"
+                403,
+                "Forbidden",
+                "Application is not authorized to perform this operation. Application must have "
+                f"one of the following scopes: {WRITE_PERMISSION}",
             )
         return None
 
@@ -99,7 +103,9 @@ class HealthScripts:
         self._load()
         script = self.scripts.get(script_id)
         if script is None:
-            return None, intune_error(404, "ResourceNotFound", f"DeviceHealthScript with id {script_id} not found")
+            return None, intune_error(
+                404, "ResourceNotFound", f"DeviceHealthScript with id {script_id} not found"
+            )
         return script, None
 
     def _create(self, tenant, match, query, headers, form) -> Response:
@@ -108,7 +114,9 @@ class HealthScripts:
             return refused
         body = self._body(form)
         if body is None or not body.get("displayName") or not body.get("detectionScriptContent"):
-            return intune_error(400, "BadRequest", "A device health script needs a displayName and a detection script.")
+            return intune_error(
+                400, "BadRequest", "A device health script needs a displayName and a detection script."
+            )
         with self._lock:
             self._load()
             script_id = str(uuid.uuid4())
@@ -131,7 +139,9 @@ class HealthScripts:
         body = self._body(form)
         assignments = body.get("deviceHealthScriptAssignments") if body else None
         if not isinstance(assignments, list) or not all(
-            isinstance(a, dict) and isinstance(a.get("target"), dict) and a["target"].get("groupId") in tenant.groups
+            isinstance(a, dict)
+            and isinstance(a.get("target"), dict)
+            and a["target"].get("groupId") in tenant.groups
             for a in assignments
         ):
             return intune_error(400, "BadRequest", "Each assignment targets a group of the tenant.")
@@ -139,7 +149,9 @@ class HealthScripts:
             script, missing = self._script(match.group(1))
             if script is None:
                 return missing  # type: ignore[return-value]
-            script["assignments"] = [{**a, "id": f"{script['id']}:{a['target']['groupId']}"} for a in assignments]
+            script["assignments"] = [
+                {**a, "id": f"{script['id']}:{a['target']['groupId']}"} for a in assignments
+            ]
             self._save()
         return Response(204)
 
@@ -204,13 +216,19 @@ class HealthScripts:
         device_fields = expand.group(1).split(",") if expand and expand.group(1) else None
 
         def shape(state: dict) -> dict:
-            out = {k: v for k, v in state.items() if k != "managedDevice" and (not fields or k in fields or k == "id")}
+            out = {
+                k: v
+                for k, v in state.items()
+                if k != "managedDevice" and (not fields or k in fields or k == "id")
+            }
             if expand:
                 device = state["managedDevice"]
                 out["managedDevice"] = {k: device.get(k) for k in device_fields} if device_fields else device
             return out
 
-        return tenant._page(states, query, _Parts(f"{SCRIPTS}/{script['id']}/deviceRunStates"), intune=True, shape=shape)
+        return tenant._page(
+            states, query, _Parts(f"{SCRIPTS}/{script['id']}/deviceRunStates"), intune=True, shape=shape
+        )
 
     # -- run states -----------------------------------------------------------------------------
 
@@ -231,7 +249,11 @@ class HealthScripts:
             managed.setdefault(item["azureADDeviceId"], item)
         states = []
         for device_id, report in newest.items():
-            device = managed.get(device_id) or {"id": device_id, "azureADDeviceId": device_id, "deviceName": None}
+            device = managed.get(device_id) or {
+                "id": device_id,
+                "azureADDeviceId": device_id,
+                "deviceName": None,
+            }
             checks = report["checks"]
             failed = isinstance(checks, list) and any(
                 isinstance(c, dict) and c.get("result") != "passed" for c in checks
@@ -266,7 +288,10 @@ class HealthScripts:
 
     @staticmethod
     def _public(script: dict) -> dict:
-        return {"@odata.type": "#microsoft.graph.deviceHealthScript", **{k: v for k, v in script.items() if k != "assignments"}}
+        return {
+            "@odata.type": "#microsoft.graph.deviceHealthScript",
+            **{k: v for k, v in script.items() if k != "assignments"},
+        }
 
 
 class _Parts:
