@@ -161,3 +161,15 @@ def test_without_a_deployed_script_no_report_is_read(builder, use_tenant):
     assert registered.status_changes.get().cause == (
         "Registered: every prerequisite check passed; readiness not reported yet"
     )
+
+
+def test_a_script_gone_from_intune_is_named_with_what_to_do(builder, use_tenant):
+    builder.device(report=True)
+    tenant = use_tenant(builder)
+    tenant.health_scripts.scripts.clear()
+    tenant.health_scripts._save()
+
+    run = discover_now()
+
+    assert run.status == DiscoveryRun.Status.PARTIAL
+    assert "The script is no longer in Intune: deploy it again" in run.errors[0]["message"]

@@ -159,7 +159,9 @@ def test_a_second_deployment_of_the_same_version_changes_nothing(builder, use_te
 
     assert deployment.action == "unchanged"
     assert len(tenant.health_scripts.scripts) == 1
-    assert not [key for key in tenant.requests if key.startswith(("POST", "PATCH"))]
+    assert [key for key in tenant.requests if "deviceHealthScripts" in key] == [
+        f"GET {SCRIPTS}/{deployment.script.intune_id}"
+    ]
 
 
 def test_a_new_shipped_version_patches_the_deployed_script_in_place(builder, use_tenant):
@@ -215,7 +217,19 @@ def test_an_assignment_that_fails_deletes_the_script_it_was_for(builder, use_ten
     assert not ReadinessScript.objects.exists()
 
 
-def test_a_script_deleted_in_intune_is_created_again(builder, use_tenant):
+def test_a_script_of_the_shipped_version_deleted_in_intune_is_created_again(builder, use_tenant):
+    tenant = use_tenant(builder)
+    old = ReadinessScript.objects.get()
+    tenant.health_scripts.scripts.clear()
+    tenant.health_scripts._save()
+
+    deployment = deploy_readiness_script(connect(), "alice")
+
+    assert deployment.action == "created"
+    assert list(tenant.health_scripts.scripts) == [ReadinessScript.objects.get().intune_id] != [old.intune_id]
+
+
+def test_an_outdated_script_deleted_in_intune_is_created_again(builder, use_tenant):
     tenant = use_tenant(builder)
     old = ReadinessScript.objects.get()
     tenant.health_scripts.scripts.clear()
@@ -259,7 +273,7 @@ def test_an_admin_deploys_from_the_page_and_sees_what_is_deployed(alice, builder
     assert "The readiness script was created in Intune" in response.text
     row = ReadinessScript.objects.get()
     assert row.intune_id in response.text and "by alice" in response.text
-    assert "Deploy to Intune" not in response.text
+    assert "Deploy to Intune" not in response.text and "Check the deployment" in response.text
     event = AuditEvent.objects.get(action=AuditEvent.Action.READINESS_SCRIPT)
     assert (event.actor, event.result, event.target) == ("alice", "created", row.intune_id)
 

@@ -121,6 +121,17 @@ def update_script(graph: GraphClient, script_id: str, content: ScriptContent) ->
         raise _permission(exc, "update the readiness script") from exc
 
 
+def script_exists(graph: GraphClient, script_id: str) -> bool:
+    """Whether Intune still holds the script (api-reference/beta/api/intune-devices-devicehealthscript-get.md)."""
+    try:
+        graph.get(f"{SCRIPTS}/{script_id}", {"$select": "id,version"})
+    except GraphError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
 def delete_script(graph: GraphClient, script_id: str) -> None:
     graph.request("DELETE", f"{SCRIPTS}/{script_id}")
 

@@ -44,12 +44,15 @@ def deployed() -> ReadinessScript | None:
 
 
 def deploy_readiness_script(tenant: TenantConnection, actor: str) -> Deployment:
-    """Create and assign the script, or PATCH the deployed one when the shipped script changed."""
+    """Create and assign the script, or PATCH the deployed one when the shipped script changed; a deployed script
+    that someone deleted in Intune is created again."""
     content = shipped_content()
     current = deployed()
     if current is not None and current.version == content.version:
-        return Deployment("unchanged", current)
-    if current is not None:
+        if health_scripts.script_exists(tenant.graph, current.intune_id):
+            return Deployment("unchanged", current)
+        log.info("The deployed readiness script %s is gone from Intune: creating it again", current.intune_id)
+    elif current is not None:
         try:
             health_scripts.update_script(tenant.graph, current.intune_id, content)
         except GraphError as exc:

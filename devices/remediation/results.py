@@ -68,6 +68,10 @@ def read_readiness_results(tenant: TenantConnection, now: datetime) -> ResultsRe
         result.ingest = ingest_reports(reports())
     except GraphError as exc:
         result.error = f"The readiness script's results could not be read: {exc}"
+        if exc.status == 404:
+            result.error += (
+                " The script is no longer in Intune: deploy it again (Devices › Readiness script)."
+            )
         return result
     DeltaLink.objects.filter(name__startswith=f"{RUN_STATES}:").exclude(
         name=f"{RUN_STATES}:{script.intune_id}"

@@ -79,7 +79,9 @@ def deploy(request: HttpRequest) -> HttpResponse:
         )
         return page(request, error=message, status=502)
     if deployment.action == "unchanged":
-        messages.info(request, "The deployed readiness script is already the shipped version.")
+        messages.info(
+            request, "The readiness script is deployed in Intune, in the shipped version: nothing to do."
+        )
         return redirect("devices:readiness_script")
     record_event(
         request.user,
