@@ -31,6 +31,7 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py create_demo_accounts
+	$(PY) manage.py deploy_readiness_script
 	$(PY) manage.py discover
 	bin/run-portal
 

@@ -23,6 +23,7 @@ class AuditEvent(models.Model):
         DEVICE_ACTION = "device_action", "Device action"
         GROUP_OWNER = "group_owner", "Registration group owner"
         GROUP_MEMBERS = "group_members", "Registration group members added"
+        READINESS_SCRIPT = "readiness_script", "Readiness script deployment"
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.CharField(max_length=256)  # user name, or "schedule"

@@ -11,7 +11,7 @@ from typing import Any
 from django.db import models
 from django.db.models import Expression, F, Func
 
-from .models import Device
+from .models import NOT_REPORTED, Device, ReportFreshness, report_freshness
 
 
 def text(value: Any) -> str:
@@ -81,7 +81,7 @@ class Column:
 
     def export(self) -> tuple[Any, Callable[[Any], str]]:
         """What an export reads for the column (values_list) and how it makes that text: datetimes come as text."""
-        if self.is_datetime():
+        if self.is_datetime() and self.display is None:
             return UtcText(self.field), _string
         return self.field, self.formatter()
 
@@ -95,6 +95,14 @@ class Column:
 
     def value(self, device: Device) -> str:
         return self.formatter()(self.raw(device))
+
+
+def _report_time(value: datetime | None) -> str:
+    """The readiness report's time, marked when it is stale, or that none arrived yet."""
+    freshness = report_freshness(value)
+    if freshness == ReportFreshness.NONE:
+        return NOT_REPORTED
+    return f"{text(value)} (stale)" if freshness == ReportFreshness.STALE else text(value)
 
 
 def _added_through(value: str | None) -> str:
@@ -123,6 +131,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("registered_at", "Registered on", "registered_at"),
     Column("added_through", "Added through", "added_through", display=_added_through),
     Column("last_discovered_at", "Last discovered", "sighting__last_discovered_at"),
+    Column("report_generated_at", "Readiness report", "report_generated_at", display=_report_time),
 )
 COLUMNS_BY_KEY = {column.key: column for column in COLUMNS}
 DEFAULT_COLUMNS = tuple(column.key for column in COLUMNS if column.default)

@@ -63,6 +63,39 @@ class Owner(models.TextChoices):
     PERSONAL = "personal", "Personal"
 
 
+class ReportFreshness(models.TextChoices):
+    """How recent a device's readiness report is: the readiness script runs daily, so a week without one is stale."""
+
+    NONE = "none", "Not reported yet"
+    STALE = "stale", "Stale (older than 7 days)"
+    FRESH = "fresh", "Fresh"
+
+
+REPORT_STALE_AFTER = timedelta(days=7)
+NOT_REPORTED = "Readiness not reported yet"
+
+
+def report_freshness(generated_at, now=None) -> str:
+    """The freshness of a report generated at `generated_at` (None: no report), as of `now`."""
+    if generated_at is None:
+        return ReportFreshness.NONE
+    return (
+        ReportFreshness.STALE
+        if (now or timezone.now()) - generated_at > REPORT_STALE_AFTER
+        else ReportFreshness.FRESH
+    )
+
+
+def report_freshness_q(freshness: str, now=None) -> Q:
+    """The devices whose report has that freshness: the one rule of report_freshness(), for a queryset."""
+    limit = (now or timezone.now()) - REPORT_STALE_AFTER
+    if freshness == ReportFreshness.NONE:
+        return Q(report_generated_at__isnull=True)
+    if freshness == ReportFreshness.STALE:
+        return Q(report_generated_at__lt=limit)
+    return Q(report_generated_at__gte=limit)
+
+
 # A device is registered while it has a registration and is not excluded: the one definition, used by
 # DeviceQuerySet.registered() and Device.is_registered.
 REGISTERED = Q(registered_at__isnull=False, excluded=False)
@@ -110,6 +143,7 @@ SORTED_FIELDS = (
     "ring_assigned_by",
     "registered_at",
     "added_through",
+    "report_generated_at",
 )
 
 
@@ -442,3 +476,20 @@ class ColumnChoice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.tab}: {', '.join(self.columns)}"
+
+
+class ReadinessScript(models.Model):
+    """The readiness script the portal deployed to Intune Remediations: one row, written by deployments only."""
+
+    # One row: two deployments at once both create a script in Intune, and the one whose row loses removes its own.
+    key = models.CharField(max_length=16, unique=True, default="readiness", editable=False)
+    intune_id = models.CharField(max_length=64)  # the deviceHealthScript's ID in Intune
+    version = models.CharField(max_length=64)  # the shipped script's version deployed last
+    group_id = models.CharField(max_length=64)  # the registration group it is assigned to
+    deployed_at = models.DateTimeField()  # first created in Intune
+    deployed_by = models.CharField(max_length=150)
+    updated_at = models.DateTimeField(null=True, blank=True)  # last given a new version
+    updated_by = models.CharField(max_length=150, blank=True)
+
+    def __str__(self) -> str:
+        return f"Readiness script {self.intune_id} version {self.version}"

@@ -14,7 +14,18 @@ from accounts.models import AuditEvent
 
 from .checks import LAST_INTUNE_CHECK_IN, PREREQUISITE_CHECKS, READINESS_CHECKS
 from .columns import COLUMNS_BY_KEY
-from .models import TAB_STATUSES, Device, DiscoveryRun, JoinType, Management, ReadinessStatus, Ring, Tab
+from .models import (
+    TAB_STATUSES,
+    Device,
+    DiscoveryRun,
+    JoinType,
+    Management,
+    ReadinessStatus,
+    ReportFreshness,
+    Ring,
+    Tab,
+    report_freshness_q,
+)
 
 
 class InvalidQuery(ValueError):
@@ -64,6 +75,7 @@ def filters_for(tab: str) -> tuple[Filter, ...]:
         Filter("failed_check", "Failed check", tuple((name, name) for name in FAILED_CHECK_NAMES)),
         Filter("join_type", "Join type", tuple(JoinType.choices)),
         Filter("management", "Management", tuple(Management.choices)),
+        Filter("report", "Readiness report", tuple(ReportFreshness.choices)),
     )
 
 
@@ -130,6 +142,8 @@ def apply_filters(devices: QuerySet[Device], chosen: Mapping[str, str]) -> Query
         devices = devices.filter(join_type=chosen["join_type"])
     if "management" in chosen:
         devices = devices.filter(management=chosen["management"])
+    if "report" in chosen:
+        devices = devices.filter(report_freshness_q(chosen["report"]))
     return devices
 
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import actions, blade, columns, details, discover, export, group, rule_preview
+from .views import actions, blade, columns, details, discover, export, group, readiness_script, rule_preview
 
 app_name = "devices"
 urlpatterns = [
@@ -17,6 +17,9 @@ urlpatterns = [
     path("dual-state/", group.dual_state, name="dual_state"),
     path("dual-state/export.csv", group.dual_state_export, name="dual_state_export"),
     path("registration-group/rule-preview/", rule_preview.rule_preview, name="rule_preview"),
+    path("readiness-script/", readiness_script.readiness_script, name="readiness_script"),
+    path("readiness-script/download/", readiness_script.download, name="readiness_script_download"),
+    path("readiness-script/deploy/", readiness_script.deploy, name="readiness_script_deploy"),
     path("<slug:tab>/", blade.tab_view, name="tab"),
     path("<slug:tab>/export.csv", export.export_csv, name="export"),
     path("<slug:tab>/columns/", columns.column_chooser, name="columns"),

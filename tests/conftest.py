@@ -19,6 +19,7 @@ from accounts.roles import Role, assign_role
 from autopatch_portal.tenant import connection as tenant_connection
 from autopatch_portal.tenant.simulated import SimulatedTenant
 from autopatch_portal.tenant.simulated.generator import TenantBuilder
+from devices.remediation.deploy import deploy_readiness_script
 
 # The shared tenants of the blade's and the sign-in's tests, for every module.
 from tests.blade_tenant import blade_tenant  # noqa: E402, F401
@@ -81,17 +82,27 @@ def builder() -> TenantBuilder:
 
 
 @pytest.fixture
-def use_tenant(tmp_path, settings):
-    """Write a builder's tenant to a file, point the portal at it, and return the simulated tenant."""
+def use_tenant(request, tmp_path, settings):
+    """Write a builder's tenant to a file, point the portal at it, and return the simulated tenant.
 
-    def use(tenant: TenantBuilder | dict, name: str = "tenant.json") -> SimulatedTenant:
+    With a database, the readiness script is deployed to it first, through the administration page's function, as
+    `make run` does: its run states carry the file's readiness reports to discovery (`deploy=False` leaves it out)."""
+    with_db = bool({"db", "transactional_db"} & set(request.fixturenames)) or bool(
+        request.node.get_closest_marker("django_db")
+    )
+
+    def use(tenant: TenantBuilder | dict, name: str = "tenant.json", deploy: bool = True) -> SimulatedTenant:
         path = tmp_path / name
         data = tenant.as_json() if isinstance(tenant, TenantBuilder) else tenant
         path.write_text(json.dumps(data))
         # A rewrite within the same second keeps the mtime: force the loader to read it again.
         os.utime(path, ns=(time.time_ns(), time.time_ns()))
         settings.AUTOPATCH_TENANT_FILE = str(path)
-        return tenant_connection.simulated_tenant(path)
+        simulated = tenant_connection.simulated_tenant(path)
+        if deploy and with_db:
+            deploy_readiness_script(tenant_connection.connect(), "test fixture")
+            simulated.requests.clear()  # tests count the requests their own code makes
+        return simulated
 
     return use
 

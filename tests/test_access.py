@@ -44,9 +44,27 @@ PROTECTED = sorted(path for path in routes() if path not in PUBLIC)
 
 
 def test_the_walk_sees_the_portals_pages():
-    assert {"devices/ready/", "devices/discover/", "accounts/audit/", "devices/ready/export.csv"} <= set(
-        PROTECTED
-    )
+    assert {
+        "devices/ready/",
+        "devices/discover/",
+        "accounts/audit/",
+        "devices/ready/export.csv",
+        "devices/readiness-script/",
+        "devices/readiness-script/download/",
+        "devices/readiness-script/deploy/",
+    } <= set(PROTECTED)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "devices/readiness-script/", 200),
+        ("GET", "devices/readiness-script/download/", 200),
+        ("POST", "devices/readiness-script/deploy/", 403),
+    ],
+)
+def test_a_reader_sees_the_readiness_script_but_cannot_deploy_it(bob, method, path, status):
+    assert call(signed_in(bob), method, path).status_code == status
 
 
 def call(client: PortalClient, method: str, path: str):

@@ -105,6 +105,8 @@ def test_a_generated_tenant_discovers_into_every_tab(tmp_path, settings):
     out = tmp_path / "tenant.json"
     run("make_tenant", "--devices", "600", "--out", str(out))
     settings.AUTOPATCH_TENANT_FILE = str(out)
+    # As `make run` does: the readiness script first, whose run states carry the file's readiness reports.
+    assert "Readiness script created" in run("deploy_readiness_script")
 
     text = run("discover")
 

@@ -44,7 +44,8 @@ def test_throttling_that_clears_is_waited_out_and_the_run_succeeds(builder, use_
     assert run.status == DiscoveryRun.Status.SUCCEEDED
     assert Device.objects.filter(readiness_status=ReadinessStatus.ACTIVE).count() == 1
     assert tenant.requests[f"GET {MANAGED}"] == 3
-    assert run.graph_requests == 6  # group lookup, members, devices, and managed devices three times
+    # run states, group lookup, members, devices, and managed devices three times
+    assert run.graph_requests == 7
 
 
 def test_throttling_that_does_not_clear_fails_the_run_changes_nothing_and_the_next_run_completes(
@@ -163,7 +164,7 @@ def test_graph_errors_are_reported_in_plain_words(builder, use_tenant):
 
 def test_refused_app_credentials_fail_the_run_with_entra_message(builder, use_tenant):
     builder.device()
-    tenant = use_tenant(builder)
+    tenant = use_tenant(builder, deploy=False)  # deploying would leave a valid token in the app's cache
     tenant.client_credentials = {"someone-else": "secret"}
 
     run = discover_now()
@@ -199,7 +200,9 @@ def test_a_malformed_readiness_report_is_rejected_alone(builder, use_tenant):
 def test_a_missing_registration_group_is_named(builder, use_tenant):
     data = builder.as_json()
     data["groups"][0]["displayName"] = "Some other group"
-    use_tenant(data)
+    use_tenant(
+        data, deploy=False
+    )  # the script is assigned to the registration group, which this tenant lacks
 
     run = discover_now()
 

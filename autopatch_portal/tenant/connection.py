@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,10 +54,6 @@ class TenantConnection:
     registration_group_id: str  # empty: look the group up by its name
     simulated: SimulatedTenant | None
     session: requests.Session
-
-    def readiness_reports(self) -> Iterable[dict]:
-        """Device-side readiness reports the tenant holds. A real tenant's arrive through ingestion."""
-        return self.simulated.readiness_reports if self.simulated is not None else ()
 
 
 _lock = threading.Lock()
@@ -110,6 +106,7 @@ def simulated_tenant(path: Path) -> SimulatedTenant:
             delta.install(tenant)
             tenant.add_members(_read_additions(added))
             tenant.on_member_added = lambda group_id, member_id: _keep_addition(path, group_id, member_id)
+            tenant.health_scripts.keep_in(intune_state_file(key))
             cached = (version, tenant)
             _simulated[key] = cached
         return cached[1]
@@ -131,6 +128,13 @@ def _keep_addition(path: Path, group_id: str, member_id: str) -> None:
         cached = _simulated.get(key)
         if cached is not None:
             _simulated[key] = ((cached[0][0], _mtime(added)), cached[1])
+
+
+def intune_state_file(tenant_key: str) -> Path:
+    """Where a simulated tenant keeps what the portal created in Intune (its readiness script), so that every
+    process of the portal (web, worker, commands) and every reload of the tenant file share it."""
+    digest = hashlib.sha256(tenant_key.encode()).hexdigest()[:16]
+    return Path(settings.VAR_DIR) / "simulated-intune" / f"{digest}.json"
 
 
 def transport() -> Transport:

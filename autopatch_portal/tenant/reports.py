@@ -11,3 +11,10 @@ READINESS_CHECK_NAMES = (
     "Microsoft Edge network endpoints",
     "Internet connectivity",
 )
+
+# The detection script's output (devices/remediation/readiness.ps1): one compact JSON object
+# {"schemaVersion": 1, "generatedDateTime": "...Z", "checks": [{"name", "result": "passed"|"failed", "detail"}]}.
+# Intune keeps at most 2,048 characters of a detection script's output (preRemediationDetectionScriptOutput);
+# the script keeps under it by shortening details, and the simulated tenant cuts longer output as Intune does.
+REPORT_SCHEMA_VERSION = 1
+SCRIPT_OUTPUT_LIMIT = 2048

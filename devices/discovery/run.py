@@ -13,7 +13,7 @@ from autopatch_portal.tenant.graph import GraphError
 from autopatch_portal.tenant.simulated import TenantFileError
 
 from ..models import DiscoveryRun
-from ..readiness import ingest_reports
+from ..remediation.results import read_readiness_results
 from .evaluation import apply_evaluation
 from .lease import begin, release_lease
 from .reading import clear_staging, read_tenant, record_ignored
@@ -36,9 +36,7 @@ def run_discovery(run: DiscoveryRun, tenant: TenantConnection | None = None) -> 
     try:
         tenant = tenant or connect()
         try:
-            ingest = ingest_reports(tenant.readiness_reports())
-            for problem in ingest.rejected[:20]:
-                state.errors.append({"stage": "readiness reports", "message": f"Report rejected: {problem}"})
+            record_readiness_results(tenant, state)
             group_id = read_tenant(tenant, state)
             record_ignored(tenant.graph, group_id, state)
         finally:
@@ -58,6 +56,22 @@ def run_discovery(run: DiscoveryRun, tenant: TenantConnection | None = None) -> 
     finish(run, state, status, graph_requests)
     run.refresh_from_db()
     return run
+
+
+def record_readiness_results(tenant: TenantConnection, state: RunState) -> None:
+    """Read the readiness script's run states into readiness reports; what could not be taken is named on the run."""
+    state.progress("Reading the readiness script's results")
+    results = read_readiness_results(tenant, state.now)
+    state.counts["read_run_states"] = results.read
+    problems = results.rejected + results.ingest.rejected
+    for problem in problems[:20]:
+        state.errors.append({"stage": "readiness reports", "message": f"Report rejected: {problem}"})
+    if len(problems) > 20:
+        state.errors.append(
+            {"stage": "readiness reports", "message": f"{len(problems) - 20} more reports rejected"}
+        )
+    if results.error:
+        state.errors.append({"stage": "readiness reports", "message": results.error})
 
 
 def relaxed_commits(on: bool) -> None:

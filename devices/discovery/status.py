@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from .. import checks as c
-from ..models import Device, JoinType, Management, Owner, ReadinessReport, ReadinessStatus, RingAssignedBy
+from ..models import (
+    NOT_REPORTED,
+    Device,
+    JoinType,
+    Management,
+    Owner,
+    ReadinessReport,
+    ReadinessStatus,
+    RingAssignedBy,
+)
 from .rings import RingAssigner
 
 # Intune's joinType, or the Entra record's trustType when Intune does not know the device (lower-cased).
@@ -76,12 +85,13 @@ def evaluate_device(
             status = ReadinessStatus.READINESS_FAILED
             cause = f"Readiness report of {report.generated_at:%Y-%m-%d %H:%M} UTC: " + "; ".join(failed)
         else:
+            # With no report the device stays Active (the seed's definition), but says no check ran yet.
             status = ReadinessStatus.ACTIVE
-            cause = (
-                "Registered: every prerequisite check passed" + kept_ring
-                if device is None or device.registered_at is None
-                else "Every readiness check passed"
-            )
+            cause = "Every readiness check passed" if report else NOT_REPORTED
+            if device is None or device.registered_at is None:
+                cause = (
+                    f"Registered: every prerequisite check passed{kept_ring}; {cause[0].lower()}{cause[1:]}"
+                )
         if reenrolled and registered_at is not None:
             before = device.last_intune_checkin if device is not None else None
             since = f" (its last check-in before: {before:%Y-%m-%d %H:%M} UTC)" if before else ""

@@ -12,7 +12,7 @@ from accounts.roles import Capability
 from devices.actions import ACTIONS
 from devices.columns import COLUMNS, text
 from devices.lifecycle import replacement_of
-from devices.models import Device
+from devices.models import NOT_REPORTED, Device, report_freshness
 
 HISTORY = 50
 MEMBERS_PAGE = 100
@@ -42,6 +42,8 @@ def details_context(request: HttpRequest, device: Device) -> dict:
         "readiness": checks["readiness"],
         "history": device.status_changes.all()[:HISTORY],
         "report_time": text(device.report_generated_at),
+        "report_freshness": report_freshness(device.report_generated_at),
+        "not_reported": NOT_REPORTED,
         "device_actions": offered if has_capability(request.user, Capability.DEVICE_ACTIONS) else [],
     }
 

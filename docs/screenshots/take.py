@@ -47,6 +47,8 @@ def main() -> None:
         for tab in ("ready", "not-ready", "not-registered"):
             page.goto(f"{BASE}/devices/{tab}/")
             page.screenshot(path=OUT / f"tab-{tab}.png")
+        page.goto(f"{BASE}/devices/readiness-script/")
+        page.screenshot(path=OUT / "readiness-script.png")
         page.goto(f"{BASE}/devices/not-registered/")
         page.click("#blade-main tbody tr[data-device] .device-link")
         page.wait_for_selector("#flyin:not([hidden]) #flyin-title")

@@ -136,7 +136,7 @@ class SimulatedTenant:
     """Holds the tenant file's objects and answers requests for them.
 
     The file's shape is a contract other tools write: registrationGroupId, groups, devices,
-    managedDevices, readinessReports; optionally users, tenantId, relativeTo (dates in
+    managedDevices, readinessReports; optionally users, tenantId, deniedPermissions, relativeTo (dates in
     the file are then moved forward by now - relativeTo, so a bundled demo never goes stale),
     faults, and simulation: {"listBlankShare": 0.05, "listBlankIds": [...]}, the share of managed
     devices (and named ones) whose list answers leave architecture, SKU and workloads blank.
@@ -210,6 +210,14 @@ class SimulatedTenant:
         # (method, host, path pattern, handler(tenant, match, query, headers, form)): sign-in adds its own.
         self.extra_routes: list[tuple[str, str, str, Any]] = []
         self._filter_cache: dict[str, list[dict]] = {}
+        denied = data.get("deniedPermissions", [])
+        if not isinstance(denied, list) or not all(isinstance(p, str) for p in denied):
+            raise TenantFileError("deniedPermissions is a list of permission names")
+        # Application permissions the app registration lacks: writes that need one answer 403.
+        self.denied_permissions: set[str] = set(denied)
+        from .health_scripts import HealthScripts  # it answers with this module's helpers
+
+        self.health_scripts = HealthScripts(self)
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -634,6 +642,7 @@ class SimulatedTenant:
         typed: bool = False,
         resolve=None,
         intune: bool = False,
+        shape=None,
     ) -> Response:
         most, default = (
             (INTUNE_MAX_PAGE_SIZE, INTUNE_DEFAULT_PAGE_SIZE) if intune else (MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE)
@@ -660,7 +669,7 @@ class SimulatedTenant:
             chunk = [resolve(item) for item in chunk]
         payload: dict[str, Any] = {
             "@odata.context": f"https://{GRAPH_HOST}{parts.path}/$metadata",
-            "value": [select(item, query, keep_type=typed) for item in chunk],
+            "value": [shape(item) if shape else select(item, query, keep_type=typed) for item in chunk],
         }
         if offset + top < len(items):
             skip = base64.urlsafe_b64encode(f"offset:{offset + top}".encode()).decode()

@@ -28,6 +28,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--join-type", default="", help="e.g. 'Hybrid Azure AD joined'")
         parser.add_argument("--management", default="", help="intune, co_managed or none")
+        parser.add_argument("--report", default="", help="readiness report freshness: none, stale or fresh")
 
     def handle(self, *args, tab, columns, search, sort, **options):
         try:
