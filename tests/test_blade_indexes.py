@@ -96,4 +96,4 @@ def test_every_sort_of_every_tab_reads_its_first_page_in_order_from_an_index():
             nodes = plan_nodes((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
             if "Sort" in nodes or "Incremental Sort" in nodes:
                 sorted_pages.append(f"{tab} by {sort}: {nodes}")
-    assert sorted_pages == [] and len(sorts) == 42
+    assert sorts and sorted_pages == []
