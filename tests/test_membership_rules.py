@@ -361,3 +361,16 @@ def test_discovery_reads_every_device_property_a_rule_can_use():
     from autopatch_portal.tenant.membership_rules import GRAPH_PROPERTIES
 
     assert set(GRAPH_PROPERTIES) <= set(DEVICE_SELECT.split(","))
+
+
+def test_a_pattern_that_backtracks_without_end_is_stopped_with_a_rule_error():
+    # (a|aa)+$ against many a's and one b takes exponential time in a backtracking engine: hours, not a page view.
+    parsed = parse('device.displayName -match "^(a|aa)+$"')
+    with pytest.raises(RuleError, match="takes too long to match") as error:
+        parsed.matches({"displayName": "a" * 60 + "b"})
+    assert error.value.position == len("device.displayName -match ")
+    assert parsed.matches({"displayName": "aaa"}) and not parsed.matches({"displayName": "aab"})
+
+
+def test_dotnet_named_groups_are_read():
+    assert parse('device.displayName -match "^(?<site>[A-Z]{3})-LT"').matches({"displayName": "fin-lt-001"})

@@ -15,8 +15,10 @@ syntax" and "Rules for devices". What it takes, as that page says:
 - String values in double quotes (a double quote inside is escaped with a backtick: `` `" ``) or in single
   quotes (a single quote inside is doubled); `true` and `false` for booleans; `null` (or `$null`) for no value,
   with `-eq` and `-ne` only; `"null"` in quotes is the string. Lists for `-in`/`-notIn`: `["a", "b"]`.
-- String comparisons and `-match` ignore case; `-match` is a regular expression (.NET's, here Python's `re`,
-  which reads the common syntax the same way) found anywhere in the value, as `^Da.*` and `.*vid` show there.
+- String comparisons and `-match` ignore case; `-match` is a regular expression (.NET's, here the `regex`
+  package's, which reads the common syntax and .NET's named groups `(?<name>...)` the same way) found anywhere in
+  the value, as `^Da.*` and `.*vid` show there. A pattern that takes longer than MATCH_SECONDS on one value
+  (catastrophic backtracking, such as `^(a|aa)+$` on a long run of a's) stops the evaluation with a RuleError instead of a stalled worker.
 - A property with no value (null) matches `-eq null`, `-ne "x"` and the negative operators, and no other.
 
 The page says property names are case sensitive, yet writes `device.devicePhysicalIDs` in its own examples (as
@@ -35,6 +37,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+import regex
 
 MAX_RULE_LENGTH = 3072
 # The seed's Azure Virtual Desktop example ("Windows Autopatch on Azure Virtual Desktop workloads"): a dynamic group
@@ -500,7 +504,7 @@ class _Parser:
             check = lambda have: wanted in have.casefold()  # noqa: E731
         else:  # match
             pattern = _regex(value, token)
-            check = lambda have: pattern.search(have) is not None  # noqa: E731
+            check = lambda have: _search(pattern, have, token)  # noqa: E731
 
         def test(device: Any) -> bool:
             have = read(device)
@@ -509,10 +513,23 @@ class _Parser:
         return test
 
 
-def _regex(value: str, token: Token) -> re.Pattern[str]:
-    # .NET writes named groups (?<name>...); Python's re wants (?P<name>...).
-    translated = re.sub(r"\(\?<(?![=!])", "(?P<", value)
+# How long a -match may take on one value: a device's values are short, so only a pattern that backtracks
+# catastrophically comes near it, and it would otherwise hold a web or discovery worker for minutes.
+MATCH_SECONDS = 0.05
+
+
+def _regex(value: str, token: Token) -> regex.Pattern[str]:
     try:
-        return re.compile(translated, re.IGNORECASE)
-    except (re.error, OverflowError, RecursionError) as exc:
+        return regex.compile(value, regex.IGNORECASE | regex.VERSION0)
+    except (regex.error, OverflowError, RecursionError) as exc:
         raise RuleError(f"{token.raw} is not a regular expression: {exc}", token.position) from exc
+
+
+def _search(pattern: regex.Pattern[str], have: str, token: Token) -> bool:
+    try:
+        return pattern.search(have, timeout=MATCH_SECONDS) is not None
+    except TimeoutError as exc:
+        raise RuleError(
+            f"{token.raw} takes too long to match {have[:40]!r} (a pattern that backtracks without end)",
+            token.position,
+        ) from exc
