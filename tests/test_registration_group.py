@@ -175,7 +175,13 @@ def test_the_templates_version_line_is_accepted(alice, group_tenant):
 def test_a_missing_permission_is_named_and_nothing_is_added(alice, builder, use_tenant):
     spare = builder.device("SPARE-01", member_of=None)
     data = builder.as_json()
-    data["applicationPermissions"] = ["Device.Read.All", "GroupMember.Read.All"]
+    # Every permission the portal uses but the one adding members needs.
+    data["applicationPermissions"] = [
+        "Device.Read.All",
+        "GroupMember.Read.All",
+        "DeviceManagementManagedDevices.Read.All",
+        "DeviceManagementConfiguration.ReadWrite.All",
+    ]
     tenant = use_tenant(data)
     discover_now()
     response = upload(signed_in(alice), csv_file(spare["id"]))

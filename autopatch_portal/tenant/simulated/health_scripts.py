@@ -4,7 +4,8 @@ Created scripts and their assignments are kept (in a JSON file beside the portal
 connection gives one, so the web, the worker and a management command share them, and a reload of the tenant file
 keeps them). The run states of an assigned script come from the tenant file's `readinessReports` (newest per
 device), written as the portal's readiness script prints them, cut at 2,048 characters as Intune does. Writes
-answer 403 when the file's `deniedPermissions` (or a test, through `denied_permissions`) holds
+answer 403 when the app lacks (SimulatedTenant.has_permission: the file's `applicationPermissions` less its
+`deniedPermissions`, or a test's `denied_permissions`)
 DeviceManagementConfiguration.ReadWrite.All. Reference pages: see autopatch_portal/tenant/health_scripts.py.
 """
 
@@ -83,7 +84,7 @@ class HealthScripts:
     def _refused(self, headers: dict[str, str], write: bool) -> Response | None:
         if not self.tenant._authorized(headers):
             return graph_error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
-        if write and WRITE_PERMISSION in self.tenant.denied_permissions:
+        if write and not self.tenant.has_permission(WRITE_PERMISSION):
             return intune_error(
                 403,
                 "Forbidden",

@@ -213,7 +213,7 @@ class SimulatedTenant:
         denied = data.get("deniedPermissions", [])
         if not isinstance(denied, list) or not all(isinstance(p, str) for p in denied):
             raise TenantFileError("deniedPermissions is a list of permission names")
-        # Application permissions the app registration lacks: writes that need one answer 403.
+        # Application permissions taken away from those above (a test's shorter way to say what the app lacks).
         self.denied_permissions: set[str] = set(denied)
         from .health_scripts import HealthScripts  # it answers with this module's helpers
 
@@ -491,12 +491,21 @@ class SimulatedTenant:
         owners.append(owner_id)
         return Response(204)
 
+    def has_permission(self, *any_of: str) -> bool:
+        """Whether the app holds one of these application permissions: those the file lists (applicationPermissions;
+        absent: every permission the portal uses), less those it denies (deniedPermissions)."""
+        held = (
+            set(any_of)
+            if self.application_permissions is None
+            else set(any_of) & self.application_permissions
+        )
+        return bool(held - self.denied_permissions)
+
     def _add_member(self, group_id: str, body: bytes | None) -> Response:
         """`POST /groups/{id}/members/$ref` (api-reference/v1.0/api/group-post-members.md): 204, 400 when the object
         is already a member, 404 for an unknown object, 403 without GroupMember.ReadWrite.All."""
-        if self.application_permissions is not None and not (
-            {"GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"}
-            & self.application_permissions
+        if not self.has_permission(
+            "GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"
         ):
             return graph_error(
                 403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
