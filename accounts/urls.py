@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import audit_log, entra_signin, group_owner, signin
+from .views import api_keys, audit_log, entra_signin, group_owner, signin
 
 app_name = "accounts"
 urlpatterns = [
@@ -16,4 +16,6 @@ urlpatterns = [
     path("audit/export.csv", audit_log.audit_export, name="audit_export"),
     path("registration-group-owner/", group_owner.registration_group_owner, name="registration_group_owner"),
     path("registration-group-owner/become/", group_owner.become_owner, name="become_owner"),
+    path("api-keys/", api_keys.api_keys, name="api_keys"),
+    path("api-keys/<int:pk>/revoke/", api_keys.revoke, name="revoke_api_key"),
 ]

@@ -10,4 +10,5 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/devices/ready/", permanent=False, http_method_names=["get", "head"])),
     path("accounts/", include("accounts.urls")),
     path("devices/", include("devices.urls")),
+    path("api/", include("devices.api.urls")),
 ]
