@@ -68,6 +68,7 @@ def verified_claims(token: str) -> dict[str, Any]:
     link = connection.transport()
     try:
         header = jwt.get_unverified_header(token)
+        jwt.decode(token, options={"verify_signature": False})  # its claims are JSON: checked below
     except jwt.PyJWTError as exc:
         raise TokenRefused("The token is malformed (not a JWT).") from exc
     if header.get("alg") != "RS256":

@@ -18,7 +18,7 @@ from django.conf import settings
 
 from .graph import GraphClient, client_token_provider
 from .msal_http import TimedHttpClient
-from .simulated import SimulatedTenant, delta, load_tenant_file, simulated_session
+from .simulated import SimulatedTenant, api_tokens, delta, load_tenant_file, simulated_session
 
 LOGIN = "https://login.microsoftonline.com"
 DEMO_TENANT_FILE = Path(__file__).parent / "simulated" / "demo_tenant.json"
@@ -80,6 +80,7 @@ def simulated_tenant(path: Path) -> SimulatedTenant:
         if cached is None or cached[0] != mtime:
             tenant = load_tenant_file(path)
             delta.install(tenant)
+            api_tokens.install(tenant, path)  # its signing keys, and access tokens for the portal's API
             cached = (mtime, tenant)
             _simulated[key] = cached
         return cached[1]
