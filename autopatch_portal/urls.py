@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 handler403 = "accounts.views.signin.permission_denied"
+handler404 = "accounts.api.errors.page_not_found"
 
 # /healthz is answered by autopatch_portal.health.HealthCheckMiddleware, before host checks and sessions.
 urlpatterns = [

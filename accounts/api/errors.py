@@ -85,3 +85,14 @@ class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     detail = serializers.CharField()
     errors = serializers.DictField(required=False)
+
+
+def page_not_found(request, exception):
+    """The portal's 404: JSON under /api/ (a URL no endpoint answers), the usual page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found as html_page_not_found
+
+    if request.path.startswith("/api/"):
+        body = {"status": 404, "code": "not_found", "detail": f"No API endpoint answers {request.path}."}
+        return JsonResponse(body, status=404)
+    return html_page_not_found(request, exception)
