@@ -101,6 +101,7 @@ def test_a_device_answers_with_checks_report_and_history(reader, blade_tenant):
     assert body["status_history"][0]["discovery_run"] is not None
 
 
-def test_an_unknown_device_is_a_json_404(reader, blade_tenant):
-    response = reader.api_get("/api/v1/devices/00000000-0000-0000-0000-000000000000")
+@pytest.mark.parametrize("device_id", ["00000000-0000-0000-0000-000000000000", "%00", "x" * 300])
+def test_an_unknown_or_impossible_device_id_is_a_json_404(reader, blade_tenant, device_id):
+    response = reader.api_get(f"/api/v1/devices/{device_id}")
     assert response.status_code == 404 and response.json()["code"] == "not_found"

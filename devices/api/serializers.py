@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ MAX_ID = 64  # the longest Azure AD device ID a device row holds
 MAX_REPORTS = 1000
 MAX_REPORT_CHECKS = 50
 MAX_DETAIL = 2000
+MAX_UTC_OFFSET = timedelta(hours=14)
 
 
 def model_field(column: Column) -> models.Field:
@@ -240,6 +242,11 @@ def report_problem(report: Any) -> str | None:
     )
     if generated is not None and generated.tzinfo is None:
         return f"{device_id}: generatedDateTime has no time zone (end it with Z or an offset)"
+    offset = generated.utcoffset() if generated is not None else None
+    if (
+        offset is not None and abs(offset) > MAX_UTC_OFFSET
+    ):  # no time zone is further; PostgreSQL refuses them
+        return f"{device_id}: generatedDateTime's offset from UTC is beyond 14 hours"
     if report.get("generatedDateTime") is not None and not isinstance(report.get("generatedDateTime"), str):
         return f"{device_id}: generatedDateTime is not a date and time"
     checks = report.get("checks")
