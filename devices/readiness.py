@@ -112,6 +112,7 @@ def apply_new_reports(device_ids: Iterable[str], since: Any) -> int:
     # Imported here so that this addition leaves the module's head as it was; discovery imports this module.
     from django.db import transaction
 
+    from .bulk import update_rows
     from .checks import Candidate
     from .discovery.status import evaluate_device
     from .models import Device, DeviceStatusChange
@@ -177,10 +178,9 @@ def apply_new_reports(device_ids: Iterable[str], since: Any) -> int:
                             cause=cause,
                         )
                     )
-            Device.objects.bulk_update(
+            update_rows(
                 changed,
                 ["readiness_status", "failed_checks", "checks", "report_generated_at", "state_version"],
-                batch_size=500,
             )
             DeviceStatusChange.objects.bulk_create(history)
             written += len(changed)

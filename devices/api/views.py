@@ -140,7 +140,9 @@ class DeviceDetail(APIView):
         responses={200: s.DeviceDetailSerializer, **errors(404)},
     )
     def get(self, request: Request, device_id: str) -> Response:
-        if "\x00" in device_id or len(device_id) > s.MAX_ID:  # no device has such an ID (PostgreSQL refuses NUL)
+        if (
+            "\x00" in device_id or len(device_id) > s.MAX_ID
+        ):  # no device has such an ID (PostgreSQL refuses NUL)
             raise exceptions.NotFound("No device has this Azure AD device ID.")
         device = get_object_or_404(
             Device.objects.select_related("sighting").prefetch_related(
