@@ -11,6 +11,7 @@ import hashlib
 from typing import Any
 
 from django.core import signing
+from django.db import transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -272,18 +273,12 @@ class ReadinessReports(APIView):
         for report in reports:
             problem = s.report_problem(report)
             (refused if problem else taken).append(problem or report)
-        result, updated = ingest_and_apply(taken)
-        rejected = refused + result.rejected
-        if rejected and not (result.stored or result.unchanged):
-            raise exceptions.ValidationError({"reports": rejected[:100]})
-        record_event(
-            request.user,
-            AuditEvent.Action.READINESS_REPORT,
-            target=f"{len(reports)} report{'s' if len(reports) != 1 else ''}",
-            request=request,
-            result=f"{result.stored} stored, {result.unchanged} unchanged, {len(rejected)} rejected; "
-            f"{updated} devices updated",
-        )
+        with transaction.atomic():  # one commit for the reports, the devices and the audit entry
+            result, updated = ingest_and_apply(taken)
+            rejected = refused + result.rejected
+            if rejected and not (result.stored or result.unchanged):
+                raise exceptions.ValidationError({"reports": rejected[:100]})
+            self.audit(request, len(reports), result, len(rejected), updated)
         return Response(
             {
                 "received": len(reports),
@@ -292,6 +287,17 @@ class ReadinessReports(APIView):
                 "rejected": rejected,
                 "devices_updated": updated,
             }
+        )
+
+    @staticmethod
+    def audit(request: Request, received: int, result, rejected: int, updated: int) -> None:
+        record_event(
+            request.user,
+            AuditEvent.Action.READINESS_REPORT,
+            target=f"{received} report{'s' if received != 1 else ''}",
+            request=request,
+            result=f"{result.stored} stored, {result.unchanged} unchanged, {rejected} rejected; "
+            f"{updated} devices updated",
         )
 
 
