@@ -65,3 +65,28 @@ def test_the_fuzzed_document_is_the_one_the_portal_serves(admin_key):
         "/api/v1/readiness-reports",
         "/api/v1/registrations",
     }
+
+
+def test_the_reference_page_keeps_the_content_security_policy(alice):
+    """Swagger UI from the portal's own static files: no inline script or style, nothing from another site."""
+    import re
+
+    from .portal_client import signed_in
+
+    client = signed_in(alice)
+    page = client.get("/api/docs/")
+    html = page.content.decode()
+    policy = page["Content-Security-Policy"]
+    assert page.status_code == 200 and "script-src 'self'" in policy and "style-src 'self'" in policy
+    assert "<style" not in html and not re.search(r"<script(?![^>]*\bsrc=)", html)
+    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert sources and all(s.startswith("/") for s in sources), sources
+    script = next(s for s in sources if "script=" in s)
+    answer = client.get(script)
+    assert answer.status_code == 200 and "SwaggerUIBundle" in answer.content.decode()
+    from django.contrib.staticfiles import finders
+
+    bundle = next(s for s in sources if s.endswith("swagger-ui-bundle.js"))
+    assert finders.find(
+        bundle.removeprefix("/static/")
+    )  # shipped by the sidecar, collected with the portal's
