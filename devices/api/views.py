@@ -38,7 +38,7 @@ from devices.queries import (
     with_columns,
 )
 from devices.readiness import ingest_and_apply
-from devices.runs import start_discovery
+from devices.runs import request_discovery
 
 from . import serializers as s
 
@@ -223,15 +223,7 @@ class Discoveries(APIView):
         responses={202: s.DiscoveryStartSerializer, **errors()},
     )
     def post(self, request: Request) -> Response:
-        run, started = start_discovery(DiscoveryRun.Trigger.API, requested_by=request.user.get_username())
-        record_event(
-            request.user,
-            AuditEvent.Action.DISCOVERY,
-            target=f"run #{run.pk}",
-            request=request,
-            result="started" if started else "already running",
-            started=started,
-        )
+        run, started = request_discovery(request.user, DiscoveryRun.Trigger.API, request)
         return Response(
             {"started": started, "run": s.DiscoveryRunSerializer(run).data}, status=status.HTTP_202_ACCEPTED
         )
