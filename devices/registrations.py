@@ -17,6 +17,11 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from autopatch_portal.tenant import directory
+from autopatch_portal.tenant.connection import connect
+from autopatch_portal.tenant.graph import GraphError
+from autopatch_portal.tenant.simulated import TenantFileError
+
 from . import checks as c
 from .bulk import bulk_write
 from .discovery.evaluation import WRITTEN_FIELDS, latest_managed
@@ -25,6 +30,9 @@ from .discovery.status import evaluate_device
 from .models import Device, DeviceStatusChange, ObjectKind, ReadinessReport, TenantObject
 
 MAX_DEVICES = 1000  # per request
+DIRECTORY_READS = (
+    20  # devices a request reads from the tenant (two Graph requests each) when the copy lacks them
+)
 API_REGISTRATION = "api"  # Device.added_through of a device registered through the API
 
 REGISTERED = "registered"
@@ -43,8 +51,10 @@ class Registration:
     failed_checks: list[dict] = field(default_factory=list)
 
 
-def records(device_ids: list[str]) -> tuple[dict[str, dict], dict[str, dict]]:
-    """The Entra and Intune records of these devices in the portal's copy of the tenant."""
+def records(device_ids: list[str]) -> tuple[dict[str, dict], dict[str, dict], dict[str, str]]:
+    """The Entra and Intune records of these devices: from the portal's copy of the tenant, and for devices the
+    copy does not hold yet (a Cloud PC provisioned since the last discovery), read from the tenant through the
+    directory, at most DIRECTORY_READS a request. Also, per device, why it could not be read."""
     copy = TenantObject.objects.filter(device_id__in=device_ids)
     entra = {
         d: orjson.loads(data)
@@ -58,7 +68,32 @@ def records(device_ids: list[str]) -> tuple[dict[str, dict], dict[str, dict]]:
         ).items()
         if data
     }
-    return entra, managed
+    unread: dict[str, str] = {}
+    missing = [d for d in device_ids if d not in entra]
+    if missing:
+        try:
+            graph = connect().graph
+        except (GraphError, TenantFileError) as exc:
+            return entra, managed, {d: f"The tenant could not be read: {exc}" for d in missing}
+        for index, device_id in enumerate(missing):
+            if index >= DIRECTORY_READS:
+                unread[device_id] = (
+                    f"Not in the portal's copy of the tenant, and at most {DIRECTORY_READS} devices a request "
+                    "are read from the tenant: send it again after the next discovery run, or in a smaller request."
+                )
+                continue
+            try:
+                record, intune = directory.device_records(graph, device_id)
+            except GraphError as exc:
+                unread[device_id] = f"The tenant could not be read: {exc}"
+                continue
+            if record is None:
+                unread[device_id] = "No Entra ID device has this device ID."
+                continue
+            entra[device_id] = record
+            if intune:
+                managed[device_id] = max(intune, key=lambda m: m.get("lastSyncDateTime") or "")
+    return entra, managed, unread
 
 
 def shared_serials(managed: dict[str, dict]) -> Counter[str]:
@@ -85,7 +120,9 @@ def register(device_ids: list[str], actor: str) -> list[Registration]:
         .filter(azure_ad_device_id__in=ids)
         .order_by("pk")
     }
-    entra, managed = records(ids)
+    entra, managed, unread = records(
+        [i for i in ids if not (i in existing and (existing[i].is_registered or existing[i].excluded))]
+    )
     serials = shared_serials(managed)
     reports = {r.azure_ad_device_id: r for r in ReadinessReport.objects.filter(azure_ad_device_id__in=ids)}
     now = timezone.now()
@@ -108,10 +145,7 @@ def register(device_ids: list[str], actor: str) -> list[Registration]:
             continue
         if device_id not in entra:
             answers[device_id] = Registration(
-                device_id,
-                NOT_REGISTERED,
-                "Not in the portal's copy of the tenant: no Entra ID device has this device ID, or discovery "
-                "has not read it yet (it reads the tenant every hour, or at once with Discover devices).",
+                device_id, NOT_REGISTERED, unread.get(device_id, "No Entra ID device has this device ID.")
             )
             continue
         m = managed.get(device_id)

@@ -236,9 +236,8 @@ def test_registration_by_device_id_registers_devices_outside_the_group(admin, db
     assert results[home]["result"] == "notRegistered"
     assert [c["name"] for c in results[home]["failed_checks"]] == ["Windows edition"]
     assert results[home]["failed_checks"][0]["remediation"]
-    assert (
-        results[unknown]["result"] == "notRegistered" and "copy of the tenant" in results[unknown]["message"]
-    )
+    assert results[unknown]["result"] == "notRegistered"
+    assert results[unknown]["message"] == "No Entra ID device has this device ID."
     assert results[device_id("ALPHA-01")]["result"] == "alreadyRegistered"
     device = Device.objects.get(azure_ad_device_id=cpc1)
     assert device.is_registered and device.added_through == "api" and not device.in_registration_group
@@ -265,3 +264,14 @@ def test_an_api_registration_survives_the_hourly_discovery(admin, db, builder, u
     reader = ApiClient(api_key("reader"))
     listed = reader.api_get("/api/v1/devices", {"tab": "ready", "q": cpc1}).json()["results"]
     assert [d["added_through"] for d in listed] == ["api"]
+
+
+def test_a_device_discovery_has_not_read_yet_is_read_from_the_tenant(admin, db, builder, use_tenant):
+    windows_365_tenant(builder, use_tenant)
+    fresh = builder.device("CPC-NEW", member_of=None)  # provisioned since the last discovery run
+    tenant = use_tenant(builder)
+    before = tenant.total_requests("/v1.0/devices(")
+    body = admin.api_post("/api/v1/registrations", {"azureADDeviceIds": [fresh["deviceId"]]}).json()
+    assert body["results"][0]["result"] == "registered", body
+    assert tenant.total_requests("/v1.0/devices(") == before + 1
+    assert Device.objects.get(azure_ad_device_id=fresh["deviceId"]).device_name == "CPC-NEW"
