@@ -4,7 +4,8 @@ figures go to bench/README.md).
 Setup, once: a fresh database, migrated; N registered, Active devices written straight into it (as a discovery
 leaves them: the API's work per report does not depend on how they got there); a readiness key. Then gunicorn
 serves the portal (settings from the environment, persistent database connections) and, for each repetition:
-- **one report a request**: N requests, each one report of one device, from `--concurrency` clients at once;
+- **one report a request**: a request per device (or the first `--single-reports` devices), each one report, from
+  `--concurrency` clients at once;
   every report fails "Internet connectivity", so every device's readiness status changes (Active to Readiness
   failed: the device row and a status history row are written at once, besides the report);
 - **batches of 1,000**: N / 1,000 requests of 1,000 reports from `--batch-concurrency` clients, every check passed
@@ -225,6 +226,7 @@ def phase(port, key, ids, batch: int, concurrency: int, at: datetime, failed: bo
         "concurrency": concurrency,
         "requests": len(bodies),
         "wall_s": round(wall, 2),
+        "reports": len(ids),
         "reports_per_s": round(len(ids) / wall),
         "p50_ms": round(1000 * percentile(latencies, 0.50), 1),
         "p95_ms": round(1000 * percentile(latencies, 0.95), 1),
@@ -240,6 +242,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument(
+        "--single-reports",
+        type=int,
+        default=0,
+        help="one-a-request reports to post (default: one per device)",
+    )
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--batch-concurrency", type=int, default=4)
     parser.add_argument("--port", type=int, default=8191)
@@ -253,7 +261,9 @@ def main() -> None:
         base = datetime.now(UTC).replace(microsecond=0)
         for run in range(args.repeat):
             at = base + timedelta(minutes=2 * run + 1)
-            single = phase(args.port, key, ids, 1, args.concurrency, at, failed=True)
+            single = phase(
+                args.port, key, ids[: args.single_reports or None], 1, args.concurrency, at, failed=True
+            )
             print("single", json.dumps(single), flush=True)
             results["single"].append(single)
             batch = phase(
