@@ -9,6 +9,7 @@ registered device that is not (or no longer) in the group, and its "Added throug
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -29,6 +30,7 @@ from .discovery.rings import RingAssigner
 from .discovery.status import evaluate_device
 from .models import Device, DeviceStatusChange, ObjectKind, ReadinessReport, TenantObject
 
+GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 MAX_DEVICES = 1000  # per request
 DIRECTORY_READS = (
     20  # devices a request reads from the tenant (two Graph requests each) when the copy lacks them
@@ -120,6 +122,7 @@ def register(device_ids: list[str], actor: str) -> list[Registration]:
         .filter(azure_ad_device_id__in=ids)
         .order_by("pk")
     }
+    malformed = {i for i in ids if not GUID.fullmatch(i)}
     entra, managed, unread = records(
         [i for i in ids if not (i in existing and (existing[i].is_registered or existing[i].excluded))]
     )
@@ -141,6 +144,11 @@ def register(device_ids: list[str], actor: str) -> list[Registration]:
         if device is not None and device.excluded:
             answers[device_id] = Registration(
                 device_id, NOT_REGISTERED, "Excluded by an admin: restore it in the portal first.", device
+            )
+            continue
+        if device_id in malformed and device is None:
+            answers[device_id] = Registration(
+                device_id, NOT_REGISTERED, "Not an Azure AD device ID: Entra ID device IDs are GUIDs."
             )
             continue
         if device_id not in entra:

@@ -249,6 +249,8 @@ def test_registration_by_device_id_registers_devices_outside_the_group(admin, db
     again = admin.api_post("/api/v1/registrations", {"azureADDeviceIds": [cpc1]}).json()
     assert again["results"][0]["result"] == "alreadyRegistered" and again["registered"] == 0
     assert cpc2 not in json.dumps(body)
+    odd = admin.api_post("/api/v1/registrations", {"azureADDeviceIds": ["a?b/c'd"]}).json()["results"][0]
+    assert odd["result"] == "notRegistered" and "GUIDs" in odd["message"]
 
 
 def test_an_api_registration_survives_the_hourly_discovery(admin, db, builder, use_tenant):
