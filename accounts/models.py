@@ -3,6 +3,9 @@ and the Entra ID identity behind a signed-in user."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -24,6 +27,9 @@ class AuditEvent(models.Model):
         GROUP_OWNER = "group_owner", "Registration group owner"
         GROUP_MEMBERS = "group_members", "Registration group members added"
         READINESS_SCRIPT = "readiness_script", "Readiness script deployment"
+        API_KEY = "api_key", "API key"
+        REGISTRATION = "registration", "Device registration"
+        READINESS_REPORT = "readiness_report", "Readiness reports"
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.CharField(max_length=256)  # user name, or "schedule"
@@ -68,3 +74,48 @@ class EntraIdentity(models.Model):
 
     def __str__(self) -> str:
         return self.user_principal_name or self.object_id
+
+
+class ApiKey(models.Model):
+    """A key for the REST API: only its SHA-256 is kept (the key itself is shown once), with a short visible
+    prefix that names it in lists. Revoking it stops it at once: every request looks the key up."""
+
+    class Scope(models.TextChoices):
+        ADMINISTRATOR = "administrator", "Administrator (everything a Service Administrator may do)"
+        READER = "reader", "Reader (read only, as a Service Reader)"
+        READINESS = "readiness", "Readiness (post readiness reports, nothing else)"
+
+    PREFIX = "apk_"
+    name = models.CharField(max_length=100, unique=True)
+    scope = models.CharField(max_length=16, choices=Scope.choices)
+    prefix = models.CharField(max_length=16)  # the key's first characters, to tell keys apart
+    digest = models.CharField(max_length=64, unique=True)  # SHA-256 of the key, hex
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=256, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.CharField(max_length=256, blank=True)
+
+    class Meta:
+        ordering = ["revoked_at", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def digest_of(key: str) -> str:
+        # A random 256-bit key needs no slow hash: SHA-256 cannot be reversed, and nothing is there to guess.
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, name: str, scope: str, created_by: str = "") -> tuple[ApiKey, str]:
+        """A new key: the row, and the key itself, which is never stored and cannot be shown again."""
+        key = cls.PREFIX + secrets.token_urlsafe(32)
+        row = cls.objects.create(
+            name=name, scope=scope, prefix=key[:12], digest=cls.digest_of(key), created_by=created_by
+        )
+        return row, key
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -28,6 +28,15 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
     ),
 }
 
+# The API's one capability beyond the role table: posting device-side readiness reports. Service
+# Administrators have it; readiness keys (and tokens with the readiness app role) have it alone.
+REPORT_READINESS = "report_readiness"
+ROLE_API_CAPABILITIES: dict[str, frozenset[str]] = {
+    Role.ADMINISTRATOR: ROLE_CAPABILITIES[Role.ADMINISTRATOR] | {REPORT_READINESS},
+    Role.READER: ROLE_CAPABILITIES[Role.READER],
+}
+READINESS_ONLY: frozenset[str] = frozenset({REPORT_READINESS})
+
 
 def permission_name(capability: str) -> str:
     """The Django permission behind a capability, as views check it (user.has_perm)."""

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import audit_log, entra_signin, signin
+from .views import api_keys, audit_log, entra_signin, signin
 
 app_name = "accounts"
 urlpatterns = [
@@ -14,4 +14,6 @@ urlpatterns = [
     path("entra/simulated-sign-in/", entra_signin.simulated_authorize, name="simulated_authorize"),
     path("audit/", audit_log.audit_log, name="audit_log"),
     path("audit/export.csv", audit_log.audit_export, name="audit_export"),
+    path("api-keys/", api_keys.api_keys, name="api_keys"),
+    path("api-keys/<int:pk>/revoke/", api_keys.revoke, name="revoke_api_key"),
 ]

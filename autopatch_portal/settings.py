@@ -31,6 +31,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "csp",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "autopatch_portal.tenant",
     "accounts",
     "devices",
@@ -243,6 +246,40 @@ AUTOPATCH_DISCOVERY_LEASE_SECONDS = envint("AUTOPATCH_DISCOVERY_LEASE_SECONDS", 
 # that deleted devices are seen.
 AUTOPATCH_INTUNE_FULL_READ_HOURS = envint("AUTOPATCH_INTUNE_FULL_READ_HOURS", 24)
 AUTOPATCH_INTUNE_SYNC_MARGIN_MINUTES = envint("AUTOPATCH_INTUNE_SYNC_MARGIN_MINUTES", 60)
+
+# The REST API (/api/v1/, README "API"): JSON only, API keys, Entra access tokens (AUTOPATCH_AUTH=entra) or the
+# portal's session; every error a JSON body (accounts.api.errors).
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.api.authentication.BearerAuthentication",
+        "accounts.api.authentication.PortalSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.api.permissions.NoAccess"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["accounts.api.errors.LimitedJSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "accounts.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Autopatch Portal API",
+    "DESCRIPTION": "The device blade of Autopatch Portal for scripts, provisioning services and device reporters. "
+    "Send `Authorization: Bearer <key or Entra access token>`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+}
+# The largest request body the API takes (a list of 1,000 readiness reports is about 1 MB).
+AUTOPATCH_API_MAX_BODY_BYTES = envint("AUTOPATCH_API_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024)
+# App roles (the `roles` claim of an Entra access token for the portal's app) and what they grant in the API.
+AUTOPATCH_API_ADMIN_ROLE = envstr("AUTOPATCH_API_ADMIN_ROLE", "Autopatch.ServiceAdministrator")
+AUTOPATCH_API_READER_ROLE = envstr("AUTOPATCH_API_READER_ROLE", "Autopatch.ServiceReader")
+AUTOPATCH_API_READINESS_ROLE = envstr("AUTOPATCH_API_READINESS_ROLE", "Autopatch.ReadinessReporter")
+# How long the tenant's published signing keys (JWKS) are kept before they are fetched again.
+AUTOPATCH_API_JWKS_SECONDS = envint("AUTOPATCH_API_JWKS_SECONDS", 3600, minimum=60)
 
 LOGGING = {
     "version": 1,

@@ -8,6 +8,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from accounts.audit import record_event
+from accounts.models import AuditEvent
+
 from .models import Device, DeviceStatusChange, DiscoveryRun, ReadinessStatus, Ring, RingAssignedBy
 from .runs import start_discovery
 
@@ -212,3 +215,43 @@ def restore(devices: list[Device], actor: str) -> tuple[list[Outcome], Discovery
     order = {d.pk: i for i, d in enumerate(devices)}
     outcomes.sort(key=lambda o: order[o.device.pk])
     return outcomes, run, started
+
+
+def record_action(
+    actor, action: str, ring: str, devices: list[Device], outcomes: list[Outcome], run, request=None
+) -> None:
+    """The audit log's entry for an action, from the blade or the API: it names devices as admins know them
+    (searchable by name); the IDs and each device's outcome stay in the details."""
+    done = sum(1 for o in outcomes if o.done)
+    ring_label = f" ({Ring(ring).label})" if ring in Ring.values else ""
+    record_event(
+        actor,
+        AuditEvent.Action.DEVICE_ACTION,
+        target=", ".join(str(d) for d in devices),
+        result=f"{ACTIONS[action].title}{ring_label}: {done} of {len(outcomes)} done",
+        request=request,
+        action=action,
+        ring=ring or None,
+        run=run.pk if run else None,
+        outcomes=[
+            {
+                "device": str(o.device),
+                "azure_ad_device_id": o.device.azure_ad_device_id,
+                "done": o.done,
+                "message": o.message,
+            }
+            for o in outcomes
+        ],
+    )
+
+
+def apply(
+    action: str, devices: list[Device], ring: str, actor: str
+) -> tuple[list[Outcome], DiscoveryRun | None]:
+    """Carry out one of ACTIONS on the devices (ActionError for a ring that is none)."""
+    if action == "assign_ring":
+        return assign_ring(devices, ring, actor), None
+    if action == "exclude":
+        return exclude(devices, actor), None
+    outcomes, run, _ = restore(devices, actor)
+    return outcomes, run

@@ -149,3 +149,38 @@ def bulk_write(
             obj.pk = pks[getattr(obj, unique_field)]
             written.append(obj)
     return written
+
+
+def update_rows(objs: Sequence[M], fields: Sequence[str]) -> None:
+    """Write `fields` of rows that exist (by primary key) from `objs`, in one statement on PostgreSQL.
+
+    Django's bulk_update builds a CASE per field and row, which costs seconds of Python for 1,000 rows; here each
+    field goes as one array and UPDATE ... FROM unnest(...) matches the rows. Other databases: bulk_update."""
+    if not objs:
+        return
+    model = type(objs[0])
+    if connection.vendor != "postgresql":
+        model.objects.bulk_update(objs, list(fields), batch_size=500)
+        return
+    quote = connection.ops.quote_name
+    columns = [model._meta.get_field(name) for name in fields]
+    key = model._meta.pk
+    selects, params = (
+        [f"unnest(%s::{key.db_type(connection)}[]) AS {quote(key.column)}"],
+        [[o.pk for o in objs]],
+    )
+    for field in columns:
+        if isinstance(field, models.JSONField):
+            selects.append(f"unnest(%s::text[])::jsonb AS {quote(field.column)}")
+            params.append([orjson.dumps(getattr(o, field.attname)).decode() for o in objs])
+        else:
+            selects.append(f"unnest(%s::{field.db_type(connection)}[]) AS {quote(field.column)}")
+            params.append([field.get_db_prep_save(getattr(o, field.attname), connection) for o in objs])
+    table = quote(model._meta.db_table)
+    sets = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in columns)
+    sql = (
+        f"UPDATE {table} SET {sets} FROM (SELECT {', '.join(selects)}) v "
+        f"WHERE {table}.{quote(key.column)} = v.{quote(key.column)}"
+    )  # noqa: S608 - names come from the model
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)

@@ -86,3 +86,114 @@ def ingest_reports(reports: Iterable[Any]) -> IngestResult:
         )
         result.stored += len(newer)
     return result
+
+
+# -- A report changes the device's readiness status at once (the API's reports) ---------------------------------
+# Added after the ingestion above, which it leaves as it is: discovery ingests its tenant's reports and evaluates
+# them itself; reports posted to the API are applied here, straight away, with discovery's own status rules.
+
+
+class _NoNewRings:
+    """Only registered devices are re-evaluated here, and the status rules give a ring only to a new one."""
+
+    def next(self) -> str:
+        raise AssertionError("a readiness report never registers a device")
+
+
+def apply_new_reports(device_ids: Iterable[str], since: Any) -> int:
+    """Re-evaluate the readiness status of the registered devices among `device_ids` whose report was stored
+    since `since`, with discovery's status rules (devices.discovery.status), and write what changed.
+
+    The devices are locked while they are read and written, and each write bumps `state_version`: a discovery
+    run that read them before writes none of them over (its write is conditional on the version it read) but
+    evaluates them again, report included; an admin action waits for the lock and then sees the new status.
+    Unregistered and excluded devices keep their status: the report is kept for them until discovery uses it.
+    Returns how many devices were written."""
+    # Imported here so that this addition leaves the module's head as it was; discovery imports this module.
+    from django.db import transaction
+
+    from .bulk import update_rows
+    from .checks import Candidate
+    from .discovery.status import evaluate_device
+    from .models import Device, DeviceStatusChange
+
+    ids = sorted(set(device_ids))
+    written = 0
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        with transaction.atomic():
+            reports = {
+                r.azure_ad_device_id: r
+                for r in ReadinessReport.objects.filter(azure_ad_device_id__in=chunk, received_at__gte=since)
+            }
+            if not reports:
+                continue
+            devices = list(
+                Device.objects.registered()
+                .select_for_update(no_key=True)
+                .filter(azure_ad_device_id__in=list(reports))
+                .order_by("pk")  # locks in key order, as discovery and the actions take them: no deadlock
+            )
+            now = timezone.now()
+            changed, history = [], []
+            for device in devices:
+                report = reports[device.azure_ad_device_id]
+                checkin = device.last_intune_checkin
+                candidate = Candidate(
+                    entra={"deviceId": device.azure_ad_device_id, "displayName": device.device_name},
+                    managed={"lastSyncDateTime": checkin.isoformat()} if checkin else None,
+                    now=now,
+                )
+                outcome, cause = evaluate_device(
+                    candidate,
+                    device,
+                    report,
+                    None,
+                    device.in_registration_group,
+                    False,
+                    _NoNewRings(),  # type: ignore[arg-type]
+                )
+                # The prerequisite checks are discovery's (they need the whole tenant); the readiness ones are new.
+                checks = [c for c in device.checks or [] if c.get("kind") != "readiness"]
+                checks += [c for c in outcome["checks"] if c.get("kind") == "readiness"]
+                before = device.readiness_status
+                new = (
+                    outcome["readiness_status"],
+                    outcome["failed_checks"],
+                    checks,
+                    outcome["report_generated_at"],
+                )
+                if new == (before, device.failed_checks, device.checks, device.report_generated_at):
+                    continue
+                device.readiness_status, device.failed_checks, device.checks, device.report_generated_at = new
+                device.state_version += 1
+                changed.append(device)
+                if before != device.readiness_status:
+                    history.append(
+                        DeviceStatusChange(
+                            device=device,
+                            from_status=before,
+                            to_status=device.readiness_status,
+                            changed_at=now,
+                            cause=cause,
+                        )
+                    )
+            update_rows(
+                changed,
+                ["readiness_status", "failed_checks", "checks", "report_generated_at", "state_version"],
+            )
+            DeviceStatusChange.objects.bulk_create(history)
+            written += len(changed)
+    return written
+
+
+def ingest_and_apply(reports: list[Any]) -> tuple[IngestResult, int]:
+    """Store the reports (ingest_reports) and apply the new ones to their registered devices at once."""
+    since = timezone.now()
+    result = ingest_reports(reports)
+    ids = {
+        r["azureADDeviceId"]
+        for r in reports
+        if isinstance(r, dict) and isinstance(r.get("azureADDeviceId"), str)
+    }
+    return result, apply_new_reports(ids, since)

@@ -23,6 +23,24 @@ def start_discovery(trigger: str, requested_by: str = "") -> tuple[DiscoveryRun,
     return run, True
 
 
+def request_discovery(actor, trigger: str, request=None) -> tuple[DiscoveryRun, bool]:
+    """Discover devices for someone (the button, the API): start a run, or find the one under way, and record
+    the request in the audit log."""
+    from accounts.audit import record_event
+    from accounts.models import AuditEvent
+
+    run, started = start_discovery(trigger, requested_by=actor.get_username())
+    record_event(
+        actor,
+        AuditEvent.Action.DISCOVERY,
+        target=f"run #{run.pk}",
+        request=request,
+        result="started" if started else "already running",
+        started=started,
+    )
+    return run, started
+
+
 def discover_now(trigger: str = DiscoveryRun.Trigger.COMMAND, requested_by: str = "") -> DiscoveryRun:
     """Run one discovery in this process, through the same code as the task. A run already under way covers
     it (the returned run says which); a run waiting for a worker is covered by this one."""

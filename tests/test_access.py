@@ -24,7 +24,12 @@ PUBLIC = {
     "accounts/entra/callback/",
     "accounts/entra/simulated-sign-in/",
 }
-SAMPLES = {"tab": "ready", "action": "exclude", "pk": "1"}  # a value for each path parameter
+SAMPLES = {
+    "tab": "ready",
+    "action": "exclude",
+    "pk": "1",
+    "device_id": "1",
+}  # a value for each path parameter
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 

@@ -22,7 +22,7 @@ from django.conf import settings
 
 from .graph import GraphClient, client_token_provider
 from .msal_http import TimedHttpClient
-from .simulated import SimulatedTenant, delta, load_tenant_file, simulated_session
+from .simulated import SimulatedTenant, api_tokens, delta, load_tenant_file, simulated_session
 
 LOGIN = "https://login.microsoftonline.com"
 DEMO_TENANT_FILE = Path(__file__).parent / "simulated" / "demo_tenant.json"
@@ -107,6 +107,7 @@ def simulated_tenant(path: Path) -> SimulatedTenant:
             tenant.add_members(_read_additions(added))
             tenant.on_member_added = lambda group_id, member_id: _keep_addition(path, group_id, member_id)
             tenant.health_scripts.keep_in(intune_state_file(key))
+            api_tokens.install(tenant, path)  # its signing keys, and access tokens for the portal's API
             cached = (version, tenant)
             _simulated[key] = cached
         return cached[1]

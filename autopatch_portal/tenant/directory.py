@@ -353,3 +353,19 @@ def check_member_groups(graph: GraphClient, group_ids: list[str]) -> set[str]:
         )
         held.update(group for group in answer.get("value", []) if isinstance(group, str))
     return held
+
+
+def device_records(graph: GraphClient, device_id: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """One device read from the tenant by its Entra device ID: its Entra record, by the alternate key
+    `GET /devices(deviceId='{deviceId}')` (api-reference/v1.0/api/device-get.md; None when no device has it), and its
+    Intune managed devices (`$filter=azureADDeviceId eq '...'` on beta's list, as the connector reads them, with
+    list blanks looked up). For registrations of devices discovery has not read yet."""
+    try:
+        entra = graph.get(f"/v1.0/devices(deviceId={quote(device_id)})", {"$select": DEVICE_SELECT})
+    except GraphError as exc:
+        if exc.status == 404:
+            return None, []
+        raise
+    params = {"$select": MANAGED_SELECT, "$filter": equals("azureADDeviceId", device_id)}
+    managed = [item for page in graph.pages("/beta/deviceManagement/managedDevices", params) for item in page]
+    return entra, fill_list_blanks(graph, managed)[0]

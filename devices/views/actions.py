@@ -10,8 +10,6 @@ from django.views.decorators.http import require_http_methods
 from django_htmx.http import trigger_client_event
 
 from accounts.access import capability_required
-from accounts.audit import record_event
-from accounts.models import AuditEvent
 from accounts.roles import Capability
 from devices import actions
 from devices.models import Ring
@@ -43,11 +41,6 @@ def matching_ids(value: str) -> list[str]:
     return [str(pk) for pk in pks]
 
 
-def audit_result(title: str, ring: str, done: int, total: int) -> str:
-    ring_label = f" ({Ring(ring).label})" if ring in Ring.values else ""
-    return f"{title}{ring_label}: {done} of {total} done"
-
-
 @never_cache
 @require_http_methods(["GET", "POST"])
 @capability_required(Capability.DEVICE_ACTIONS)
@@ -75,38 +68,13 @@ def device_action(request: HttpRequest, action: str) -> HttpResponse:
     }
     if request.method == "GET":
         return render(request, "devices/_action_confirm.html", context)
-    actor = request.user.get_username()
-    ring, run = data.get("ring", ""), None
+    ring = data.get("ring", "")
     try:
-        if action == "assign_ring":
-            outcomes = actions.assign_ring(devices, ring, actor)
-        elif action == "exclude":
-            outcomes = actions.exclude(devices, actor)
-        else:
-            outcomes, run, _ = actions.restore(devices, actor)
+        outcomes, run = actions.apply(action, devices, ring, request.user.get_username())
     except actions.ActionError as exc:
         return bad_request(request, str(exc))
     done = sum(1 for o in outcomes if o.done)
-    # The log names devices as admins know them (searchable by name); the IDs stay in the details.
-    record_event(
-        request.user,
-        AuditEvent.Action.DEVICE_ACTION,
-        target=", ".join(str(d) for d in devices),
-        result=audit_result(spec.title, ring, done, len(outcomes)),
-        request=request,
-        action=action,
-        ring=ring or None,
-        run=run.pk if run else None,
-        outcomes=[
-            {
-                "device": str(o.device),
-                "azure_ad_device_id": o.device.azure_ad_device_id,
-                "done": o.done,
-                "message": o.message,
-            }
-            for o in outcomes
-        ],
-    )
+    actions.record_action(request.user, action, ring, devices, outcomes, run, request)
     response = render(
         request, "devices/_action_result.html", {**context, "outcomes": outcomes, "done": done, "run": run}
     )

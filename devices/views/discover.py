@@ -9,11 +9,9 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from accounts.access import capability_required
-from accounts.audit import record_event
-from accounts.models import AuditEvent
 from accounts.roles import Capability
 from devices.models import DiscoveryRun
-from devices.runs import start_discovery
+from devices.runs import request_discovery
 
 
 def run_status(request: HttpRequest, run: DiscoveryRun, message: str = "") -> HttpResponse:
@@ -28,7 +26,7 @@ def run_status(request: HttpRequest, run: DiscoveryRun, message: str = "") -> Ht
 @require_POST
 @capability_required(Capability.DISCOVER_DEVICES)
 def discover(request: HttpRequest) -> HttpResponse:
-    run, started = start_discovery(DiscoveryRun.Trigger.MANUAL, requested_by=request.user.get_username())
+    run, started = request_discovery(request.user, DiscoveryRun.Trigger.MANUAL, request)
     if started:
         message = f"Discovery run #{run.pk} started."
     else:
@@ -37,14 +35,6 @@ def discover(request: HttpRequest) -> HttpResponse:
             f"A discovery run (#{run.pk}, {run.get_trigger_display().lower()}{by}) is already under way; "
             "its progress is shown below."
         )
-    record_event(
-        request.user,
-        AuditEvent.Action.DISCOVERY,
-        target=f"run #{run.pk}",
-        request=request,
-        result="started" if started else "already running",
-        started=started,
-    )
     if not request.htmx:
         return redirect("devices:tab", tab="ready")
     response = render(request, "devices/_discover_status.html", {"run": run, "message": message})

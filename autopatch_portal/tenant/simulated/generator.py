@@ -74,6 +74,7 @@ class TenantBuilder:
         self.managed: list[dict] = []
         self.reports: list[dict] = []
         self.users: list[dict] = []
+        self.api_clients: list[dict] = []  # applications that call the portal's API (apiClients)
         self.serial_counter = 0
         # Managed devices whose list answers leave architecture, SKU and workloads blank: a share, and named ones.
         self.list_blank_share = 0.0
@@ -238,6 +239,17 @@ class TenantBuilder:
     def managed_device_of(self, device: dict) -> dict:
         return next(m for m in self.managed if m["azureADDeviceId"] == device["deviceId"])
 
+    def api_client(self, name: str, roles: tuple[str, ...] = ()) -> dict:
+        """An application that calls the portal's API with client credentials; `roles` are its app roles."""
+        client = {
+            "clientId": str(self._uuid()),
+            "clientSecret": f"secret-{name}",
+            "displayName": name,
+            "roles": list(roles),
+        }
+        self.api_clients.append(client)
+        return client
+
     def as_json(self, relative_dates: bool = False) -> dict:
         data = {
             "tenantId": self.tenant_id,
@@ -248,6 +260,8 @@ class TenantBuilder:
             "readinessReports": self.reports,
             "users": self.users,
         }
+        if self.api_clients:
+            data["apiClients"] = self.api_clients
         if relative_dates:
             data["relativeTo"] = iso(self.now)
         if self.list_blank_share or self.list_blank_ids:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from .. import membership_rules
 
@@ -417,6 +417,15 @@ class SimulatedTenant:
             return json_response(200, select(found, query))
         if method == "GET" and resource == "devices":
             return self._page(self.devices, query, parts)
+        by_device_id = re.fullmatch(r"devices\(deviceId='((?:[^']|'')*)'\)", unquote(resource))
+        if method == "GET" and by_device_id:  # the alternate key (device-get.md)
+            wanted = by_device_id.group(1).replace("''", "'")
+            found = next((d for d in self.devices if d.get("deviceId") == wanted), None)
+            if found is None:
+                return graph_error(
+                    404, "Request_ResourceNotFound", f"Resource 'deviceId={wanted}' does not exist."
+                )
+            return json_response(200, select(found, query))
         managed_match = re.fullmatch(r"deviceManagement/managedDevices(?:/([^/]+))?", resource)
         if method == "GET" and managed_match:
             if version != "beta" and any(
