@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from itertools import islice
 from typing import Any
 
+import orjson
 from django.utils import timezone
 
 from .bulk import bulk_write
@@ -23,23 +25,48 @@ class IngestResult:
     rejected: list[str] = field(default_factory=list)
 
 
+MAX_ID = 64  # the longest Azure AD device ID a device row holds
+MAX_REPORT_CHECKS = 50
+MAX_DETAIL = 2000
+MAX_UTC_OFFSET = timedelta(hours=14)  # no time zone is further from UTC; PostgreSQL refuses a time that is
+
+
 def validate_report(report: Any) -> str | None:
-    """Why a report cannot be taken, or None when it can."""
+    """Why a report cannot be taken, or None when it can: the one check for every source (the API, the readiness
+    script's output read through Graph, a tenant file), including what a database column cannot hold."""
     if not isinstance(report, dict):
         return "a report is a JSON object"
     device_id = report.get("azureADDeviceId")
     if not isinstance(device_id, str) or not device_id:
         return "azureADDeviceId is missing"
-    if parse_graph_time(report.get("generatedDateTime")) is None:
+    if len(device_id) > MAX_ID:
+        return f"azureADDeviceId is longer than {MAX_ID} characters"
+    if b"\\u0000" in orjson.dumps(report):
+        return f"{device_id}: a value contains a NUL character"
+    raw_time = report.get("generatedDateTime")
+    generated = parse_graph_time(raw_time) if isinstance(raw_time, str) else None
+    if generated is None:
         return f"{device_id}: generatedDateTime is not a date and time"
+    offset = generated.utcoffset()
+    if offset is None:
+        return f"{device_id}: generatedDateTime has no time zone (end it with Z or an offset)"
+    if abs(offset) > MAX_UTC_OFFSET:
+        return f"{device_id}: generatedDateTime's offset from UTC is beyond 14 hours"
     checks = report.get("checks")
     if not isinstance(checks, list) or not checks:
         return f"{device_id}: checks must be a non-empty list"
+    if len(checks) > MAX_REPORT_CHECKS:
+        return f"{device_id}: more than {MAX_REPORT_CHECKS} checks"
     for check in checks:
-        if not isinstance(check, dict) or check.get("name") not in READINESS_CHECKS:
+        if not isinstance(check, dict) or not isinstance(check.get("name"), str):
+            return f"{device_id}: a check is an object whose name is text"
+        if check["name"] not in READINESS_CHECKS:
             return f"{device_id}: unknown readiness check {check.get('name') if isinstance(check, dict) else check!r}"
         if check.get("result") not in ("passed", "failed"):
             return f"{device_id}: result of {check['name']!r} must be 'passed' or 'failed'"
+        detail = check.get("detail")
+        if detail is not None and (not isinstance(detail, str) or len(detail) > MAX_DETAIL):
+            return f"{device_id}: a check's detail is not text of at most {MAX_DETAIL} characters"
     return None
 
 

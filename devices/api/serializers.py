@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-import orjson
 from django.db import models
 from rest_framework import serializers
 
 from devices.actions import MAX_DEVICES
-from devices.checks import parse_graph_time
 from devices.columns import COLUMNS, Column
 from devices.models import Device, DiscoveryRun, Ring
-from devices.readiness import READINESS_CHECKS
+from devices.readiness import MAX_DETAIL, MAX_ID, MAX_REPORT_CHECKS, READINESS_CHECKS
 
-MAX_ID = 64  # the longest Azure AD device ID a device row holds
 MAX_REPORTS = 1000
-MAX_REPORT_CHECKS = 50
-MAX_DETAIL = 2000
-MAX_UTC_OFFSET = timedelta(hours=14)
 
 
 def model_field(column: Column) -> models.Field:
@@ -222,41 +215,3 @@ READINESS_BODY_SCHEMA = {
         {"type": "array", "minItems": 1, "maxItems": MAX_REPORTS, "items": REPORT_SCHEMA},
     ]
 }
-
-
-def report_problem(report: Any) -> str | None:
-    """What the API refuses in a report before ingestion sees it: what a database column cannot hold (an ID
-    longer than the column, a NUL character), a time without a time zone, more checks or detail than a device
-    sends. The rest is checked by devices.readiness.validate_report, report by report."""
-    if not isinstance(report, dict):
-        return "a report is a JSON object"
-    device_id = report.get("azureADDeviceId")
-    if isinstance(device_id, str) and len(device_id) > MAX_ID:
-        return f"azureADDeviceId is longer than {MAX_ID} characters"
-    if b"\\u0000" in orjson.dumps(report):
-        return f"{device_id}: a value contains a NUL character"
-    generated = (
-        parse_graph_time(report.get("generatedDateTime"))
-        if isinstance(report.get("generatedDateTime"), str)
-        else None
-    )
-    if generated is not None and generated.tzinfo is None:
-        return f"{device_id}: generatedDateTime has no time zone (end it with Z or an offset)"
-    offset = generated.utcoffset() if generated is not None else None
-    if (
-        offset is not None and abs(offset) > MAX_UTC_OFFSET
-    ):  # no time zone is further; PostgreSQL refuses them
-        return f"{device_id}: generatedDateTime's offset from UTC is beyond 14 hours"
-    if report.get("generatedDateTime") is not None and not isinstance(report.get("generatedDateTime"), str):
-        return f"{device_id}: generatedDateTime is not a date and time"
-    checks = report.get("checks")
-    if isinstance(checks, list):
-        if len(checks) > MAX_REPORT_CHECKS:
-            return f"{device_id}: more than {MAX_REPORT_CHECKS} checks"
-        for check in checks:
-            if isinstance(check, dict) and not isinstance(check.get("name"), str | type(None)):
-                return f"{device_id}: a check's name is not text"
-            detail = check.get("detail") if isinstance(check, dict) else None
-            if detail is not None and (not isinstance(detail, str) or len(detail) > MAX_DETAIL):
-                return f"{device_id}: a check's detail is not text of at most {MAX_DETAIL} characters"
-    return None

@@ -261,13 +261,9 @@ class ReadinessReports(APIView):
             raise exceptions.ValidationError(
                 {"reports": [f"At most {s.MAX_REPORTS} reports a request ({len(reports)} sent)."]}
             )
-        refused, taken = [], []
-        for report in reports:
-            problem = s.report_problem(report)
-            (refused if problem else taken).append(problem or report)
         with transaction.atomic():  # one commit for the reports, the devices and the audit entry
-            result, updated = ingest_and_apply(taken)
-            rejected = refused + result.rejected
+            result, updated = ingest_and_apply(reports)
+            rejected = result.rejected
             if rejected and not (result.stored or result.unchanged):
                 raise exceptions.ValidationError({"reports": rejected[:100]})
             self.audit(request, len(reports), result, len(rejected), updated)

@@ -1,0 +1,41 @@
+"""One check for every readiness report, whatever brought it (the API, the readiness script's output read through
+Graph, a tenant file): what the database cannot hold is refused by name, never a database error."""
+
+from __future__ import annotations
+
+import pytest
+
+from autopatch_portal.tenant.reports import READINESS_CHECK_NAMES
+from devices.models import ReadinessReport
+from devices.readiness import ingest_reports
+
+GOOD_CHECKS = [{"name": name, "result": "passed", "detail": "ok"} for name in READINESS_CHECK_NAMES]
+
+
+def report(**changes):
+    return {
+        "azureADDeviceId": "dev-1",
+        "generatedDateTime": "2026-11-29T08:00:00Z",
+        "checks": GOOD_CHECKS,
+        **changes,
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        (report(generatedDateTime="2026-11-29T08:00:00"), "has no time zone"),
+        (report(generatedDateTime="2026-11-29T08:00:00+15:00"), "beyond 14 hours"),
+        (report(generatedDateTime=20261129), "not a date and time"),
+        (report(azureADDeviceId="d" * 65), "longer than 64 characters"),
+        (report(checks=[{**GOOD_CHECKS[0], "detail": "a\x00b"}]), "NUL character"),
+        (report(checks=[{**GOOD_CHECKS[0], "detail": "x" * 2001}]), "at most 2000 characters"),
+        (report(checks=[{"name": ["Internet connectivity"], "result": "passed"}]), "name is text"),
+        (report(checks=GOOD_CHECKS * 7), "more than 50 checks"),
+    ],
+)
+def test_a_report_the_database_cannot_hold_is_refused_by_name_and_the_rest_are_kept(bad, reason):
+    result = ingest_reports([bad, report(azureADDeviceId="dev-2")])
+    assert len(result.rejected) == 1 and reason in result.rejected[0]
+    assert list(ReadinessReport.objects.values_list("azure_ad_device_id", flat=True)) == ["dev-2"]
