@@ -126,6 +126,37 @@ def possible_replacements(device_ids: Iterable[str] | None = None) -> list[Repla
 
 
 def replacement_of(device: Device) -> Replacement | None:
-    """The registered device this one may replace (for the device's fly-in)."""
-    found = possible_replacements([device.azure_ad_device_id])
-    return found[0] if found else None
+    """The registered device this one may replace (for the device's fly-in): the same rule as
+    possible_replacements, asked from this device's side, in two indexed queries whatever the tenant's size (the
+    whole list took 90 ms at 100,000 devices, on every fly-in)."""
+    synced = device.last_intune_checkin
+    if device.is_registered or synced is None:
+        return None
+    same = Q(serial_number=device.serial_number) if device.serial_number else Q(pk__in=[])
+    if device.device_name and device.model:
+        same |= Q(device_name__iexact=device.device_name, model=device.model)
+    old = (
+        Device.objects.registered()
+        .filter(same, last_intune_checkin__lt=min(synced, timezone.now() - QUIET_FOR))
+        .exclude(pk=device.pk)
+        .order_by("-last_intune_checkin")
+        .first()
+    )
+    if old is None:
+        return None
+    object_id = (
+        TenantObject.objects.filter(kind=ObjectKind.DEVICE, device_id=device.azure_ad_device_id)
+        .values_list("object_id", flat=True)
+        .first()
+    )
+    return Replacement(
+        old,
+        device.azure_ad_device_id,
+        object_id or device.entra_object_id,
+        device.device_name,
+        "serial number"
+        if device.serial_number and old.serial_number == device.serial_number
+        else "name and model",
+        synced,
+        device.in_registration_group,
+    )

@@ -136,7 +136,7 @@ def apply_new_reports(device_ids: Iterable[str], since: Any) -> int:
     evaluates them again, report included; an admin action waits for the lock and then sees the new status.
     Unregistered and excluded devices keep their status: the report is kept for them until discovery uses it.
     Returns how many devices were written."""
-    # Imported here so that this addition leaves the module's head as it was; discovery imports this module.
+    # Imported here: discovery imports this module, so importing its status rules at the top would be a cycle.
     from django.db import transaction
 
     from .bulk import update_rows
