@@ -97,6 +97,12 @@ def fresh_import(tenant: Path) -> tuple[int, float]:
         # A first import: no devices, no copy of the tenant and no delta links from an earlier run.
         cursor.execute(f"TRUNCATE {', '.join(DEVICE_TABLES + TENANT_COPY_TABLES)} CASCADE")
     settings.AUTOPATCH_TENANT_FILE = str(tenant)
+    from autopatch_portal.tenant import connection as tenant_connection
+    from devices.models import ReadinessScript
+    from devices.remediation.deploy import deploy_readiness_script
+
+    ReadinessScript.objects.all().delete()  # deployed to this tenant, as make run does before its first discovery
+    deploy_readiness_script(tenant_connection.connect(), "bench")
     start = time.perf_counter()
     run = discover_now()
     assert run.status == "succeeded", run.errors
