@@ -23,6 +23,7 @@ class IngestResult:
     stored: int = 0
     unchanged: int = 0
     rejected: list[str] = field(default_factory=list)
+    stored_ids: list[str] = field(default_factory=list)  # the devices whose report was new
 
 
 MAX_ID = 64  # the longest Azure AD device ID a device row holds
@@ -42,7 +43,7 @@ def validate_report(report: Any) -> str | None:
     if len(device_id) > MAX_ID:
         return f"azureADDeviceId is longer than {MAX_ID} characters"
     if b"\\u0000" in orjson.dumps(report):
-        return f"{device_id}: a value contains a NUL character"
+        return f"{device_id!r}: a value contains a NUL character"  # repr: the ID itself may hold the NUL
     raw_time = report.get("generatedDateTime")
     generated = parse_graph_time(raw_time) if isinstance(raw_time, str) else None
     if generated is None:
@@ -112,6 +113,7 @@ def ingest_reports(reports: Iterable[Any]) -> IngestResult:
             newer, unique_field="azure_ad_device_id", update_fields=["generated_at", "checks", "received_at"]
         )
         result.stored += len(newer)
+        result.stored_ids += [r.azure_ad_device_id for r in newer]
     return result
 
 
@@ -218,9 +220,5 @@ def ingest_and_apply(reports: list[Any]) -> tuple[IngestResult, int]:
     """Store the reports (ingest_reports) and apply the new ones to their registered devices at once."""
     since = timezone.now()
     result = ingest_reports(reports)
-    ids = {
-        r["azureADDeviceId"]
-        for r in reports
-        if isinstance(r, dict) and isinstance(r.get("azureADDeviceId"), str)
-    }
-    return result, apply_new_reports(ids, since)
+    # Only the reports that were stored: a rejected one's ID may be anything (a NUL, 10,000 characters).
+    return result, apply_new_reports(result.stored_ids, since)

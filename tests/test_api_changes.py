@@ -187,11 +187,12 @@ def test_bad_reports_are_rejected_one_by_one(admin, blade_tenant):
     unknown_check = report(alpha)
     unknown_check["checks"][0]["name"] = "Coffee machine"
     numeric_time = {**report(alpha), "generatedDateTime": 20300101}
+    nul_id = report("de\x00v")  # the ID itself: named without its NUL, never looked up
     response = admin.api_post(
-        "/api/v1/readiness-reports", [naive, nul, long_id, unknown_check, numeric_time, report(alpha)]
+        "/api/v1/readiness-reports", [naive, nul, long_id, unknown_check, numeric_time, nul_id, report(alpha)]
     )
     body = response.json()
-    assert response.status_code == 200 and body["stored"] == 1 and len(body["rejected"]) == 5
+    assert response.status_code == 200 and body["stored"] == 1 and len(body["rejected"]) == 6
     text = " | ".join(body["rejected"])
     for reason in (
         "no time zone",

@@ -39,3 +39,9 @@ def test_a_report_the_database_cannot_hold_is_refused_by_name_and_the_rest_are_k
     result = ingest_reports([bad, report(azureADDeviceId="dev-2")])
     assert len(result.rejected) == 1 and reason in result.rejected[0]
     assert list(ReadinessReport.objects.values_list("azure_ad_device_id", flat=True)) == ["dev-2"]
+
+
+@pytest.mark.django_db
+def test_a_device_id_holding_a_nul_is_named_without_the_nul():
+    result = ingest_reports([report(azureADDeviceId="de\x00v")])
+    assert result.rejected == ["'de\\x00v': a value contains a NUL character"] and result.stored_ids == []
