@@ -14,6 +14,7 @@ from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection
+from hypothesis import settings as hypothesis_settings
 
 from accounts.roles import Role, assign_role
 from autopatch_portal.tenant import connection as tenant_connection
@@ -24,6 +25,11 @@ from devices.remediation.deploy import deploy_readiness_script
 # The shared tenants of the blade's and the sign-in's tests, for every module.
 from tests.blade_tenant import blade_tenant  # noqa: E402, F401
 from tests.entra_tenant import entra  # noqa: E402, F401
+
+# Property-based tests draw the same examples on every run: the suite gates every landing, so a failure must be
+# one that the change brought, reproducible by running it again.
+hypothesis_settings.register_profile("portal", derandomize=True)
+hypothesis_settings.load_profile("portal")
 
 PASSWORD = "correct horse battery staple"
 REPO = Path(__file__).resolve().parent.parent
