@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import BooleanField, Case, Exists, OuterRef, Q, Value, When
 from django.utils import timezone
 
 
@@ -296,15 +296,28 @@ class ReadinessReport(models.Model):
 
 
 class DiscoveryRunQuerySet(models.QuerySet):
-    def in_progress(self) -> DiscoveryRunQuerySet:
+    @staticmethod
+    def in_progress_condition() -> Q:
         """Runs under way: the holder of a live lease, or a run queued within a lease's time and waiting for a
         worker. A run whose worker died keeps its "running" status until the next run takes the lease over,
         but it is not in progress: its lease has lapsed."""
         now = timezone.now()
-        held = DiscoveryLease.objects.filter(holder__isnull=False, expires_at__gte=now).values("holder")
+        held = DiscoveryLease.objects.filter(holder=OuterRef("pk"), expires_at__gte=now)
         waiting_since = now - timedelta(seconds=settings.AUTOPATCH_DISCOVERY_LEASE_SECONDS)
-        return self.filter(
-            Q(pk__in=held) | Q(status=DiscoveryRun.Status.QUEUED, queued_at__gte=waiting_since)
+        return Q(Exists(held)) | Q(status=DiscoveryRun.Status.QUEUED, queued_at__gte=waiting_since)
+
+    def in_progress(self) -> DiscoveryRunQuerySet:
+        return self.filter(self.in_progress_condition())
+
+    def with_progress(self) -> DiscoveryRunQuerySet:
+        """Each run with whether it is in progress, read in the same statement as its status: a run that ends
+        between two reads cannot show as "running" and over at once (a status panel would stop following it)."""
+        return self.annotate(
+            in_progress_now=Case(
+                When(self.in_progress_condition(), then=Value(True)),
+                default=Value(False),
+                output_field=BooleanField(),
+            )
         )
 
     def ran(self) -> DiscoveryRunQuerySet:
@@ -354,8 +367,15 @@ class DiscoveryRun(models.Model):
 
     @property
     def is_active(self) -> bool:
-        """In progress, as the lease says (see DiscoveryRunQuerySet.in_progress)."""
+        """In progress, as the lease says (see DiscoveryRunQuerySet.in_progress); a run read through
+        `with_progress()` answers from the same read as its status."""
+        if hasattr(self, "in_progress_now"):
+            return self.in_progress_now
         return self.pk is not None and DiscoveryRun.objects.in_progress().filter(pk=self.pk).exists()
+
+    def reread(self) -> DiscoveryRun:
+        """This run as it is now, with its progress (see `with_progress`)."""
+        return DiscoveryRun.objects.with_progress().get(pk=self.pk)
 
 
 class DiscoveryLease(models.Model):

@@ -254,3 +254,26 @@ def test_a_second_press_while_a_run_is_going_returns_that_run(
     assert again.pk == first.pk
     assert active_run().pk == first.pk
     assert len(callbacks) == 1  # one task queued
+
+
+def test_a_run_read_as_it_ends_is_either_still_running_or_over_never_both(alice):
+    """The status panel reads a run's status and whether it is in progress at once: a run that ends between two
+    reads must not show as "running" with nothing left to follow (the panel would stop polling on it)."""
+    from devices.discovery.lease import begin, release_lease
+    from tests.portal_client import signed_in
+
+    run = DiscoveryRun.objects.create(trigger=DiscoveryRun.Trigger.MANUAL, requested_by="alice")
+    assert begin(run, timezone.now())
+    seen = run.reread()
+    # The run ends (as `finish` ends it) after the panel's read.
+    DiscoveryRun.objects.filter(pk=run.pk).update(
+        status=DiscoveryRun.Status.SUCCEEDED, finished_at=timezone.now()
+    )
+    release_lease(run)
+
+    assert (seen.status, seen.is_active) == (DiscoveryRun.Status.RUNNING, True)
+    now = run.reread()
+    assert (now.status, now.is_active) == (DiscoveryRun.Status.SUCCEEDED, False)
+    panel = signed_in(alice).get(f"/devices/discover/{run.pk}/", headers={"HX-Request": "true"})
+    assert f"Discovery run #{run.pk} succeeded" in panel.content.decode()
+    assert "hx-trigger" not in panel.content.decode()

@@ -25,7 +25,7 @@ def test_the_hourly_discovery_is_on_the_beat_schedule():
 def wait_for_run(run: DiscoveryRun, process, seconds: float = 60) -> DiscoveryRun:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        run.refresh_from_db()
+        run = run.reread()  # its status and whether it is in progress, read at once
         if not run.is_active:
             return run
         if process.poll() is not None:

@@ -225,7 +225,8 @@ class Discoveries(APIView):
     def post(self, request: Request) -> Response:
         run, started = request_discovery(request.user, DiscoveryRun.Trigger.API, request)
         return Response(
-            {"started": started, "run": s.DiscoveryRunSerializer(run).data}, status=status.HTTP_202_ACCEPTED
+            {"started": started, "run": s.DiscoveryRunSerializer(run.reread()).data},
+            status=status.HTTP_202_ACCEPTED,
         )
 
 
@@ -238,7 +239,9 @@ class DiscoveryDetail(APIView):
         responses={200: s.DiscoveryRunSerializer, **errors(404)},
     )
     def get(self, request: Request, pk: int) -> Response:
-        return Response(s.DiscoveryRunSerializer(get_object_or_404(DiscoveryRun, pk=pk)).data)
+        return Response(
+            s.DiscoveryRunSerializer(get_object_or_404(DiscoveryRun.objects.with_progress(), pk=pk)).data
+        )
 
 
 class ReadinessReports(APIView):

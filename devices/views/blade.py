@@ -139,7 +139,7 @@ def summary(counts: dict[tuple[str, str], int]) -> dict:
 
 def last_runs() -> tuple[DiscoveryRun | None, DiscoveryRun | None]:
     """The run under way (if any) and the last one that ended."""
-    runs = DiscoveryRun.objects.only(
+    runs = DiscoveryRun.objects.with_progress().only(
         "trigger",
         "requested_by",
         "status",
@@ -150,12 +150,8 @@ def last_runs() -> tuple[DiscoveryRun | None, DiscoveryRun | None]:
         "counts",
         "errors",
     )
-    active = runs.in_progress().first()
-    ended = (
-        runs.exclude(pk__in=DiscoveryRun.objects.in_progress().values("pk"))
-        .exclude(status=DiscoveryRun.Status.QUEUED)
-        .first()
-    )
+    active = runs.filter(in_progress_now=True).first()
+    ended = runs.filter(in_progress_now=False).exclude(status=DiscoveryRun.Status.QUEUED).first()
     return active, ended
 
 

@@ -27,6 +27,7 @@ def run_status(request: HttpRequest, run: DiscoveryRun, message: str = "") -> Ht
 @capability_required(Capability.DISCOVER_DEVICES)
 def discover(request: HttpRequest) -> HttpResponse:
     run, started = request_discovery(request.user, DiscoveryRun.Trigger.MANUAL, request)
+    run = run.reread()
     if started:
         message = f"Discovery run #{run.pk} started."
     else:
@@ -45,5 +46,5 @@ def discover(request: HttpRequest) -> HttpResponse:
 @require_GET
 @capability_required(Capability.REFRESH_DEVICE_LIST)
 def discovery_run(request: HttpRequest, pk: int) -> HttpResponse:
-    run = get_object_or_404(DiscoveryRun, pk=pk)
+    run = get_object_or_404(DiscoveryRun.objects.with_progress(), pk=pk)
     return run_status(request, run)
