@@ -192,6 +192,15 @@ def is_narrowed(tab: str, params: Mapping[str, str]) -> bool:
     return bool(search_text(params) or active_filters(tab, params))
 
 
+def count_up_to(devices: QuerySet[Device], limit: int) -> tuple[int, bool]:
+    """How many devices match, counted no further than `limit`: (the count, whether it is all of them).
+
+    A search or filter that matches thousands of devices would otherwise be counted whole, reading a heap page per
+    match (50 to 100 ms at 100,000 devices for a one- or two-letter search) to print a number nobody pages to."""
+    counted = devices.order_by()[: limit + 1].count()
+    return (counted, True) if counted <= limit else (limit, False)
+
+
 def paging(params: Mapping[str, str]) -> tuple[int, int]:
     """The page number and page size in `params`; an oversized page size or a bad number raises InvalidQuery."""
     try:

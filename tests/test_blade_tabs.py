@@ -281,3 +281,37 @@ def test_every_page_shows_its_own_rows_also_past_the_middle(alice, blade_tenant,
         for n in (1, 2, 3, 4)
     ]
     assert [name for page in pages for name in page] == whole and len(whole) == 15
+
+
+def test_a_search_that_matches_more_than_an_action_takes_is_counted_no_further(alice, blade_tenant):
+    """Past 1,000 matches (the most an action takes) the pager says "more than" and pages on; deeper pages count
+    as far as they need, show their own rows, and the last one has its exact count."""
+    Device.objects.bulk_create(
+        Device(azure_ad_device_id=f"bulk-{n}", device_name=f"CAP-{n:04d}", readiness_status="active")
+        for n in range(1100)
+    )
+    client = signed_in(alice)
+
+    first = client.get("/devices/ready/?q=CAP").content.decode()
+    assert "1–50 of more than 1000" in first and "Page 1 of more than 20" in first and 'rel="next"' in first
+    assert 'aria-rowcount="-1"' in first
+    assert "More than 1000 devices match; an action takes at most 1000" in first
+    assert "matching devices</button>" not in first
+
+    deep = client.get("/devices/ready/?q=CAP&page=21").content.decode()
+    assert names_in(deep) == [f"CAP-{n:04d}" for n in range(1000, 1050)]
+    assert "1001–1050 of more than 1050" in deep and 'rel="next"' in deep
+
+    last = client.get("/devices/ready/?q=CAP&page=22").content.decode()
+    assert names_in(last) == [f"CAP-{n:04d}" for n in range(1050, 1100)]
+    assert "1051–1100 of 1100" in last and "Page 22 of 22" in last and 'rel="next"' not in last
+
+
+def test_a_search_that_matches_up_to_an_actions_worth_offers_all_of_them(alice, blade_tenant):
+    Device.objects.bulk_create(
+        Device(azure_ad_device_id=f"bulk-{n}", device_name=f"CAP-{n:04d}", readiness_status="active")
+        for n in range(1000)
+    )
+    html = signed_in(alice).get("/devices/ready/?q=CAP").content.decode()
+    assert "1–50 of 1000" in html and "Page 1 of 20" in html and 'aria-rowcount="1000"' in html
+    assert "Select all 1000 matching devices" in html

@@ -25,6 +25,7 @@ from devices.queries import (
     PAGE_SIZES,
     InvalidQuery,
     active_filters,
+    count_up_to,
     device_list,
     filters_for,
     paging,
@@ -155,10 +156,10 @@ def last_runs() -> tuple[DiscoveryRun | None, DiscoveryRun | None]:
     return active, ended
 
 
-def page_rows(devices: QuerySet[Device], start: int, per_page: int, total: int) -> list[Device]:
-    """One page of rows. Past the middle they are read from the end in reverse order: the database then skips
-    fewer rows (the last page of 100,000 skips none instead of 99,950)."""
-    if start <= total // 2:
+def page_rows(devices: QuerySet[Device], start: int, per_page: int, total: int | None) -> list[Device]:
+    """One page of rows. Past the middle of a known total they are read from the end in reverse order: the
+    database then skips fewer rows (the last page of 100,000 skips none instead of 99,950)."""
+    if total is None or start <= total // 2:
         return list(devices[start : start + per_page])
     count = min(per_page, total - start)
     skip = total - start - count
@@ -177,12 +178,17 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
     page, per_page = paging(state.params)
     columns = saved_columns(request.user, state.tab)
     counts = summary(tab_counts())
-    total = devices.count() if state.narrowed() else counts["tabs"][state.tab]
+    if state.narrowed():
+        # Counted as far as this page and the most an action takes: past that the pager says "more than", and
+        # "select all matching" (at most MAX_DEVICES) still names an exact number whenever it is offered.
+        total, exact = count_up_to(devices, max(MAX_DEVICES, page * per_page))
+    else:
+        total, exact = counts["tabs"][state.tab], True
     pages = max(1, -(-total // per_page))
     page = min(page, pages)  # past the end shows the last page, never an empty one numbered beyond it
     start = (page - 1) * per_page
     shown = with_columns(devices, columns, "readiness_status", "device_name", "azure_ad_device_id")
-    rows = page_rows(shown, start, per_page, total)
+    rows = page_rows(shown, start, per_page, total if exact else None)
     sort = state.sort
     headers = []
     for column in columns:
@@ -223,10 +229,11 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
         "per_page": per_page,
         "page_sizes": PAGE_SIZES,
         "total": total,
+        "total_exact": exact,
         "first_row": start + 1 if rows else 0,
         "last_row": start + len(rows),
         "prev_url": state.url(page=page - 1 if page > 2 else None) if page > 1 else "",
-        "next_url": state.url(page=page + 1) if page < pages else "",
+        "next_url": state.url(page=page + 1) if page < pages or not exact else "",
         "filters": [(f, chosen.get(f.param, "")) for f in filters_for(state.tab)],
         "narrowed": state.narrowed(),
         "clear_url": state.url(q=None, **{f.param: None for f in filters_for(state.tab)}),
