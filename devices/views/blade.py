@@ -160,10 +160,15 @@ def page_rows(devices: QuerySet[Device], start: int, per_page: int, total: int |
     """One page of rows. Past the middle of a known total they are read from the end in reverse order: the
     database then skips fewer rows (the last page of 100,000 skips none instead of 99,950)."""
     if total is None or start <= total // 2:
-        return list(devices[start : start + per_page])
-    count = min(per_page, total - start)
-    skip = total - start - count
-    return list(devices.reverse()[skip : skip + count])[::-1]
+        keys = list(devices.values_list("pk", flat=True)[start : start + per_page])
+    else:
+        count = min(per_page, total - start)
+        skip = total - start - count
+        keys = list(devices.reverse().values_list("pk", flat=True)[skip : skip + count])[::-1]
+    # The page's keys first, then its rows: in the default order a search or filter finds the keys in the order's
+    # index alone (it carries the searched columns), where reading whole rows would fetch every row it passes over.
+    rows = {device.pk: device for device in devices.order_by().filter(pk__in=keys)}
+    return [rows[pk] for pk in keys if pk in rows]
 
 
 def offered_actions(tab: str) -> list:
