@@ -150,7 +150,7 @@ def apply_new_reports(device_ids: Iterable[str], since: Any) -> int:
     written = 0
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        with transaction.atomic():
+        with transaction.atomic(savepoint=False):  # within the API's own transaction: no savepoint to set
             reports = {
                 r.azure_ad_device_id: r
                 for r in ReadinessReport.objects.filter(azure_ad_device_id__in=chunk, received_at__gte=since)
