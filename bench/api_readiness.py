@@ -10,6 +10,10 @@ serves the portal (settings from the environment, persistent database connection
   failed: the device row and a status history row are written at once, besides the report);
 - **batches of 1,000**: N / 1,000 requests of 1,000 reports from `--batch-concurrency` clients, every check passed
   (every device goes back to Active).
+Then two floors, in the same run: the same clients posting an empty list (refused with 400 before anything is
+read or written: what gunicorn, Django, DRF and the key's check cost a request here, the ceiling of one report a
+request), and the devices' status changed by plain `UPDATE`s of 1,000 rows from `--batch-concurrency` connections
+(what a batch must write at least).
 Each request's latency is measured at the client; throughput is reports over the phase's wall time. At the end of
 each phase the stored reports are counted (every device must hold the phase's report) and so are the devices whose
 status it changed. The clients are threads with a keep-alive connection each, in this process, on the same
@@ -148,8 +152,10 @@ def start_server(port: int, workers: int, threads: int) -> subprocess.Popen:
     raise SystemExit("gunicorn did not start")
 
 
-def post_all(port: int, key: str, bodies: list[bytes], concurrency: int) -> tuple[float, list[float], int]:
-    """POST every body from `concurrency` keep-alive clients; wall seconds, latencies, and non-200 answers."""
+def post_all(
+    port: int, key: str, bodies: list[bytes], concurrency: int, expected: int = 200
+) -> tuple[float, list[float], int]:
+    """POST every body from `concurrency` keep-alive clients; wall seconds, latencies, and unexpected answers."""
     work: queue.SimpleQueue = queue.SimpleQueue()
     for body in bodies:
         work.put(body)
@@ -172,7 +178,7 @@ def post_all(port: int, key: str, bodies: list[bytes], concurrency: int) -> tupl
                 connection.request("POST", "/api/v1/readiness-reports", body, headers)
                 answer = connection.getresponse()
                 answer.read()
-                if answer.status != 200:
+                if answer.status != expected:
                     bad += 1
                 if answer.getheader("Connection", "").lower() == "close":
                     connection.close()
@@ -236,6 +242,52 @@ def phase(port, key, ids, batch: int, concurrency: int, at: datetime, failed: bo
     }
 
 
+def stack_floor(port: int, key: str, requests: int, concurrency: int) -> dict:
+    """The same endpoint, key and clients with an empty list, which is refused (400) before anything is read or
+    written: what gunicorn, Django, DRF and the key's check cost a request on this machine, the ceiling of one
+    report a request."""
+    wall, latencies, failures = post_all(port, key, [b"[]"] * requests, concurrency, expected=400)
+    return {
+        "requests": requests,
+        "requests_per_s": round(requests / wall),
+        "p95_ms": round(1000 * percentile(latencies, 0.95), 1),
+        "unexpected": failures,
+    }
+
+
+def write_floor(ids: list[str], batch: int, concurrency: int) -> dict:
+    """What a batch must write at least, as plain SQL from `concurrency` connections: each device's readiness
+    status changed (Active and back), one UPDATE per batch; the device table's indexes make most of it."""
+    import psycopg
+
+    batches: queue.SimpleQueue = queue.SimpleQueue()
+    for i in range(0, len(ids), batch):
+        batches.put(ids[i : i + batch])
+
+    def writer() -> None:
+        with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
+            while True:
+                try:
+                    chunk = batches.get_nowait()
+                except queue.Empty:
+                    return
+                conn.execute(
+                    "UPDATE devices_device SET readiness_status = CASE readiness_status WHEN 'active' "
+                    "THEN 'readiness_failed' ELSE 'active' END, state_version = state_version + 1 "
+                    "WHERE azure_ad_device_id = ANY(%s)",
+                    [chunk],
+                )
+
+    threads = [threading.Thread(target=writer) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - start
+    return {"devices": len(ids), "wall_s": round(wall, 2), "devices_per_s": round(len(ids) / wall)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--devices", type=int, default=100_000)
@@ -256,7 +308,7 @@ def main() -> None:
     recreate_database()
     key, ids = setup(args.devices)
     server = start_server(args.port, args.workers, args.threads)
-    results: dict[str, list[dict]] = {"single": [], "batch": []}
+    results: dict[str, list[dict]] = {"single": [], "batch": [], "stack floor": [], "write floor": []}
     try:
         base = datetime.now(UTC).replace(microsecond=0)
         for run in range(args.repeat):
@@ -271,14 +323,19 @@ def main() -> None:
             )
             print("batch", json.dumps(batch), flush=True)
             results["batch"].append(batch)
+            floor = stack_floor(args.port, key, args.single_reports or len(ids), args.concurrency)
+            print("floor, one request (an empty list, refused)", json.dumps(floor), flush=True)
+            results["stack floor"].append(floor)
+            floor = write_floor(ids, 1000, args.batch_concurrency)
+            print("floor, batch writes (plain UPDATE of the status)", json.dumps(floor), flush=True)
+            results["write floor"].append(floor)
     finally:
         server.terminate()
         server.wait(timeout=30)
     for name, runs in results.items():
-        medians = {
-            k: statistics.median(r[k] for r in runs) for k in ("wall_s", "reports_per_s", "p50_ms", "p95_ms")
-        }
-        print(f"median {name}: {json.dumps(medians)}; stored {[r['stored'] for r in runs]}", flush=True)
+        keys = [k for k in runs[0] if isinstance(runs[0][k], float | int)]
+        medians = {k: statistics.median(r[k] for r in runs) for k in keys}
+        print(f"median {name}: {json.dumps(medians)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ so network and browser time are left out. For each tenant file given, the device
 discovery imports the tenant (a first import), and every page is timed; then the export, through the web and
 through `manage.py export_devices`, against PostgreSQL's own COPY of the device table's non-JSON columns:
 
+    createdb -h 127.0.0.1 -U postgres autopatch_bench_ui  # once; the bench migrates it
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/autopatch_bench_ui AUTOPATCH_VAR_DIR=var/bench-ui \\
       .venv/bin/python manage.py make_tenant --devices 100000 --seed 1 --out var/bench-ui/tenant100k.json
     ... .venv/bin/python manage.py make_tenant --devices 1000 --seed 1 --out var/bench-ui/tenant1k.json
@@ -208,12 +209,14 @@ def main() -> None:
 
     django.setup()
     from django.contrib.auth import get_user_model
+    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
 
     from accounts.roles import Role, assign_role
 
     assert connection.vendor == "postgresql", "run this against PostgreSQL (DATABASE_URL)"
+    call_command("migrate", verbosity=0)
     user, _ = get_user_model().objects.get_or_create(username="bench-admin")
     assign_role(user, Role.ADMINISTRATOR)
     print(f"machine: nproc {os.cpu_count()}; PostgreSQL {connection.cursor().connection.info.server_version}")
