@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Count, F, Q, QuerySet
 
 from accounts.models import AuditEvent
@@ -192,12 +193,30 @@ def is_narrowed(tab: str, params: Mapping[str, str]) -> bool:
     return bool(search_text(params) or active_filters(tab, params))
 
 
-def count_up_to(devices: QuerySet[Device], limit: int) -> tuple[int, bool]:
+def count_up_to(devices: QuerySet[Device], limit: int, searched: bool = False) -> tuple[int, bool]:
     """How many devices match, counted no further than `limit`: (the count, whether it is all of them).
 
     A search or filter that matches thousands of devices would otherwise be counted whole, reading a heap page per
-    match (50 to 100 ms at 100,000 devices for a one- or two-letter search) to print a number nobody pages to."""
-    counted = devices.order_by()[: limit + 1].count()
+    match (50 to 100 ms at 100,000 devices for a one- or two-letter search) to print a number nobody pages to.
+
+    A search (`searched`) is counted through its own indexes (prefix and trigram, combined in a bitmap): index
+    scans are priced out for this one statement. Otherwise the planner walks the name order's covering index,
+    testing the search on every device it passes (31 ms for "A" at 100,000 devices, against 10 ms)."""
+    query = devices.order_by()[: limit + 1]
+    if searched and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('enable_indexscan', 'off', false), set_config('enable_indexonlyscan', 'off', false)"
+            )
+            try:
+                counted = query.count()
+            finally:  # as RESET would leave them, for whatever this connection runs next
+                cursor.execute(
+                    "SELECT set_config(name, reset_val, false) FROM pg_settings "
+                    "WHERE name IN ('enable_indexscan', 'enable_indexonlyscan')"
+                )
+    else:
+        counted = query.count()
     return (counted, True) if counted <= limit else (limit, False)
 
 

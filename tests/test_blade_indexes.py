@@ -10,7 +10,7 @@ from django.db import connection, transaction
 
 from devices.columns import COLUMNS
 from devices.models import Device
-from devices.queries import device_list
+from devices.queries import count_up_to, device_list
 from tests.blade_tenant import READY
 from tests.portal_client import signed_in
 from tests.test_blade_tabs import TABS, names_in
@@ -97,3 +97,14 @@ def test_every_sort_of_every_tab_reads_its_first_page_in_order_from_an_index():
             if "Sort" in nodes or "Incremental Sort" in nodes:
                 sorted_pages.append(f"{tab} by {sort}: {nodes}")
     assert sorts and sorted_pages == []
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="planner settings of PostgreSQL")
+@pytest.mark.django_db
+def test_counting_a_search_leaves_the_planner_as_it_found_it(blade_tenant):
+    """A search is counted with index scans priced out (through its bitmap of prefix and trigram indexes); the
+    rest of the transaction, the page's own rows included, plans as before."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        assert count_up_to(device_list("ready", {"q": "AL"}), 1000, searched=True) == (3, True)
+        cursor.execute("SELECT current_setting('enable_indexscan'), current_setting('enable_indexonlyscan')")
+        assert cursor.fetchone() == ("on", "on")

@@ -29,6 +29,7 @@ from devices.queries import (
     device_list,
     filters_for,
     paging,
+    search_text,
     tab_counts,
     with_columns,
 )
@@ -186,7 +187,9 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
     if state.narrowed():
         # Counted as far as this page and the most an action takes: past that the pager says "more than", and
         # "select all matching" (at most MAX_DEVICES) still names an exact number whenever it is offered.
-        total, exact = count_up_to(devices, max(MAX_DEVICES, page * per_page))
+        total, exact = count_up_to(
+            devices, max(MAX_DEVICES, page * per_page), searched=bool(search_text(state.params))
+        )
     else:
         total, exact = counts["tabs"][state.tab], True
     pages = max(1, -(-total // per_page))
