@@ -186,7 +186,8 @@ class Device(models.Model):
     primary_user = models.CharField(max_length=256, blank=True)
     last_intune_checkin = models.DateTimeField("Last Intune check-in", null=True, blank=True)
 
-    readiness_status = models.CharField(max_length=32, choices=ReadinessStatus.choices, db_index=True)
+    # No index of its own: (readiness_status, ring) and every (tab, column, id) serve it.
+    readiness_status = models.CharField(max_length=32, choices=ReadinessStatus.choices)
     # Names of the failed prerequisite or readiness checks, joined by "; " (what the tab shows).
     failed_checks = models.TextField(blank=True)
     # Every check of the last evaluation: [{"name", "kind", "passed", "reason", "remediation"}].
