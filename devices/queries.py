@@ -99,14 +99,26 @@ ANYWHERE_FROM = 3
 
 def search(devices: QuerySet[Device], q: str) -> QuerySet[Device]:
     """Device name or primary user (any part of it, or its start for one or two characters), Azure AD device ID or
-    serial number (its start, as admins read them off a label or a ticket)."""
-    lookup = "icontains" if len(q) >= ANYWHERE_FROM else "istartswith"
+    serial number (its start, as admins read them off a label or a ticket), whatever the case: matched against the
+    columns the database keeps upper-cased (Device.search_*)."""
+    folded = folded_as_stored(q)
+    lookup = "contains" if len(q) >= ANYWHERE_FROM else "startswith"
     return devices.filter(
-        Q(**{f"device_name__{lookup}": q})
-        | Q(azure_ad_device_id__istartswith=q)
-        | Q(serial_number__istartswith=q)
-        | Q(**{f"primary_user__{lookup}": q})
+        Q(**{f"search_name__{lookup}": folded})
+        | Q(search_id__startswith=folded)
+        | Q(search_serial__startswith=folded)
+        | Q(**{f"search_user__{lookup}": folded})
     )
+
+
+def folded_as_stored(q: str) -> str:
+    """The search in upper case as the database folds the search columns. Python folds ASCII the same; beyond it
+    the two differ ("ß" is "SS" to Python, itself to PostgreSQL; SQLite folds ASCII only), so the database folds it."""
+    if q.isascii():
+        return q.upper()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT UPPER(%s)", [q])
+        return cursor.fetchone()[0]
 
 
 def failed_check_q(name: str) -> Q:

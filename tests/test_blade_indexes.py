@@ -108,3 +108,17 @@ def test_counting_a_search_leaves_the_planner_as_it_found_it(blade_tenant):
         assert count_up_to(device_list("ready", {"q": "AL"}), 1000, searched=True) == (3, True)
         cursor.execute("SELECT current_setting('enable_indexscan'), current_setting('enable_indexonlyscan')")
         assert cursor.fetchone() == ("on", "on")
+
+
+def test_a_search_beyond_ascii_matches_as_the_database_folds_it(alice, blade_tenant):
+    """The search columns are upper-cased by the database; a search with letters beyond ASCII is folded by it too
+    (Python would make "ß" "SS", which PostgreSQL's UPPER leaves as it is)."""
+    Device.objects.create(
+        azure_ad_device_id="umlaut-1",
+        device_name="Müller-Straße-01",
+        primary_user="jürgen@contoso.com",
+        readiness_status="active",
+    )
+    client = signed_in(alice)
+    for q in ("müller", "Müller", "straße", "Straße-01", "jür", "Mü"):
+        assert names_in(client.get("/devices/ready/", {"q": q}).content.decode()) == ["Müller-Straße-01"], q
