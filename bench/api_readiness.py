@@ -152,6 +152,17 @@ def start_server(port: int, workers: int, threads: int) -> subprocess.Popen:
     raise SystemExit("gunicorn did not start")
 
 
+def in_threads(work, concurrency: int) -> float:
+    """Run `work` in `concurrency` threads at once; the wall seconds until the last one ends."""
+    threads = [threading.Thread(target=work) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - start
+
+
 def post_all(
     port: int, key: str, bodies: list[bytes], concurrency: int, expected: int = 200
 ) -> tuple[float, list[float], int]:
@@ -190,13 +201,7 @@ def post_all(
             latencies.extend(mine)
             failures[0] += bad
 
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - start, latencies, failures[0]
+    return in_threads(client, concurrency), latencies, failures[0]
 
 
 def count(at: datetime, status: str) -> tuple[int, int]:
@@ -278,13 +283,7 @@ def write_floor(ids: list[str], batch: int, concurrency: int) -> dict:
                     [chunk],
                 )
 
-    threads = [threading.Thread(target=writer) for _ in range(concurrency)]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - start
+    wall = in_threads(writer, concurrency)
     return {"devices": len(ids), "wall_s": round(wall, 2), "devices_per_s": round(len(ids) / wall)}
 
 
