@@ -85,11 +85,14 @@ def bulk_write(
     update_fields: Sequence[str] = (),
     ignore_conflicts: bool = False,
     version_field: str | None = None,
+    newer_field: str | None = None,
 ) -> list[M]:
     """Insert `objs`; with unique_field and update_fields, update the rows that exist (and set each obj's pk).
 
     With version_field, an existing row is updated only while its version is still the obj's (the one the
-    caller read): a row someone changed meanwhile is left as they left it. Returns the objs written."""
+    caller read): a row someone changed meanwhile is left as they left it. With newer_field, an existing row is
+    updated only when the obj's value of that field is greater (a newer report), decided by the database at the
+    write, so of two writers at once the newer value stays. Returns the objs written."""
     if not objs:
         return []
     model = type(objs[0])
@@ -102,20 +105,25 @@ def bulk_write(
                 "update_fields": list(update_fields),
             }
         with transaction.atomic():
-            if version_field:
+            guard = version_field or newer_field
+            if guard:
                 # SQLite's transactions here are IMMEDIATE (settings): from BEGIN this one holds the write lock, so
-                # the versions read now are still the row's when bulk_create writes.
+                # the values read now are still the row's when bulk_create writes.
                 keys = [getattr(obj, unique_field) for obj in objs]
                 current = dict(
                     model.objects.select_for_update()
                     .filter(**{f"{unique_field}__in": keys})
-                    .values_list(unique_field, version_field)
+                    .values_list(unique_field, guard)
                 )
                 objs = [
                     o
                     for o in objs
-                    if current.get(getattr(o, unique_field), getattr(o, version_field))
-                    == getattr(o, version_field)
+                    if getattr(o, unique_field) not in current
+                    or (
+                        current[getattr(o, unique_field)] == getattr(o, guard)
+                        if version_field
+                        else current[getattr(o, unique_field)] < getattr(o, guard)
+                    )
                 ]
             model.objects.bulk_create(objs, **kwargs)
         return list(objs)
@@ -133,6 +141,9 @@ def bulk_write(
         if version_field:
             version = quote(model._meta.get_field(version_field).column)
             unchanged = f" WHERE {table}.{version} = EXCLUDED.{version}"
+        elif newer_field:
+            newer = quote(model._meta.get_field(newer_field).column)
+            unchanged = f" WHERE {table}.{newer} < EXCLUDED.{newer}"
         # RETURNING lists the rows inserted or updated, not those the WHERE left alone.
         conflict = f"ON CONFLICT ({unique}) DO UPDATE SET {updates}{unchanged} RETURNING id, {unique}"
     else:

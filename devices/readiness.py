@@ -108,12 +108,17 @@ def ingest_reports(reports: Iterable[Any]) -> IngestResult:
             for device_id, (generated, report) in newest.items()
             if device_id not in known or known[device_id] < generated
         ]
-        result.unchanged += len(newest) - len(newer)
-        bulk_write(
-            newer, unique_field="azure_ad_device_id", update_fields=["generated_at", "checks", "received_at"]
+        # The read above spares the write of what is known already; the write itself keeps the newest report when
+        # another writer (a discovery run, another request) stored one for the same device meanwhile.
+        written = bulk_write(
+            newer,
+            unique_field="azure_ad_device_id",
+            update_fields=["generated_at", "checks", "received_at"],
+            newer_field="generated_at",
         )
-        result.stored += len(newer)
-        result.stored_ids += [r.azure_ad_device_id for r in newer]
+        result.unchanged += len(newest) - len(written)
+        result.stored += len(written)
+        result.stored_ids += [r.azure_ad_device_id for r in written]
     return result
 
 

@@ -45,3 +45,34 @@ def test_a_report_the_database_cannot_hold_is_refused_by_name_and_the_rest_are_k
 def test_a_device_id_holding_a_nul_is_named_without_the_nul():
     result = ingest_reports([report(azureADDeviceId="de\x00v")])
     assert result.rejected == ["'de\\x00v': a value contains a NUL character"] and result.stored_ids == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("rows", [1, 60])  # one INSERT ... VALUES, and the scratch table with COPY
+def test_an_older_report_written_after_a_newer_one_leaves_the_newer_in_place(rows):
+    """Two writers at once (a discovery run reading run states, a device posting to the API) can each find no newer
+    report than their own before they write; the write itself keeps the newest."""
+    from datetime import UTC, datetime
+
+    from devices.bulk import bulk_write
+
+    def reports(hour: int) -> list[ReadinessReport]:
+        return [
+            ReadinessReport(
+                azure_ad_device_id=f"dev-{n}",
+                generated_at=datetime(2026, 11, 29, hour, tzinfo=UTC),
+                received_at=datetime(2026, 11, 29, hour, tzinfo=UTC),
+                checks=[{"name": "Internet connectivity", "result": "passed", "detail": f"at {hour}"}],
+            )
+            for n in range(rows)
+        ]
+
+    fields = {
+        "unique_field": "azure_ad_device_id",
+        "update_fields": ["generated_at", "checks", "received_at"],
+    }
+    assert len(bulk_write(reports(10), newer_field="generated_at", **fields)) == rows
+    assert bulk_write(reports(8), newer_field="generated_at", **fields) == []
+    assert {r.checks[0]["detail"] for r in ReadinessReport.objects.all()} == {"at 10"}
+    assert len(bulk_write(reports(12), newer_field="generated_at", **fields)) == rows
+    assert {r.checks[0]["detail"] for r in ReadinessReport.objects.all()} == {"at 12"}
