@@ -38,11 +38,6 @@ ROLE_API_CAPABILITIES: dict[str, frozenset[str]] = {
 READINESS_ONLY: frozenset[str] = frozenset({REPORT_READINESS})
 
 
-def permission_name(capability: str) -> str:
-    """The Django permission behind a capability, as views check it (user.has_perm)."""
-    return f"devices.{capability}"
-
-
 def role_group(role: str) -> Group:
     """The Django group of a role, created with exactly the role's permissions."""
     group, _ = Group.objects.get_or_create(name=Role(role).label)

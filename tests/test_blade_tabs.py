@@ -12,7 +12,7 @@ from tests.blade_tenant import NOT_READY, NOT_REGISTERED, READY
 from tests.portal_client import signed_in
 
 TABS = ("ready", "not-ready", "not-registered")
-PAGE_QUERIES = 17  # the most any page takes, whatever its number of devices
+PAGE_QUERIES = 13  # the most any page takes, whatever its number of devices
 
 
 def names_in(html: str) -> list[str]:

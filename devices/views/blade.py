@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from html import escape as escape_html
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -18,7 +18,7 @@ from django.views.decorators.vary import vary_on_headers
 from accounts.access import capability_required, has_capability
 from accounts.roles import Capability
 from devices.actions import ACTIONS, MAX_DEVICES
-from devices.columns import Column, text
+from devices.columns import Column
 from devices.models import TAB_STATUSES, Device, DiscoveryRun, ReadinessStatus, Ring, Tab
 from devices.queries import (
     NO_RING,
@@ -69,44 +69,33 @@ def table_row(
 ) -> SafeString:
     """A device's row of the table: a checkbox where device actions are offered, the link column opening the fly-in
     (flyin_url: the blade with the device's details open, bookmarkable; Back closes it), the readiness status as a
-    badge. Written here, not in the template: at 250 rows a page, the template's tags per cell took longer than
-    everything else on the page."""
+    badge. Written here with the standard library's escape (what Django's escape calls), not in the template nor
+    with format_html: at 250 rows a page, the template's tags per cell took longer than everything else on the
+    page, and format_html's lazy wrappers per cell still took a third of the rows' time."""
     cells = []
     if selectable:
         cells.append(
-            format_html(
-                '<td class="select-col"><input type="checkbox" class="row-select" name="ids" value="{}" '
-                'aria-label="Select {}"></td>',
-                device.pk,
-                str(device),
-            )
+            f'<td class="select-col"><input type="checkbox" class="row-select" name="ids" value="{device.pk}" '
+            f'aria-label="Select {escape_html(str(device))}"></td>'
         )
     for column in columns:
-        value = text(column.value(device))
+        value = escape_html(column.value(device))
         if column.key == link_column:
-            cell = format_html(
-                '<a class="device-link" href="{}" hx-get="{}" hx-target="#flyin-body" hx-swap="innerHTML" '
-                'hx-push-url="{}">{}</a>',
-                flyin_url,
-                details_url,
-                flyin_url,
-                value or str(device),
+            flyin, details = escape_html(flyin_url), escape_html(details_url)
+            cell = (
+                f'<a class="device-link" href="{flyin}" hx-get="{details}" hx-target="#flyin-body" '
+                f'hx-swap="innerHTML" hx-push-url="{flyin}">{value or escape_html(str(device))}</a>'
             )
         elif column.key == "readiness_status":
-            cell = format_html(
-                '<span class="badge badge-{}">{}</span>',
-                STATUS_BADGES.get(device.readiness_status, ""),
-                value,
+            cell = (
+                f'<span class="badge badge-{STATUS_BADGES.get(device.readiness_status, "")}">{value}</span>'
             )
         else:
-            cell = escape(value)
+            cell = value
         cells.append(f'<td data-column="{column.key}">{cell}</td>')
-    # Every value above is escaped; the keys are declared columns'.
-    return format_html(
-        '<tr data-device="{}" data-status="{}">{}</tr>',
-        device.pk,
-        device.readiness_status,
-        mark_safe("".join(cells)),  # noqa: S308
+    # Every value above is escaped; the keys, badges and statuses are the portal's own.
+    return mark_safe(  # noqa: S308
+        f'<tr data-device="{device.pk}" data-status="{escape_html(device.readiness_status)}">{"".join(cells)}</tr>'
     )
 
 
@@ -152,8 +141,13 @@ def last_runs() -> tuple[DiscoveryRun | None, DiscoveryRun | None]:
         "counts",
         "errors",
     )
-    active = runs.filter(in_progress_now=True).first()
-    ended = runs.filter(in_progress_now=False).exclude(status=DiscoveryRun.Status.QUEUED).first()
+    # One statement in the common case: at most one run holds the lease and one more waits for it, so the newest
+    # three that are in progress or have ended hold both; the second statement only when three are in progress.
+    recent = list(runs.filter(Q(in_progress_now=True) | ~Q(status=DiscoveryRun.Status.QUEUED))[:3])
+    active = next((run for run in recent if run.in_progress_now), None)
+    ended = next((run for run in recent if not run.in_progress_now), None)
+    if ended is None and len(recent) == 3:
+        ended = runs.filter(in_progress_now=False).exclude(status=DiscoveryRun.Status.QUEUED).first()
     return active, ended
 
 
