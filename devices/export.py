@@ -25,19 +25,19 @@ class Progress:
 def csv_rows(
     devices: QuerySet[Device], columns: list[Column], progress: Progress | None = None
 ) -> Iterator[str]:
-    """The header, then the rows in the queryset's order, CHUNK rows per piece: plain values read with
-    values_list (no model instances) and formatted by each column's formatter."""
+    """The header, then the rows in the queryset's order, CHUNK rows per piece: each column's text as the
+    database writes it (Column.export), read with values_list (no model instances) and written as read."""
     progress = progress or Progress()
     writer = LineWriter()
     yield writer.header(column.title for column in columns)
-    reads, formatters = zip(*(column.export() for column in columns), strict=True)
-    batch: list[str] = []
-    for values in devices.values_list(*reads).iterator(chunk_size=CHUNK):
-        batch.append(writer.row([format_(value) for format_, value in zip(formatters, values, strict=True)]))
+    texts = {f"export_{i}": column.export() for i, column in enumerate(columns)}
+    batch: list[tuple[str, ...]] = []
+    for values in devices.annotate(**texts).values_list(*texts).iterator(chunk_size=CHUNK):
+        batch.append(values)
         if len(batch) == CHUNK:
-            yield "".join(batch)
+            yield writer.rows(batch)
             progress.rows += len(batch)
             batch = []
     if batch:
-        yield "".join(batch)
+        yield writer.rows(batch)
         progress.rows += len(batch)

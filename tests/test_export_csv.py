@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
+from datetime import timedelta
+from html import unescape
 
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 
 from accounts.models import AuditEvent
+from autopatch_portal.csvfile import LineWriter
 from devices.columns import COLUMNS
-from devices.models import Device
+from devices.models import NOT_REPORTED, Device
 from devices.runs import discover_now
 from tests.blade_tenant import READY
 from tests.portal_client import signed_in
@@ -136,3 +141,55 @@ def test_dates_read_the_same_in_the_export_as_on_the_page(alice, blade_tenant):
         for d in (device.last_intune_checkin, device.registered_at, device.sighting.last_discovered_at)
     ]
     assert rows[1] == expected
+
+
+def spreadsheet_text(value: str) -> str:
+    """What a cell must read: NUL dropped, then an apostrophe before a formula character at the value's start
+    and after every ";" (where a spreadsheet with ";" as list separator starts a cell)."""
+    value = value.replace("\x00", "")
+    out = []
+    for i, char in enumerate(value):
+        if char in "=+-@\t\r" and (i == 0 or value[i - 1] == ";"):
+            out.append("'")
+        out.append(char)
+    return "".join(out)
+
+
+def test_hostile_fields_read_back_neutralised_cell_by_cell():
+    # The writer tests a whole row before neutralising its cells one by one: quotes, commas, line breaks,
+    # semicolons and NULs in any field, in every combination of three, must still come out as the rule says.
+    pieces = ["=", "+", "-", "@", "\t", "\r", "\n", '"', ",", ";", "\x00", "a", "ü", " ", '""', "\r\n"]
+    values = ["".join(p) for p in itertools.product(pieces, repeat=3)]
+    rows = [values[i : i + 7] for i in range(0, len(values), 7)]
+    writer = LineWriter()
+    text = writer.header(["Device name", "=SUM(A1)"]) + writer.rows(rows) + writer.row(["-1", ";@x"])
+    assert text.startswith('\ufeff"Device name","\'=SUM(A1)"\r\n')
+    read = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline="")))
+    assert read[1:] == [[spreadsheet_text(v) for v in row] for row in [*rows, ["-1", ";@x"]]]
+    # Every field is quoted: the text is quoted fields between commas and line ends, nothing else.
+    assert re.fullmatch(r'(?s)\ufeff("([^"]|"")*"[,\r\n]+)+', text)
+
+
+def test_every_column_exports_the_text_the_table_shows(alice, blade_tenant):
+    # The export's text is written by the database (Column.export), the table's by Python (Column.value): each
+    # column, for devices with a fresh, a stale and no report, a nested group, no ring and a value outside the
+    # choices, must read the same in both.
+    now = timezone.now()
+    Device.objects.filter(device_name="ALPHA-02").update(report_generated_at=now - timedelta(days=8))
+    Device.objects.filter(device_name="ALPHA-03").update(report_generated_at=None, added_through="Kiosks")
+    Device.objects.filter(device_name="BRAVO-04").update(join_type="SomethingNew")
+    html = signed_in(alice).form_post("/devices/ready/columns/", {"columns": [c.key for c in COLUMNS]})
+    assert html.status_code in (200, 204, 302)
+    page = signed_in(alice).get("/devices/ready/?sort=device_name").content.decode()
+    shown = [
+        [
+            unescape(re.sub(r"<[^>]+>", "", cell))
+            for cell in re.findall(r'<td data-column="[^"]+">(.*?)</td>', row)
+        ]
+        for row in re.findall(r"<tr data-device=.*?</tr>", page)
+    ]
+    exported = rows_of(signed_in(alice).get("/devices/ready/export.csv?columns=all&sort=device_name"))[1:]
+    assert exported == shown and len(shown) == len(READY)
+    report_times = {row[[c.key for c in COLUMNS].index("report_generated_at")] for row in shown}
+    assert NOT_REPORTED in report_times and any(t.endswith(" (stale)") for t in report_times)
+    assert {"Direct", "Kiosks"} <= {row[[c.key for c in COLUMNS].index("added_through")] for row in shown}
