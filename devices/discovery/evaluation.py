@@ -23,13 +23,12 @@ from ..models import (
     StagedObject,
     TenantObject,
 )
-from .reading import analyze
+from .reading import ANALYZE_AFTER, analyze
 from .rings import RingAssigner, tenant_size
 from .state import RunState
 from .status import evaluate_device
 
 CHUNK = 2000
-ANALYZE_AFTER = 1000  # devices written by a run, past which it refreshes the device tables' statistics
 
 
 def duplicate_serials(run: DiscoveryRun) -> dict[str, int]:

@@ -36,6 +36,9 @@ from . import records
 from .state import RunState
 
 DEVICES, MANAGED = "devices", "managed"
+# Rows a run writes to a table (staged from Graph into the tenant copy, devices evaluated), past which it
+# refreshes that table's statistics (analyze): fewer leave them true.
+ANALYZE_AFTER = 1000
 STAGED_COLUMNS = (
     "kind",
     "group_id",
@@ -400,8 +403,13 @@ def read_tenant(tenant: TenantConnection, state: RunState) -> str:
             )
             state.errors.append({"stage": f"nested group {name}", "message": str(exc)})
     apply_reading(run, plan, reading, state)
-    analyze(TenantObject)  # fresh rows have no statistics: without them the joins below are planned badly
     state.full_read = any(completed.full for completed in reading.completed.values())
+    if state.full_read or StagedObject.objects.filter(run=run).count() >= ANALYZE_AFTER:
+        # Fresh rows have no statistics: without them the joins below are planned badly. A few changed rows
+        # leave the statistics true (an hourly run's ANALYZE of 300,000 rows took 0.26 s of its 6.8 s). After a
+        # full read, VACUUM too: the next runs stage their candidates from the copy's key alone (an index-only
+        # scan needs the visibility map, which autovacuum would set only later).
+        analyze(TenantObject, vacuum=state.full_read)
     stage_candidates(run, plan.group_id)
     analyze(StagedObject)
     if plan.managed_since is not None and unseen_in_intune(run):
