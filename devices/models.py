@@ -10,6 +10,8 @@ from django.db.models import BooleanField, Case, Exists, OuterRef, Q, Value, Whe
 from django.db.models.functions import Upper
 from django.utils import timezone
 
+from autopatch_portal.tenant.directory import BLANKS
+
 
 class ReadinessStatus(models.TextChoices):
     ACTIVE = "active", "Active"
@@ -436,6 +438,11 @@ class ObjectKind(models.TextChoices):
     )
 
 
+# Managed devices in the tenant copy whose list answer left blanks that no single GET has filled yet: every run
+# looks them up again. A partial index finds them: the scan of every managed device's JSON took 0.2 s an hour.
+WITH_BLANKS = Q(kind=ObjectKind.MANAGED, data__contains=f'"{BLANKS}"')
+
+
 class TenantObject(models.Model):
     """The portal's copy of what Graph reported, kept between runs so that delta reads can bring it up to date.
 
@@ -467,6 +474,7 @@ class TenantObject(models.Model):
         indexes = [
             models.Index(fields=["kind", "device_id"], name="tenant_object_device"),
             models.Index(fields=["kind", "display_name"], name="tenant_object_name"),
+            models.Index(fields=["id"], condition=WITH_BLANKS, name="tenant_managed_with_blanks"),
         ]
 
     def __str__(self) -> str:

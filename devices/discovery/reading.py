@@ -31,7 +31,7 @@ from autopatch_portal.tenant.directory import DEVICE_TYPE, GROUP_TYPE
 from autopatch_portal.tenant.graph import GraphClient, GraphError, dumps
 
 from ..bulk import copy_rows
-from ..models import DeltaLink, Device, DiscoveryRun, ObjectKind, StagedObject, TenantObject
+from ..models import WITH_BLANKS, DeltaLink, Device, DiscoveryRun, ObjectKind, StagedObject, TenantObject
 from . import records
 from .state import RunState
 
@@ -352,7 +352,7 @@ def plan_reading(tenant: TenantConnection, state: RunState) -> Plan:
     since = None
     if managed and managed.read_at and managed.full_read_at and state.now - managed.full_read_at < every:
         since = managed.read_at - timedelta(minutes=settings.AUTOPATCH_INTUNE_SYNC_MARGIN_MINUTES)
-    blank = TenantObject.objects.filter(kind=ObjectKind.MANAGED, data__contains=f'"{directory.BLANKS}"')
+    blank = TenantObject.objects.filter(WITH_BLANKS)
     return Plan(
         group_id, nested, links, since, [orjson.loads(data) for data in blank.values_list("data", flat=True)]
     )
