@@ -26,11 +26,20 @@ def client_ip(request: Any) -> str | None:
 
 
 def record_event(
-    actor: Any, action: str, /, *, target: str = "", result: str = "", request: Any = None, **details: Any
+    actor: Any,
+    action: str,
+    /,
+    *,
+    target: str = "",
+    result: str = "",
+    request: Any = None,
+    source_ip: str | None = None,
+    **details: Any,
 ) -> AuditEvent:
     """Record that `actor` (a user, a name, or None for the schedule) did `action` on `target`, with `result`.
 
-    Pass the request to keep the address it came from. Never pass secrets in details: the log is shown to admins.
+    Pass the request to keep the address it came from (or, for work a task carries out for a request, the address
+    that request came from). Never pass secrets in details: the log is shown to admins.
     """
     return AuditEvent.objects.create(
         actor=actor_name(actor)[:256],
@@ -38,5 +47,5 @@ def record_event(
         target=target[:512],
         result=result[:512],
         details=details,
-        source_ip=client_ip(request),
+        source_ip=client_ip(request) if request is not None else source_ip,
     )

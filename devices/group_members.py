@@ -8,17 +8,26 @@ import csv
 import io
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from autopatch_portal.tenant import directory
-from autopatch_portal.tenant.connection import TenantConnection
-from autopatch_portal.tenant.directory import DEVICE_TYPE
+from django.db import transaction
+from django.utils import timezone
 
-from .models import ObjectKind, TenantObject
+from autopatch_portal.tenant import directory
+from autopatch_portal.tenant.connection import TenantConnection, connect
+from autopatch_portal.tenant.directory import DEVICE_TYPE
+from autopatch_portal.tenant.graph import GraphError
+
+from .models import GroupAddition, ObjectKind, TenantObject
 from .registration_group import group_id_of
 
 MAX_ROWS = 10_000
+# Up to this many rows are added within the web request (ten `$batch` calls at most); more go to the worker,
+# which adds them SEND_CHUNK at a time and says how far it got.
+INLINE_ROWS = 200
+SEND_CHUNK = 200
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 # Entra's bulk-add template for group members (learn.microsoft.com/entra/identity/users/groups-bulk-import-members):
 # an optional "version:v1.0" line, then the column heading "Member object ID or user principal name
@@ -131,6 +140,19 @@ class AddResult:
     def added_ids(self) -> list[str]:
         return [r.row.given for r in self.results if r.outcome in (Outcome.ADDED, Outcome.ADDED_AFTER_RETRY)]
 
+    def as_rows(self) -> list[list]:
+        """The answers as a GroupAddition keeps them."""
+        return [[r.row.line, r.row.given, r.name, r.outcome, r.detail] for r in self.results]
+
+    @classmethod
+    def from_rows(cls, rows: list[list]) -> AddResult:
+        return cls(
+            [
+                RowResult(Row(line, given), name, outcome, detail)
+                for line, given, name, outcome, detail in rows
+            ]
+        )
+
 
 def resolve(tenant: TenantConnection, ids: list[str]) -> dict[str, dict[str, Any] | None]:
     """What each ID names, from the copy of the tenant's device records first, then from Graph."""
@@ -158,9 +180,13 @@ def resolve(tenant: TenantConnection, ids: list[str]) -> dict[str, dict[str, Any
     return found
 
 
-def add_devices(tenant: TenantConnection, rows: list[Row]) -> AddResult:
+Progress = Callable[[int, int], None]  # devices sent to Graph so far, devices to send
+
+
+def add_devices(tenant: TenantConnection, rows: list[Row], progress: Progress | None = None) -> AddResult:
     """Add the devices the rows name to the registration group; each row answered. Raises GraphError when no row
-    can be added (the group cannot be found, or the app lacks GroupMember.ReadWrite.All)."""
+    can be added (the group cannot be found, or the app lacks GroupMember.ReadWrite.All). `progress` hears how
+    many devices were sent after every SEND_CHUNK."""
     group_id = group_id_of(tenant)
     unique = list(dict.fromkeys(r.given for r in rows))
     named = resolve(tenant, unique)
@@ -187,7 +213,13 @@ def add_devices(tenant: TenantConnection, rows: list[Row]) -> AddResult:
         else:
             to_add[found["id"]] = given
             results[given] = RowResult(Row(0, given), str(found.get("displayName") or ""), "")
-    for answer in directory.add_group_members(tenant.graph, group_id, list(to_add)):
+    sending = list(to_add)
+    answers: list[directory.MemberAdded] = []
+    for start in range(0, len(sending), SEND_CHUNK):
+        answers += directory.add_group_members(tenant.graph, group_id, sending[start : start + SEND_CHUNK])
+        if progress is not None:
+            progress(len(answers), len(sending))
+    for answer in answers:
         result = results[to_add[answer.object_id]]
         if answer.added:
             result.outcome = Outcome.ADDED_AFTER_RETRY if answer.retried else Outcome.ADDED
@@ -203,3 +235,59 @@ def add_devices(tenant: TenantConnection, rows: list[Row]) -> AddResult:
             for row in rows
         ]
     )
+
+
+# -- additions too long for a web request: the worker's part -----------------------------------------------------
+
+
+def queue_addition(rows: list[Row], source: str, requested_by: str, source_ip: str | None) -> GroupAddition:
+    """Keep the rows and hand them to the worker (devices.tasks.add_to_group) once the row is committed."""
+    from .tasks import add_to_group
+
+    with transaction.atomic():
+        addition = GroupAddition.objects.create(
+            requested_by=requested_by,
+            source=source[:300],
+            source_ip=source_ip,
+            rows=[[row.line, row.given] for row in rows],
+        )
+        add_to_group.delay_on_commit(addition.pk)
+    return addition
+
+
+def carry_out(addition_id: int) -> GroupAddition | None:
+    """Add a queued addition's devices, keeping how far it got and each row's answer, and record it in the audit
+    log as the request would have. A worker that finds it taken (or gone) leaves it."""
+    from accounts.audit import record_event
+    from accounts.models import AuditEvent
+
+    if not GroupAddition.objects.filter(pk=addition_id, status=GroupAddition.Status.QUEUED).update(
+        status=GroupAddition.Status.RUNNING
+    ):
+        return None
+    addition = GroupAddition.objects.get(pk=addition_id)
+    rows = [Row(line, given) for line, given in addition.rows]
+
+    def progress(done: int, to_send: int) -> None:
+        GroupAddition.objects.filter(pk=addition_id).update(done=done, to_send=to_send)
+
+    audit = {"target": "registration group", "source": addition.source, "addition": addition.pk}
+    try:
+        result = add_devices(connect(), rows, progress)
+    except GraphError as exc:
+        addition.status, addition.error = GroupAddition.Status.FAILED, f"Nothing was added. {exc}"
+        summary = f"failed: {exc}"
+    else:
+        addition.status, addition.results = GroupAddition.Status.DONE, result.as_rows()
+        summary = result.summary()
+        audit.update(added=result.added_ids[:1000], rows=len(rows))
+    addition.finished_at = timezone.now()
+    addition.save(update_fields=["status", "error", "results", "finished_at"])
+    record_event(
+        addition.requested_by,
+        AuditEvent.Action.GROUP_MEMBERS,
+        result=summary[:500],
+        source_ip=addition.source_ip,
+        **audit,
+    )
+    return addition

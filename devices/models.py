@@ -561,3 +561,35 @@ class ReadinessScript(models.Model):
 
     def __str__(self) -> str:
         return f"Readiness script {self.intune_id} version {self.version}"
+
+
+class GroupAddition(models.Model):
+    """Devices being added to the registration group by the worker: a bulk-add file longer than one web request
+    can carry (10,000 rows are about 500 `$batch` calls). Its page follows it; its rows' answers are kept."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting for the worker"
+        RUNNING = "running", "Adding"
+        DONE = "done", "Done"
+        FAILED = "failed", "Nothing was added"
+
+    requested_by = models.CharField(max_length=150)
+    source = models.CharField(max_length=300)  # "file NAME" or "picked on the page", as the audit log says
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    rows = models.JSONField(default=list)  # [line, given] per row, as parsed
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    done = models.PositiveIntegerField(default=0)  # devices sent to Graph so far
+    to_send = models.PositiveIntegerField(
+        default=0
+    )  # devices to send (rows less those not found or repeated)
+    results = models.JSONField(default=list)  # [line, given, name, outcome, detail] per row, once done
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Group addition #{self.pk} ({len(self.rows)} rows, {self.status})"
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)

@@ -1,4 +1,4 @@
-"""Celery tasks: the one discovery task that the hourly schedule, the button and the API all start."""
+"""Celery tasks: the one discovery task that the hourly schedule, the button and the API all start, and the\nregistration group's additions too long for a web request."""
 
 from __future__ import annotations
 
@@ -26,3 +26,11 @@ def discover(trigger: str = DiscoveryRun.Trigger.SCHEDULE, run_id: int | None = 
             None, AuditEvent.Action.DISCOVERY, target=f"run #{run.pk}", result=run.status, trigger=run.trigger
         )
     return run.pk
+
+
+@shared_task(name="devices.tasks.add_to_group", ignore_result=True)
+def add_to_group(addition_id: int) -> None:
+    """Add the devices of a bulk-add file that was too long to add within its request (devices.group_members)."""
+    from .group_members import carry_out
+
+    carry_out(addition_id)

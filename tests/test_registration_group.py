@@ -9,9 +9,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.models import AuditEvent
 from autopatch_portal.tenant import connection
-from devices.group_members import MAX_ROWS, TEMPLATE_HEADING
-from devices.models import Device
+from devices.group_members import INLINE_ROWS, MAX_ROWS, TEMPLATE_HEADING, carry_out
+from devices.models import Device, GroupAddition
 from devices.runs import discover_now
+from devices.tasks import add_to_group
 
 from .portal_client import signed_in
 
@@ -238,3 +239,47 @@ def test_a_device_member_without_an_entra_device_id_is_called_out(alice, builder
     discover_now()
     html = signed_in(alice).get(PAGE).content.decode()
     assert "Devices without an Entra device ID" in html and f"NOID-01 ({broken['id']})" in html
+
+
+def test_a_file_too_long_for_one_request_is_added_by_the_worker_and_the_page_follows_it(
+    alice, bob, group_tenant
+):
+    builder, tenant, outside = group_tenant
+    unknown = [f"0f0f0f0f-0000-4000-8000-{i:012d}" for i in range(INLINE_ROWS)]
+    client = signed_in(alice)
+    response = upload(client, csv_file(outside[0]["id"], *unknown, outside[1]["deviceId"]))
+    assert response.status_code == 302
+    addition = GroupAddition.objects.get()
+    assert response["Location"] == f"{PAGE}?addition={addition.pk}#add-title"
+    assert not set(members(tenant)) & {outside[0]["id"], outside[1]["id"]}  # nothing added within the request
+
+    waiting = client.get(response["Location"]).content.decode()
+    status_url = f"/devices/registration-group/additions/{addition.pk}/"
+    assert f"Adding the {INLINE_ROWS + 2} rows of file members.csv" in waiting
+    assert f'hx-get="{status_url}" hx-trigger="every 2s"' in waiting
+
+    add_to_group(addition.pk)  # what the worker runs for it
+    assert carry_out(addition.pk) is None  # a second worker finds it taken: never added twice
+    done = signed_in(bob).get(status_url).content.decode()  # a reader follows it too
+    assert f"2 added, {INLINE_ROWS} not found" in done and "hx-trigger" not in done
+    assert "SPARE-01" in done[done.index('id="add-results"') :]
+    assert {outside[0]["id"], outside[1]["id"]} <= set(members(tenant))
+    queued, added = AuditEvent.objects.filter(action="group_members").order_by("pk")
+    assert (queued.actor, queued.result) == ("alice", f"queued: {INLINE_ROWS + 2} rows")
+    assert (added.actor, added.source_ip, added.details["addition"]) == ("alice", "127.0.0.1", addition.pk)
+    assert added.result.startswith("2 added") and added.details["source"] == "file members.csv"
+    for bad in ("999999", str(2**64), "x"):
+        assert client.get(f"/devices/registration-group/additions/{bad}/").status_code == 404
+
+
+def test_an_addition_graph_refuses_says_so_and_adds_nothing(alice, group_tenant):
+    builder, tenant, outside = group_tenant
+    client = signed_in(alice)
+    response = upload(client, csv_file(*[outside[0]["id"]] * (INLINE_ROWS + 1)))
+    addition = GroupAddition.objects.get()
+    tenant.inject("/members/$ref", 403, method="POST")
+    carry_out(addition.pk)
+    html = client.get(response["Location"]).content.decode()
+    assert "Nothing was added." in html and "GroupMember.ReadWrite.All" in html
+    assert outside[0]["id"] not in members(tenant)
+    assert AuditEvent.objects.filter(action="group_members", result__startswith="failed").exists()

@@ -4,14 +4,15 @@ becoming an owner, and the dual state report. Domain work lives in devices.regis
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import administrator_required, capability_required, has_capability
-from accounts.audit import record_event
+from accounts.audit import client_ip, record_event
 from accounts.models import AuditEvent, EntraIdentity
 from accounts.roles import Capability, Role, role_of
 from autopatch_portal.tenant.connection import connect
@@ -19,6 +20,7 @@ from autopatch_portal.tenant.graph import GraphError
 from devices import group_members as gm
 from devices import registration_group as rg
 from devices.dual_state import dual_state_csv, dual_state_devices
+from devices.models import GroupAddition
 
 from .common import ENTRA_GROUP_URL
 
@@ -51,6 +53,8 @@ def page(request: HttpRequest, status: int = 200, **extra) -> HttpResponse:
         "identity": identity,
         "is_owner": bool(identity and group.is_owner(identity.object_id)),
         "max_rows": gm.MAX_ROWS,
+        "inline_rows": gm.INLINE_ROWS,
+        **addition_context(addition_of(request.GET.get("addition", ""))),
         "pick": search,
         "template_heading": gm.TEMPLATE_HEADING,
         **extra,
@@ -58,11 +62,39 @@ def page(request: HttpRequest, status: int = 200, **extra) -> HttpResponse:
     return render(request, "devices/registration_group.html", context, status=status)
 
 
+def addition_of(value: str) -> GroupAddition | None:
+    """The addition a URL names (?addition=pk); a malformed or unknown one names none."""
+    if not value.isdecimal() or len(value) > 18:
+        return None
+    return GroupAddition.objects.filter(pk=int(value)).first()
+
+
+def addition_context(addition: GroupAddition | None) -> dict:
+    if addition is None:
+        return {}
+    done = addition.status == GroupAddition.Status.DONE
+    return {
+        "addition": addition,
+        "addition_result": gm.AddResult.from_rows(addition.results) if done else None,
+    }
+
+
 @never_cache
 @require_GET
 @capability_required(Capability.REFRESH_DEVICE_LIST)
 def registration_group(request: HttpRequest) -> HttpResponse:
     return page(request)
+
+
+@never_cache
+@require_GET
+@capability_required(Capability.REFRESH_DEVICE_LIST)
+def group_addition(request: HttpRequest, pk: str) -> HttpResponse:
+    """An addition the worker carries out, as its page follows it (every 2 s until it ends)."""
+    addition = addition_of(pk)
+    if addition is None:
+        raise Http404("No such addition.")
+    return render(request, "devices/_group_addition.html", addition_context(addition))
 
 
 @never_cache
@@ -80,6 +112,17 @@ def add_devices(request: HttpRequest) -> HttpResponse:
             source = "picked on the page"
     except gm.UploadError as exc:
         return page(request, status=400, add_error=str(exc))
+    if len(rows) > gm.INLINE_ROWS:
+        # Too long for one request against a real tenant: the worker adds them, and the page follows it.
+        addition = gm.queue_addition(rows, source, request.user.get_username(), client_ip(request))
+        audited(
+            request,
+            AuditEvent.Action.GROUP_MEMBERS,
+            f"queued: {len(rows)} rows",
+            source=source,
+            addition=addition.pk,
+        )
+        return redirect(f"{reverse('devices:registration_group')}?addition={addition.pk}#add-title")
     try:
         result = gm.add_devices(connect(), rows)
     except GraphError as exc:
