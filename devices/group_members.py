@@ -257,19 +257,22 @@ def queue_addition(rows: list[Row], source: str, requested_by: str, source_ip: s
 
 def carry_out(addition_id: int) -> GroupAddition | None:
     """Add a queued addition's devices, keeping how far it got and each row's answer, and record it in the audit
-    log as the request would have. A worker that finds it taken (or gone) leaves it."""
+    log as the request would have. A worker that finds it taken by a live worker (or gone) leaves it; one left
+    running by a worker that died (Celery delivers the task again) is taken over."""
     from accounts.audit import record_event
     from accounts.models import AuditEvent
 
-    if not GroupAddition.objects.filter(pk=addition_id, status=GroupAddition.Status.QUEUED).update(
-        status=GroupAddition.Status.RUNNING
+    if not GroupAddition.objects.filter(GroupAddition.claimable(), pk=addition_id).update(
+        status=GroupAddition.Status.RUNNING, updated_at=timezone.now()
     ):
         return None
     addition = GroupAddition.objects.get(pk=addition_id)
     rows = [Row(line, given) for line, given in addition.rows]
 
     def progress(done: int, to_send: int) -> None:
-        GroupAddition.objects.filter(pk=addition_id).update(done=done, to_send=to_send)
+        GroupAddition.objects.filter(pk=addition_id).update(
+            done=done, to_send=to_send, updated_at=timezone.now()
+        )
 
     audit = {"target": "registration group", "source": addition.source, "addition": addition.pk}
     try:

@@ -585,11 +585,27 @@ class GroupAddition(models.Model):
     results = models.JSONField(default=list)  # [line, given, name, outcome, detail] per row, once done
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)  # claimed, or last progress: a live worker's sign
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    # A worker writes its progress every SEND_CHUNK devices (ten $batch calls, seconds): one silent this long died,
+    # and the addition may be taken over (adding is idempotent: a device added before answers Already a member).
+    STALE_AFTER = timedelta(minutes=15)
 
     def __str__(self) -> str:
         return f"Group addition #{self.pk} ({len(self.rows)} rows, {self.status})"
 
+    @classmethod
+    def claimable(cls) -> Q:
+        """Additions a worker may take: queued, or left running by a worker that went silent."""
+        return Q(status=cls.Status.QUEUED) | Q(
+            status=cls.Status.RUNNING, updated_at__lt=timezone.now() - cls.STALE_AFTER
+        )
+
+    @property
+    def stalled(self) -> bool:
+        return self.status == self.Status.RUNNING and timezone.now() - self.updated_at > self.STALE_AFTER
+
     @property
     def in_progress(self) -> bool:
-        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING) and not self.stalled

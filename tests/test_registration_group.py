@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
 from accounts.models import AuditEvent
 from autopatch_portal.tenant import connection
@@ -283,3 +285,26 @@ def test_an_addition_graph_refuses_says_so_and_adds_nothing(alice, group_tenant)
     assert "Nothing was added." in html and "GroupMember.ReadWrite.All" in html
     assert outside[0]["id"] not in members(tenant)
     assert AuditEvent.objects.filter(action="group_members", result__startswith="failed").exists()
+
+
+def test_an_addition_left_running_by_a_worker_that_died_says_so_and_is_taken_over(alice, group_tenant):
+    builder, tenant, outside = group_tenant
+    client = signed_in(alice)
+    response = upload(client, csv_file(outside[0]["id"], *[outside[1]["id"]] * INLINE_ROWS))
+    addition = GroupAddition.objects.get()
+    # A worker took it a minute ago and is still going: nobody else takes it, and the page keeps following it.
+    GroupAddition.objects.filter(pk=addition.pk).update(
+        status="running", updated_at=timezone.now() - timedelta(minutes=1)
+    )
+    assert carry_out(addition.pk) is None
+    assert "hx-trigger" in client.get(response["Location"]).content.decode()
+    # Silent for longer than a live worker ever is: it died. The page says so and stops; the task, delivered
+    # again, takes it over.
+    GroupAddition.objects.filter(pk=addition.pk).update(updated_at=timezone.now() - timedelta(minutes=16))
+    stopped = client.get(response["Location"]).content.decode()
+    assert "Stopped:" in stopped and "hx-trigger" not in stopped
+    assert carry_out(addition.pk).status == GroupAddition.Status.DONE
+    assert (
+        f"{INLINE_ROWS + 1} added" in client.get(response["Location"]).content.decode()
+    )  # a row repeated: one answer
+    assert {outside[0]["id"], outside[1]["id"]} <= set(members(tenant))
