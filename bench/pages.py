@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autopatch_portal.settings")
 
+# Every sortable column of the blade (main() checks this against devices.columns): the issue asks for each.
 SORTS = (
     "device_name",
     "serial_number",
@@ -37,13 +38,21 @@ SORTS = (
     "failed_checks",
     "last_intune_checkin",
     "azure_ad_device_id",
+    "intune_device_id",
     "model",
+    "manufacturer",
     "os_version",
+    "edition",
+    "architecture",
     "join_type",
     "management",
+    "owner",
     "primary_user",
+    "ring_assigned_by",
     "registered_at",
+    "added_through",
     "last_discovered_at",
+    "report_generated_at",
 )
 PAGES = {
     "Ready": "/devices/ready/",
@@ -226,6 +235,9 @@ def main() -> None:
     from accounts.roles import Role, assign_role
 
     assert connection.vendor == "postgresql", "run this against PostgreSQL (DATABASE_URL)"
+    from devices.columns import COLUMNS
+
+    assert set(SORTS) == {c.key for c in COLUMNS if c.sortable}, "SORTS must name every sortable column"
     call_command("migrate", verbosity=0)
     user, _ = get_user_model().objects.get_or_create(username="bench-admin")
     assign_role(user, Role.ADMINISTRATOR)
