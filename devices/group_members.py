@@ -15,6 +15,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.audit import record_event
+from accounts.models import AuditEvent
 from autopatch_portal.tenant import directory
 from autopatch_portal.tenant.connection import TenantConnection, connect
 from autopatch_portal.tenant.directory import DEVICE_TYPE
@@ -259,9 +261,6 @@ def carry_out(addition_id: int) -> GroupAddition | None:
     """Add a queued addition's devices, keeping how far it got and each row's answer, and record it in the audit
     log as the request would have. A worker that finds it taken by a live worker (or gone) leaves it; one left
     running by a worker that died (Celery delivers the task again) is taken over."""
-    from accounts.audit import record_event
-    from accounts.models import AuditEvent
-
     if not GroupAddition.objects.filter(GroupAddition.claimable(), pk=addition_id).update(
         status=GroupAddition.Status.RUNNING, updated_at=timezone.now()
     ):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 from celery.schedules import crontab
@@ -10,6 +12,8 @@ from celery.schedules import crontab
 from autopatch_portal.celery import app
 from devices.models import Device, DiscoveryRun, ReadinessStatus
 from devices.runs import start_discovery
+
+T = TypeVar("T")
 
 
 def test_the_hourly_discovery_is_on_the_beat_schedule():
@@ -22,19 +26,25 @@ def test_the_hourly_discovery_is_on_the_beat_schedule():
     assert "devices.tasks.discover" in app.tasks
 
 
-def wait_for_run(run: DiscoveryRun, process, seconds: float = 60) -> DiscoveryRun:
+def wait_while(reread: Callable[[], T], going: Callable[[T], bool], process, seconds: float = 60) -> T:
+    """Read a row again (reread) until a real worker (process) is done with it (not going), and return it."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        run = run.reread()  # its status and whether it is in progress, read at once
-        if not run.is_active:
-            return run
+        row = reread()
+        if not going(row):
+            return row
         if process.poll() is not None:
             raise AssertionError(f"the worker exited: {process.stdout.read()}")
         time.sleep(0.2)
     process.terminate()
     raise AssertionError(
-        f"run still {run.status} after {seconds} s; worker said: {process.communicate()[0][-3000:]}"
+        f"{row} still going after {seconds} s; worker said: {process.communicate()[0][-3000:]}"
     )
+
+
+def wait_for_run(run: DiscoveryRun, process, seconds: float = 60) -> DiscoveryRun:
+    # reread: its status and whether it is in progress, read at once
+    return wait_while(run.reread, lambda run: run.is_active, process, seconds)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from autopatch_portal.tenant import connection
@@ -11,20 +9,8 @@ from devices.group_members import INLINE_ROWS
 from devices.models import GroupAddition
 from devices.runs import discover_now
 from tests.portal_client import signed_in
+from tests.test_discovery_task import wait_while
 from tests.test_registration_group import csv_file, members, upload
-
-
-def wait_for(addition: GroupAddition, process, seconds: float = 60) -> GroupAddition:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        addition.refresh_from_db()
-        if not addition.in_progress:
-            return addition
-        if process.poll() is not None:
-            raise AssertionError(f"the worker exited: {process.stdout.read()}")
-        time.sleep(0.2)
-    process.terminate()
-    raise AssertionError(f"addition still {addition.status}; worker said: {process.communicate()[0][-3000:]}")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -38,7 +24,8 @@ def test_a_real_worker_adds_the_file_the_form_sent(alice, builder, use_tenant, c
     response = upload(signed_in(alice), csv_file(spare["id"], *unknown))
 
     assert response.status_code == 302
-    addition = wait_for(GroupAddition.objects.get(), worker)
+    addition = GroupAddition.objects.get()
+    addition = wait_while(lambda: GroupAddition.objects.get(pk=addition.pk), lambda a: a.in_progress, worker)
     assert addition.status == GroupAddition.Status.DONE, addition.error
     assert (addition.done, addition.to_send) == (1, 1)
     html = signed_in(alice).get(response["Location"]).content.decode()
