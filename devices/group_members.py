@@ -8,7 +8,7 @@ import csv
 import io
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
+from autopatch_portal.csvfile import LineWriter
 from autopatch_portal.tenant import directory
 from autopatch_portal.tenant.connection import TenantConnection, connect
 from autopatch_portal.tenant.directory import DEVICE_TYPE
@@ -118,6 +119,13 @@ class Outcome:
     FAILED = "Not added"
 
 
+# Rows whose device is in the group now: the page lists the others, the ones an admin has to look at.
+IN_GROUP = (Outcome.ADDED, Outcome.ADDED_AFTER_RETRY, Outcome.ALREADY)
+# The most rows the page lists; every row's answer is in the addition's CSV.
+SHOWN_ROWS = INLINE_ROWS
+RESULT_HEADER = ("Row", "ID", "Device", "Result", "Detail")
+
+
 @dataclass
 class RowResult:
     row: Row
@@ -141,6 +149,29 @@ class AddResult:
     @property
     def added_ids(self) -> list[str]:
         return [r.row.given for r in self.results if r.outcome in (Outcome.ADDED, Outcome.ADDED_AFTER_RETRY)]
+
+    @property
+    def listed_whole(self) -> bool:
+        """Whether the page lists every row (a short addition) rather than the rows to look at."""
+        return len(self.results) <= SHOWN_ROWS
+
+    @property
+    def not_in_group(self) -> list[RowResult]:
+        return [r for r in self.results if r.outcome not in IN_GROUP]
+
+    @property
+    def shown(self) -> list[RowResult]:
+        """What the page lists: every row of a short addition; of a long one (up to 10,000 rows, which would
+        make a page of megabytes), the first SHOWN_ROWS rows whose device is not in the group."""
+        return self.results if self.listed_whole else self.not_in_group[:SHOWN_ROWS]
+
+    def csv_lines(self) -> Iterator[str]:
+        """Every row's answer, through the portal's one CSV writer."""
+        writer = LineWriter()
+        yield writer.header(RESULT_HEADER)
+        yield writer.rows(
+            [[str(r.row.line or ""), r.row.given, r.name, r.outcome, r.detail] for r in self.results]
+        )
 
     def as_rows(self) -> list[list]:
         """The answers as a GroupAddition keeps them."""

@@ -14,6 +14,11 @@ urlpatterns = [
     path("registration-group/", group.registration_group, name="registration_group"),
     path("registration-group/add/", group.add_devices, name="registration_group_add"),
     path("registration-group/additions/<str:pk>/", group.group_addition, name="group_addition"),
+    path(
+        "registration-group/additions/<str:pk>/answers.csv",
+        group.group_addition_results,
+        name="group_addition_results",
+    ),
     path("registration-group/owner/", group.become_owner, name="become_owner"),
     path("dual-state/", group.dual_state, name="dual_state"),
     path("dual-state/export.csv", group.dual_state_export, name="dual_state_export"),

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent
 from autopatch_portal.tenant import connection
-from devices.group_members import INLINE_ROWS, MAX_ROWS, TEMPLATE_HEADING, carry_out
+from devices.group_members import INLINE_ROWS, MAX_ROWS, SHOWN_ROWS, TEMPLATE_HEADING, carry_out
 from devices.models import Device, GroupAddition
 from devices.runs import discover_now
 from devices.tasks import add_to_group
@@ -264,7 +264,17 @@ def test_a_file_too_long_for_one_request_is_added_by_the_worker_and_the_page_fol
     assert carry_out(addition.pk) is None  # a second worker finds it taken: never added twice
     done = signed_in(bob).get(status_url).content.decode()  # a reader follows it too
     assert f"2 added, {INLINE_ROWS} not found" in done and "hx-trigger" not in done
-    assert "SPARE-01" in done[done.index('id="add-results"') :]
+    # The page lists the rows to look at (the 200 not found), not the two added; the CSV has every row's answer.
+    listed = done[done.index('id="add-results"') :]
+    assert listed.count("<tr>") == 1 + INLINE_ROWS and unknown[-1] in listed and "SPARE-01" not in listed
+    assert f"{INLINE_ROWS} of the {INLINE_ROWS + 2} rows did not put a device in the group." in done
+    answers_url = f"{status_url}answers.csv"
+    assert f'href="{answers_url}"' in done
+    answers = b"".join(signed_in(bob).get(answers_url).streaming_content).decode("utf-8")
+    lines = answers.splitlines()
+    assert lines[0] == '\ufeff"Row","ID","Device","Result","Detail"' and len(lines) == INLINE_ROWS + 3
+    assert lines[1] == f'"2","{outside[0]["id"]}","SPARE-01","Added",""'
+    assert lines[2] == f'"3","{unknown[0]}","","Not found","No directory object has this ID."'
     assert {outside[0]["id"], outside[1]["id"]} <= set(members(tenant))
     queued, added = AuditEvent.objects.filter(action="group_members").order_by("pk")
     assert (queued.actor, queued.result) == ("alice", f"queued: {INLINE_ROWS + 2} rows")
@@ -272,6 +282,31 @@ def test_a_file_too_long_for_one_request_is_added_by_the_worker_and_the_page_fol
     assert added.result.startswith("2 added") and added.details["source"] == "file members.csv"
     for bad in ("999999", str(2**64), "x"):
         assert client.get(f"/devices/registration-group/additions/{bad}/").status_code == 404
+
+
+def test_a_long_addition_lists_the_first_rows_to_look_at_and_its_answers_come_whole_as_csv(
+    alice, group_tenant
+):
+    builder, tenant, outside = group_tenant
+    unknown = [f"0f0f0f0f-0000-4000-8000-{i:012d}" for i in range(SHOWN_ROWS + 50)]
+    client = signed_in(alice)
+    response = upload(client, csv_file(*unknown, outside[0]["id"]))
+    addition = GroupAddition.objects.get()
+    answers_url = f"/devices/registration-group/additions/{addition.pk}/answers.csv"
+    assert client.get(answers_url).status_code == 404  # not ended yet: no answers to give
+    carry_out(addition.pk)
+    html = client.get(response["Location"]).content.decode()
+    listed = html[html.index('id="add-results"') : html.index("</table>", html.index('id="add-results"'))]
+    assert listed.count("<tr>") == 1 + SHOWN_ROWS
+    assert unknown[SHOWN_ROWS - 1] in listed and unknown[SHOWN_ROWS] not in listed
+    assert f"{SHOWN_ROWS + 50} of the {SHOWN_ROWS + 51} rows did not put a device in the group; " in html
+    assert f"the first {SHOWN_ROWS} are listed." in html
+    answers = b"".join(client.get(answers_url).streaming_content).decode("utf-8").splitlines()
+    assert len(answers) == 1 + SHOWN_ROWS + 51 and answers[-1].endswith('"SPARE-01","Added",""')
+    exported = AuditEvent.objects.get(action="export")
+    assert (exported.actor, exported.target) == ("alice", f"Registration group addition {addition.pk}")
+    for bad in ("999999", str(2**64), "x"):
+        assert client.get(f"/devices/registration-group/additions/{bad}/answers.csv").status_code == 404
 
 
 def test_an_addition_graph_refuses_says_so_and_adds_nothing(alice, group_tenant):

@@ -98,6 +98,30 @@ def group_addition(request: HttpRequest, pk: str) -> HttpResponse:
 
 
 @never_cache
+@require_GET
+@capability_required(Capability.EXPORT_DEVICES)
+def group_addition_results(request: HttpRequest, pk: str) -> HttpResponse:
+    """Every row's answer of an addition that ended, as CSV (its page lists only the rows to look at)."""
+    addition = addition_of(pk)
+    if addition is None or addition.status != GroupAddition.Status.DONE:
+        raise Http404("No such addition, or it has not ended.")
+    record_event(
+        request.user,
+        AuditEvent.Action.EXPORT,
+        target=f"Registration group addition {addition.pk}",
+        request=request,
+    )
+    return csv_download(gm.AddResult.from_rows(addition.results).csv_lines(), f"group-addition-{addition.pk}")
+
+
+def csv_download(lines, name: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = f'attachment; filename="autopatch-{name}-{stamp}Z.csv"'
+    return response
+
+
+@never_cache
 @require_POST
 @capability_required(Capability.DEVICE_ACTIONS)
 def add_devices(request: HttpRequest) -> HttpResponse:
@@ -179,7 +203,4 @@ def dual_state(request: HttpRequest) -> HttpResponse:
 @capability_required(Capability.EXPORT_DEVICES)
 def dual_state_export(request: HttpRequest) -> HttpResponse:
     record_event(request.user, AuditEvent.Action.EXPORT, target="Dual state", request=request)
-    response = StreamingHttpResponse(dual_state_csv(), content_type="text/csv; charset=utf-8")
-    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    response["Content-Disposition"] = f'attachment; filename="autopatch-dual-state-{stamp}Z.csv"'
-    return response
+    return csv_download(dual_state_csv(), "dual-state")
