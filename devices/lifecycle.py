@@ -54,6 +54,18 @@ def _quiet_devices(now: datetime) -> list[Device]:
     )
 
 
+def matched_on(old: Device, serial: str, name: str, model: str, synced: datetime | None) -> str:
+    """The rule, from both sides: what a record (serial number, name, model, last check-in) shares with a
+    registered device that went quiet before it last checked in ("serial number" or "name and model"), or ""."""
+    if synced is None or old.last_intune_checkin is None or synced <= old.last_intune_checkin:
+        return ""  # the old record checked in after this one: not its successor
+    if serial and serial == old.serial_number:
+        return "serial number"
+    if model and name.lower() == old.device_name.lower() and model == old.model:
+        return "name and model"
+    return ""
+
+
 def possible_replacements(device_ids: Iterable[str] | None = None) -> list[Replacement]:
     """Every possible replacement the directory copy shows (or those among `device_ids`), newest first."""
     now = timezone.now()
@@ -99,14 +111,10 @@ def possible_replacements(device_ids: Iterable[str] | None = None) -> list[Repla
         serial = str(managed_device.get("serialNumber") or "").strip()
         name = str(managed_device.get("deviceName") or "")
         model = str(managed_device.get("model") or "")
-        old, matched_on = serials.get(serial), "serial number"
-        if old is None:
-            old = names.get(name.lower())
-            matched_on = "name and model"
-            if old is None or old.model != model:
-                continue
-        if synced is None or old.last_intune_checkin is None or synced <= old.last_intune_checkin:
-            continue  # the old record checked in after this one: not its successor
+        old = serials.get(serial) or names.get(name.lower())
+        how = matched_on(old, serial, name, model, synced) if old is not None else ""
+        if not how:
+            continue
         known = portal.get(device_id)
         if known is not None and known.is_registered:
             continue  # already registered: nothing left to do about it
@@ -117,7 +125,7 @@ def possible_replacements(device_ids: Iterable[str] | None = None) -> list[Repla
                 device_id,
                 objects.get(device_id, ""),
                 name,
-                matched_on,
+                how,
                 synced,
                 bool(known and known.in_registration_group),
             ),
@@ -126,9 +134,10 @@ def possible_replacements(device_ids: Iterable[str] | None = None) -> list[Repla
 
 
 def replacement_of(device: Device) -> Replacement | None:
-    """The registered device this one may replace (for the device's fly-in): the same rule as
+    """The registered device this one may replace (for the device's fly-in): the same rule (matched_on) as
     possible_replacements, asked from this device's side, in two indexed queries whatever the tenant's size (the
-    whole list took 90 ms at 100,000 devices, on every fly-in)."""
+    whole list took 90 ms at 100,000 devices, on every fly-in); the query only narrows to the devices it may
+    match."""
     synced = device.last_intune_checkin
     if device.is_registered or synced is None:
         return None
@@ -142,7 +151,8 @@ def replacement_of(device: Device) -> Replacement | None:
         .order_by("-last_intune_checkin")
         .first()
     )
-    if old is None:
+    how = matched_on(old, device.serial_number, device.device_name, device.model, synced) if old else ""
+    if not how:
         return None
     object_id = (
         TenantObject.objects.filter(kind=ObjectKind.DEVICE, device_id=device.azure_ad_device_id)
@@ -154,9 +164,7 @@ def replacement_of(device: Device) -> Replacement | None:
         device.azure_ad_device_id,
         object_id or device.entra_object_id,
         device.device_name,
-        "serial number"
-        if device.serial_number and old.serial_number == device.serial_number
-        else "name and model",
+        how,
         synced,
         device.in_registration_group,
     )

@@ -173,3 +173,20 @@ def test_a_replacement_is_matched_on_name_and_model_when_the_serial_differs(alic
     discover_now()
     page = signed_in(alice).get("/devices/registration-group/").content.decode()
     assert page.count("possible replacement of DESK-03 (same name and model)") == 1
+    # The fly-in asks the same rule from the new record's side: one in the group but not registered (a Home
+    # edition fails a prerequisite) is pointed out there on its name and model; another model is not.
+    builder.device("DESK-03", serial="NEW111", model="OptiPlex 7010", sku_number=101, last_sync_days=0)
+    other = builder.device(
+        "DESK-03", serial="NEW222", model="Latitude 5440", sku_number=101, last_sync_days=0
+    )
+    use_tenant(builder)
+    discover_now()
+    client = signed_in(alice)
+    waiting = Device.objects.get(serial_number="NEW111")
+    assert not waiting.is_registered and "Windows edition" in waiting.failed_checks
+    details = client.get(f"/devices/device/{waiting.pk}/").content.decode()
+    assert "Possible replacement of" in details and "DESK-03 (same name and model)" in details
+    details = client.get(
+        f"/devices/device/{Device.objects.get(azure_ad_device_id=other['deviceId']).pk}/"
+    ).content.decode()
+    assert "Possible replacement of" not in details
