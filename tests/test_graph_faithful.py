@@ -374,3 +374,35 @@ def test_batches_can_go_out_at_once(builder, settings):
 
     assert tenant.requests["POST /beta/$batch"] == 3 and all(a.error is None for a in answers)
     assert 0.2 <= elapsed < 0.5  # one after another, three batches take 0.6 s
+
+
+def test_every_graph_route_refuses_a_request_without_a_token_it_issued(builder):
+    """Built-in routes and the ones added for delta reads, run states and sign-in alike: Graph answers 401
+    before it looks at the route, as no route of the real service answers without a valid token."""
+    from autopatch_portal.tenant.simulated import delta, signin
+
+    device = builder.device()
+    tenant = SimulatedTenant(builder.as_json())
+    delta.install(tenant)
+    signin.install(tenant)
+    graph = "https://graph.microsoft.com"
+    group = builder.registration_group["id"]
+    routes = [
+        ("GET", "/v1.0/devices"),
+        ("GET", f"/v1.0/groups/{group}/members"),
+        ("GET", "/v1.0/devices/delta"),
+        ("GET", "/v1.0/groups/delta"),
+        ("GET", f"/v1.0/groups/{group}/members/microsoft.graph.device"),
+        ("GET", "/beta/deviceManagement/deviceHealthScripts/x/deviceRunStates"),
+        ("POST", "/beta/deviceManagement/deviceHealthScripts"),
+        ("POST", "/v1.0/me/checkMemberGroups"),
+        ("GET", f"{MANAGED}/{device['id']}"),
+    ]
+    issued = tenant.issue_access_token()
+    for method, path in routes:
+        for headers in ({}, {"Authorization": "Bearer sim-forged"}, {"Authorization": issued}):
+            answer = tenant.handle(method, graph + path, headers, b"")
+            assert answer.status == 401, (method, path, headers)
+            assert b"InvalidAuthenticationToken" in answer.body
+    signed = {"Authorization": f"Bearer {issued}"}
+    assert tenant.handle("GET", graph + "/v1.0/devices", signed, b"").status == 200

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..reports import REPORT_SCHEMA_VERSION, SCRIPT_OUTPUT_LIMIT
-from .tenant import GRAPH_HOST, Response, _moment, graph_error, intune_error, json_response
+from .tenant import GRAPH_HOST, Response, _moment, intune_error, json_response
 
 if TYPE_CHECKING:
     from .tenant import SimulatedTenant
@@ -82,8 +82,6 @@ class HealthScripts:
     # -- routes ---------------------------------------------------------------------------------
 
     def _refused(self, headers: dict[str, str], write: bool) -> Response | None:
-        if not self.tenant._authorized(headers):
-            return graph_error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
         if write and not self.tenant.has_permission(WRITE_PERMISSION):
             return intune_error(
                 403,

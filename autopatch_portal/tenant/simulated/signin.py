@@ -333,8 +333,6 @@ def _check_member_groups(tenant: SimulatedTenant, match, query, headers: dict[st
     """POST /v1.0/me/checkMemberGroups (api-reference/v1.0/api/directoryobject-checkmembergroups.md): which of
     up to 20 groups hold the signed-in user, transitively; a delegated token with GroupMember.Read.All."""
     signin: SignIn = tenant.signin  # type: ignore[attr-defined]
-    if not tenant._authorized(headers):
-        return graph_error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
     token = next((v for k, v in headers.items() if k.lower() == "authorization"), "")[7:]
     if token not in signin.delegated:
         return graph_error(400, "BadRequest", "/me request is only valid with delegated authentication flow.")

@@ -233,6 +233,9 @@ class SimulatedTenant:
             body = body.encode()
         form = {k: v[-1] for k, v in parse_qs((body or b"").decode(errors="replace")).items()}
         form["_body"] = (body or b"").decode(errors="replace")  # extra routes that take JSON read it whole
+        # Every Graph route, built in or added (delta, run states, sign-in), wants a token this tenant issued.
+        if parts.netloc == GRAPH_HOST and not self._authorized(headers):
+            return graph_error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
         for route_method, host, pattern, handler in self.extra_routes:
             match = re.fullmatch(pattern, parts.path)
             if route_method == method and parts.netloc == host and match:
@@ -240,8 +243,6 @@ class SimulatedTenant:
         if parts.netloc == LOGIN_HOST:
             return self._login(method, parts.path, form)
         if parts.netloc == GRAPH_HOST:
-            if not self._authorized(headers):
-                return graph_error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
             return self._graph(method, parts.path, query, parts, body, headers)
         return Response(404, b"not found")
 
