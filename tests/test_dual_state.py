@@ -80,3 +80,15 @@ def test_a_tenant_without_dual_state_says_so(alice, builder, use_tenant):
     out = io.StringIO()
     call_command("export_dual_state", stdout=out)
     assert rows(out.getvalue()) == [] and out.getvalue().startswith('\ufeff"Device name"')
+
+
+def test_the_demo_tenant_shows_one_dual_state_pair(alice, settings):
+    from autopatch_portal.tenant.connection import DEMO_TENANT_FILE
+
+    settings.AUTOPATCH_TENANT_FILE = str(DEMO_TENANT_FILE)
+    discover_now()
+    html = signed_in(alice).get("/devices/dual-state/").content.decode()
+    stale = Device.objects.get(device_name="OPS-DT-000133")
+    assert "Devices in dual state (1)" in html
+    assert f"Delete the stale Azure AD registered record (device ID {stale.azure_ad_device_id})" in html
+    assert not stale.is_registered and stale.in_registration_group

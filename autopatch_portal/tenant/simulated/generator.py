@@ -393,6 +393,9 @@ def add_virtual_desktops(builder: TenantBuilder) -> dict:
 
 def demo_tenant(now: datetime) -> dict:
     """The content of the bundled demo tenant, with dates relative to `now`."""
-    data = make_tenant(DEMO_DEVICES, seed=DEMO_SEED, now=now).as_json(relative_dates=True)
+    builder = make_tenant(DEMO_DEVICES, seed=DEMO_SEED, now=now)
+    # Seed 7 rolls no dual state pair among its 120 devices: one is added so the Dual state report shows one.
+    add_outcome(builder, "dual_state", builder.registration_group)
+    data = builder.as_json(relative_dates=True)
     data["simulation"] = {"listBlankShare": LIST_BLANK_SHARE}
     return data
