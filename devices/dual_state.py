@@ -18,9 +18,9 @@ import orjson
 from autopatch_portal.csvfile import LineWriter
 
 from .checks import INTUNE_OR_CLOUD_ATTACHED
-from .models import Device, ObjectKind, TenantObject
+from .models import AZURE_AD_REGISTERED, AZURE_AD_REGISTERED_TRUST, Device, ObjectKind, TenantObject
 
-STALE_TRUST, CURRENT_TRUST = "Workplace", "ServerAd"
+STALE_TRUST, CURRENT_TRUST = AZURE_AD_REGISTERED_TRUST, "ServerAd"
 HEADER = (
     "Device name",
     "Stale Azure AD device ID",
@@ -79,7 +79,7 @@ def _trust(data: str) -> str:
 def dual_state_devices() -> Iterator[DualState]:
     """Every pair of records in dual state, by device name."""
     copy = TenantObject.objects.filter(kind=ObjectKind.DEVICE, group_id="").exclude(display_name="")
-    registered = copy.filter(data__contains=f'"trustType":"{STALE_TRUST}"')
+    registered = copy.filter(AZURE_AD_REGISTERED)
     hybrid = {
         name: (device_id, object_id)
         for name, device_id, object_id, data in copy.filter(
