@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -433,10 +434,29 @@ def analyze(*models, vacuum: bool = False) -> None:
     counts and index scans need not visit every row until autovacuum comes by. VACUUM cannot run inside a
     transaction (a test's), where the statistics alone are refreshed."""
     if connection.vendor == "postgresql":
-        command = "VACUUM (ANALYZE)" if vacuum and not connection.in_atomic_block else "ANALYZE"
+        vacuum = vacuum and not connection.in_atomic_block
+        command = "VACUUM (ANALYZE)" if vacuum else "ANALYZE"
         with connection.cursor() as cursor:
             for model in models:
+                if vacuum:
+                    commits_on_disk(cursor)
                 cursor.execute(f"{command} {model._meta.db_table}")
+
+
+def commits_on_disk(cursor, longest: float = 2.0) -> None:
+    """Wait (at most `longest` seconds) until everything committed so far is on disk. A run commits without
+    waiting for the disk (run.relaxed_commits, the VACUUM (ANALYZE) of the table before too), and VACUUM marks a
+    page all-visible only once its rows' commits are there: right after a run's last writes it marked none, and
+    every index-only scan of the table read the rows until autovacuum came by. PostgreSQL's WAL writer flushes
+    them within a few wal_writer_delay (200 ms by default)."""
+    cursor.execute("SELECT pg_current_wal_insert_lsn()")
+    written = cursor.fetchone()[0]
+    deadline = time.monotonic() + longest
+    while time.monotonic() < deadline:
+        cursor.execute("SELECT pg_current_wal_flush_lsn() >= %s::pg_lsn", [written])
+        if cursor.fetchone()[0]:
+            return
+        time.sleep(0.02)
 
 
 # -- applying a completed reading to the tenant copy ------------------------------------------------
