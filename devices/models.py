@@ -10,7 +10,7 @@ from django.db.models import BooleanField, Case, Exists, OuterRef, Q, Value, Whe
 from django.db.models.functions import Upper
 from django.utils import timezone
 
-from autopatch_portal.tenant.directory import BLANKS
+from autopatch_portal.tenant.directory import BLANKS, DEVICE_TYPE, GROUP_TYPE
 
 
 class ReadinessStatus(models.TextChoices):
@@ -447,6 +447,27 @@ AZURE_AD_REGISTERED_TRUST = "Workplace"
 AZURE_AD_REGISTERED = Q(kind=ObjectKind.DEVICE, data__contains=f'"trustType":"{AZURE_AD_REGISTERED_TRUST}"')
 
 
+class TenantObjectQuerySet(models.QuerySet):
+    """The registration group's members that discovery cannot register, by rule (discovery lists them on its run,
+    the group page in its health checks)."""
+
+    def members(self) -> TenantObjectQuerySet:
+        return self.filter(kind=ObjectKind.MEMBER)
+
+    def without_device_id(self) -> TenantObjectQuerySet:
+        """Device members without an Entra device record that carries an Azure AD device ID."""
+        with_id = TenantObject.objects.filter(kind=ObjectKind.DEVICE, group_id="").exclude(device_id="")
+        return self.members().filter(extra=DEVICE_TYPE).exclude(object_id__in=with_id.values("object_id"))
+
+    def nested_too_deep(self, registration_group_id: str) -> TenantObjectQuerySet:
+        """Groups in a nested group: Autopatch supports one level of nesting."""
+        return self.members().filter(extra=GROUP_TYPE).exclude(group_id=registration_group_id)
+
+    def not_devices(self) -> TenantObjectQuerySet:
+        """Users and other objects: only devices are registered."""
+        return self.members().exclude(extra__in=(DEVICE_TYPE, GROUP_TYPE))
+
+
 class TenantObject(models.Model):
     """The portal's copy of what Graph reported, kept between runs so that delta reads can bring it up to date.
 
@@ -464,6 +485,8 @@ class TenantObject(models.Model):
     extra = models.CharField(max_length=256, blank=True)
     data = models.TextField(blank=True)  # the Graph object, as JSON (devices and managed devices)
     changed_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantObjectQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -241,11 +241,9 @@ def health(
     names = dict(copy.filter(kind=ObjectKind.GROUP).values_list("object_id", "display_name"))
     nested_ids = {g.object_id for g in nested}
     findings: list[Finding] = []
-    members = copy.filter(kind=ObjectKind.MEMBER)
     deep = [
         f"{name} › {names.get(parent, parent)} › {member_name or object_id}"
-        for parent, object_id, member_name in members.filter(extra=GROUP_TYPE)
-        .exclude(group_id=group_id)
+        for parent, object_id, member_name in copy.nested_too_deep(group_id)
         .order_by("group_id", "display_name")
         .values_list("group_id", "object_id", "display_name")
     ]
@@ -261,7 +259,7 @@ def health(
     others = [
         f"{member_name or object_id} ({extra.rsplit('.', 1)[-1] or 'object'}, in "
         f"{'the registration group' if parent == group_id else names.get(parent, parent)})"
-        for parent, object_id, member_name, extra in members.exclude(extra__in=(DEVICE_TYPE, GROUP_TYPE))
+        for parent, object_id, member_name, extra in copy.not_devices()
         .order_by("group_id", "display_name")
         .values_list("group_id", "object_id", "display_name", "extra")[:MEMBERS_SHOWN]
     ]
@@ -274,12 +272,7 @@ def health(
                 tuple(others),
             )
         )
-    with_id = copy.filter(kind=ObjectKind.DEVICE, group_id="").exclude(device_id="").values("object_id")
-    no_id = list(
-        members.filter(extra=DEVICE_TYPE)
-        .exclude(object_id__in=with_id)
-        .values_list("object_id", flat=True)[:MEMBERS_SHOWN]
-    )
+    no_id = list(copy.without_device_id().values_list("object_id", flat=True)[:MEMBERS_SHOWN])
     named = dict(
         copy.filter(kind=ObjectKind.DEVICE, group_id="", object_id__in=no_id).values_list(
             "object_id", "display_name"

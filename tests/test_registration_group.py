@@ -241,9 +241,13 @@ def test_a_device_member_without_an_entra_device_id_is_called_out(alice, builder
     broken = builder.device("NOID-01", managed=False)
     broken["deviceId"] = ""
     use_tenant(builder)
-    discover_now()
+    run = discover_now()
     html = signed_in(alice).get(PAGE).content.decode()
     assert "Devices without an Entra device ID" in html and f"NOID-01 ({broken['id']})" in html
+    # The run lists the same member, by the same rule, among those it did not discover.
+    assert [(i["id"], i["reason"]) for i in run.ignored if i["type"] == "device"] == [
+        (broken["id"], "Device without an Azure AD device ID.")
+    ]
 
 
 def test_a_file_too_long_for_one_request_is_added_by_the_worker_and_the_page_follows_it(

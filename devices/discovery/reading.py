@@ -571,11 +571,7 @@ def record_ignored(graph: GraphClient, group_id: str, state: RunState) -> None:
     once from the group's members of that type (kept on the copy's rows)."""
     copy = TenantObject.objects
     groups = dict(copy.filter(kind=ObjectKind.GROUP).values_list("object_id", "display_name"))
-    devices = copy.filter(kind=ObjectKind.DEVICE).exclude(device_id="").values("object_id")
-    members = copy.filter(kind=ObjectKind.MEMBER)
-    suspects = members.exclude(extra=DEVICE_TYPE) | members.filter(extra=DEVICE_TYPE).exclude(
-        object_id__in=devices
-    )
+    suspects = copy.without_device_id() | copy.nested_too_deep(group_id) | copy.not_devices()
     ignored: list[tuple[TenantObject, str, str]] = []
     for member in suspects.order_by("group_id", "object_id"):
         where = (
@@ -585,7 +581,7 @@ def record_ignored(graph: GraphClient, group_id: str, state: RunState) -> None:
         )
         if member.extra == DEVICE_TYPE:
             ignored.append((member, "Device without an Azure AD device ID.", "device"))
-        elif member.extra == GROUP_TYPE and member.group_id != group_id:
+        elif member.extra == GROUP_TYPE:
             ignored.append(
                 (
                     member,
@@ -594,7 +590,7 @@ def record_ignored(graph: GraphClient, group_id: str, state: RunState) -> None:
                     "group",
                 )
             )
-        elif member.extra != GROUP_TYPE:
+        else:
             ignored.append(
                 (
                     member,
