@@ -451,8 +451,8 @@ def commits_on_disk(cursor, longest: float = 2.0) -> None:
     them within a few wal_writer_delay (200 ms by default)."""
     try:
         cursor.execute("SELECT pg_current_wal_insert_lsn()")
-    except DatabaseError:  # a server that does not tell (a managed service may revoke it): VACUUM all the same
-        return
+    except DatabaseError:
+        return  # a server that does not tell (a managed service may revoke it): VACUUM all the same
     written = cursor.fetchone()[0]
     deadline = time.monotonic() + longest
     while time.monotonic() < deadline:
