@@ -160,9 +160,7 @@ def overview(tenant: TenantConnection | None, search: str = "") -> GroupOverview
     if tenant is not None:
         try:
             group_id = group_id_of(tenant)
-            group = directory.group(tenant.graph, group_id)
-            nested_read = directory.nested_groups(tenant.graph, group_id)
-            owners = directory.group_owners(tenant.graph, group_id)
+            group, nested_read, owners = directory.group_nested_groups_and_owners(tenant.graph, group_id)
         except GraphError as exc:
             problems.append(f"Microsoft Graph could not be read: {exc}")
     group_id = group_id or copied_group_id()

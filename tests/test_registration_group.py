@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -78,6 +79,31 @@ def test_the_page_shows_members_nested_groups_with_their_kind_and_what_to_fix(al
     )
     assert "Members that are not devices" in html and "Megan Bowen (user, in the registration group)" in html
     assert "The group is empty" not in html
+
+
+def test_the_group_its_nested_groups_and_owners_come_in_one_round_trip_and_pages_are_followed(
+    alice, group_tenant, settings
+):
+    builder, tenant, outside = group_tenant
+    settings.AUTOPATCH_GRAPH_PAGE_SIZE = 2  # three nested groups: a second page, asked with the same header
+    tenant.requests = Counter()
+    html = signed_in(alice).get(PAGE).content.decode()
+    assert "Nested groups (3)" in html and "Autopatch - Hybrid" in html and "Autopatch - Host pool" in html
+    # One $batch carries the three reads (the tenant counts each item it answers, batched or not); the nested
+    # groups' second page follows its nextLink.
+    group_id = tenant.registration_group_id
+    assert tenant.requests["POST /v1.0/$batch"] == 1
+    assert tenant.requests[f"GET /v1.0/groups/{group_id}"] == 1
+    assert tenant.requests[f"GET /v1.0/groups/{group_id}/owners"] == 1
+    assert tenant.requests[f"GET /v1.0/groups/{group_id}/members/microsoft.graph.group"] == 2
+
+
+def test_a_graph_read_the_page_is_refused_is_named_and_the_copy_still_answers(alice, group_tenant):
+    builder, tenant, outside = group_tenant
+    tenant.inject("/owners", 403)
+    html = signed_in(alice).get(PAGE).content.decode()
+    assert "Microsoft Graph could not be read" in html
+    assert "Direct device members (1)" in html and "DIRECT-01" in html  # from the copy discovery keeps
 
 
 def test_an_empty_group_and_a_collection_synced_straight_into_it_are_called_out(alice, builder, use_tenant):

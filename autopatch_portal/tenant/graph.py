@@ -332,12 +332,18 @@ class GraphClient:
         return answers
 
     def pages(
-        self, url: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+        self,
+        url: str,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        first: Any = None,
     ) -> Iterator[list[dict]]:
-        """Each page's items in turn; the next page is the whole @odata.nextLink URL, not rebuilt."""
+        """Each page's items in turn; the next page is the whole @odata.nextLink URL, not rebuilt. `first` is a
+        first page already read (a `$batch` answer's body), taken instead of reading `url`."""
         next_url: str | None = url
         while next_url:
-            payload = self.get(next_url, params=params, headers=headers)
+            payload = first if first is not None else self.get(next_url, params=params, headers=headers)
+            first = None
             params = None  # the nextLink carries the query
             items = payload.get("value") if isinstance(payload, dict) else None
             if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):

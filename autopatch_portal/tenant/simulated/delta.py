@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import orjson
 
@@ -238,12 +238,9 @@ def _members_of_type(tenant: SimulatedTenant, match, query: dict[str, str], head
         return graph_error(404, "Request_ResourceNotFound", f"Resource '{match.group(1)}' does not exist.")
     wanted = f"#microsoft.graph.{match.group(2)}"
     members = [tenant._directory_object(m) for m in group["members"] if _type_of(tenant, m) == wanted]
-    shown = [{"@odata.type": wanted, **select(m, query)} for m in members]
-    return json_response(
-        200,
-        {
-            "@odata.context": f"https://{GRAPH_HOST}/v1.0/$metadata#directoryObjects",
-            "@odata.count": len(shown),
-            "value": shown[:MAX_PAGE_SIZE],
-        },
+    return tenant._page(
+        members,
+        query,
+        urlsplit(f"https://{GRAPH_HOST}{match.string}"),  # the path the route matched: its nextLink's
+        shape=lambda member: {"@odata.type": wanted, **select(member, query)},
     )

@@ -663,6 +663,8 @@ class SimulatedTenant:
         intune: bool = False,
         shape=None,
     ) -> Response:
+        """One page of `items` as Graph pages a list: `$top` (within the service's limits), `$skiptoken` in the
+        @odata.nextLink, and with `$count=true` (an advanced query) the whole list's @odata.count."""
         most, default = (
             (INTUNE_MAX_PAGE_SIZE, INTUNE_DEFAULT_PAGE_SIZE) if intune else (MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE)
         )
@@ -690,6 +692,8 @@ class SimulatedTenant:
             "@odata.context": f"https://{GRAPH_HOST}{parts.path}/$metadata",
             "value": [shape(item) if shape else select(item, query, keep_type=typed) for item in chunk],
         }
+        if query.get("$count") == "true":
+            payload["@odata.count"] = len(items)
         if offset + top < len(items):
             skip = base64.urlsafe_b64encode(f"offset:{offset + top}".encode()).decode()
             next_query = {k: v for k, v in query.items() if k != "$skiptoken"} | {"$skiptoken": skip}
