@@ -237,9 +237,8 @@ def group_nested_groups_and_owners(
     principals): three reads in one `$batch` round trip (concepts/json-batching.md), further pages through their
     @odata.nextLink. A read Graph refuses raises its GraphError."""
     top = settings.AUTOPATCH_GRAPH_PAGE_SIZE
-    nested_url = (
-        f"{members_url(group_id)}/microsoft.graph.group"  # an advanced query: ConsistencyLevel eventual
-    )
+    # The members cast to groups: an advanced query, which needs ConsistencyLevel: eventual.
+    nested_url = f"{members_url(group_id)}/microsoft.graph.group"
     owners_url = f"{GRAPH}/v1.0/groups/{group_id}/owners"
     eventual = {"ConsistencyLevel": "eventual"}
     answers = graph.batch(
