@@ -6,7 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+
+from django.http import StreamingHttpResponse
+from django.utils import timezone
 
 BOM = "\ufeff"  # Excel reads the file as UTF-8 only with it (device and user names are often not ASCII)
 FORMULA_STARTS = "=+-@\t\r"
@@ -70,3 +73,12 @@ class LineWriter:
         """The lines of many rows at once (an export writes 2,000 a piece)."""
         self._writer.writerows(safe(cells) for cells in rows)
         return self._lines.take()
+
+
+def csv_download(lines: Iterator[str], name: str) -> StreamingHttpResponse:
+    """A CSV streamed as a download named autopatch-NAME-<UTC time>Z.csv: every export's response."""
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="autopatch-{name}-{timezone.now():%Y%m%d-%H%M%S}Z.csv"'
+    )
+    return response

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from django import forms
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET
 from accounts.access import administrator_required
 from accounts.audit import record_event
 from accounts.models import AuditEvent
-from autopatch_portal.csvfile import LineWriter
+from autopatch_portal.csvfile import LineWriter, csv_download
 
 PAGE_SIZE = 50
 FILTER_FIELDS = ("actor", "action", "result", "since", "until", "q")
@@ -128,8 +128,4 @@ def audit_export(request: HttpRequest) -> HttpResponse:
         request=request,
         filters={k: v for k, v in request.GET.items() if k in FILTER_FIELDS and v},
     )
-    response = StreamingHttpResponse(csv_rows(events), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = (
-        f'attachment; filename="autopatch-audit-log-{timezone.now():%Y%m%d-%H%M}.csv"'
-    )
-    return response
+    return csv_download(csv_rows(events), "audit-log")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.utils import timezone
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -13,6 +12,7 @@ from accounts.access import capability_required
 from accounts.audit import record_event
 from accounts.models import AuditEvent
 from accounts.roles import Capability
+from autopatch_portal.csvfile import csv_download
 from devices.columns import COLUMNS, Column
 from devices.export import Progress, csv_rows
 from devices.models import Tab
@@ -56,7 +56,4 @@ def export_csv(request: HttpRequest, tab: str) -> HttpResponse:
     except (InvalidQuery, ValueError) as exc:
         return bad_request(request, str(exc))
     lines = audited(request, tab, columns, state.params, devices)
-    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
-    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    response["Content-Disposition"] = f'attachment; filename="autopatch-devices-{tab}-{stamp}Z.csv"'
-    return response
+    return csv_download(lines, f"devices-{tab}")

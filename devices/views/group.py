@@ -4,10 +4,9 @@ becoming an owner, and the dual state report. Domain work lives in devices.regis
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -15,6 +14,7 @@ from accounts.access import administrator_required, capability_required, has_cap
 from accounts.audit import client_ip, record_event
 from accounts.models import AuditEvent, EntraIdentity
 from accounts.roles import Capability, Role, role_of
+from autopatch_portal.csvfile import csv_download
 from autopatch_portal.tenant.connection import connect
 from autopatch_portal.tenant.graph import GraphError
 from devices import group_members as gm
@@ -112,13 +112,6 @@ def group_addition_results(request: HttpRequest, pk: str) -> HttpResponse:
         request=request,
     )
     return csv_download(gm.AddResult.from_rows(addition.results).csv_lines(), f"group-addition-{addition.pk}")
-
-
-def csv_download(lines, name: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
-    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    response["Content-Disposition"] = f'attachment; filename="autopatch-{name}-{stamp}Z.csv"'
-    return response
 
 
 @never_cache
