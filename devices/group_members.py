@@ -169,9 +169,7 @@ class AddResult:
         """Every row's answer, through the portal's one CSV writer."""
         writer = LineWriter()
         yield writer.header(RESULT_HEADER)
-        yield writer.rows(
-            [[str(r.row.line or ""), r.row.given, r.name, r.outcome, r.detail] for r in self.results]
-        )
+        yield writer.rows([[str(line or ""), *rest] for line, *rest in self.as_rows()])
 
     def as_rows(self) -> list[list]:
         """The answers as a GroupAddition keeps them."""

@@ -618,9 +618,8 @@ class GroupAddition(models.Model):
     rows = models.JSONField(default=list)  # [line, given] per row, as parsed
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     done = models.PositiveIntegerField(default=0)  # devices sent to Graph so far
-    to_send = models.PositiveIntegerField(
-        default=0
-    )  # devices to send (rows less those not found or repeated)
+    # devices to send (rows less those not found or repeated)
+    to_send = models.PositiveIntegerField(default=0)
     results = models.JSONField(default=list)  # [line, given, name, outcome, detail] per row, once done
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)

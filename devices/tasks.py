@@ -1,4 +1,5 @@
-"""Celery tasks: the one discovery task that the hourly schedule, the button and the API all start, and the\nregistration group's additions too long for a web request."""
+"""Celery tasks: the one discovery task that the hourly schedule, the button and the API all start, and the
+registration group's additions too long for a web request."""
 
 from __future__ import annotations
 
