@@ -205,7 +205,7 @@ def overview(tenant: TenantConnection | None, search: str = "") -> GroupOverview
         member_count=member_count,
         nested=nested,
         owners=owners,
-        findings=health(group_id, name, kind, nested, member_count),
+        findings=health(group_id, name, kind, nested, member_count, names),
         replacements=possible_replacements(),
         outside=outside_devices(search),
         last_run=DiscoveryRun.objects.ran().filter(finished_at__isnull=False).first(),
@@ -232,11 +232,16 @@ def direct_devices(group_id: str) -> list[Member]:
 
 
 def health(
-    group_id: str, name: str, kind: GroupKind | None, nested: list[NestedGroup], member_count: int
+    group_id: str,
+    name: str,
+    kind: GroupKind | None,
+    nested: list[NestedGroup],
+    member_count: int,
+    names: dict[str, str],
 ) -> list[Finding]:
-    """What stands between the group and discovery, in words an admin acts on."""
+    """What stands between the group and discovery, in words an admin acts on (`names`: the copy's group names by
+    object ID)."""
     copy = TenantObject.objects
-    names = dict(copy.filter(kind=ObjectKind.GROUP).values_list("object_id", "display_name"))
     nested_ids = {g.object_id for g in nested}
     findings: list[Finding] = []
     deep = [
