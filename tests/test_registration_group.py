@@ -337,7 +337,11 @@ def test_a_long_addition_lists_the_first_rows_to_look_at_and_its_answers_come_wh
     answers = b"".join(client.get(answers_url).streaming_content).decode("utf-8").splitlines()
     assert len(answers) == 1 + SHOWN_ROWS + 51 and answers[-1].endswith('"SPARE-01","Added",""')
     exported = AuditEvent.objects.get(action="export")
-    assert (exported.actor, exported.target) == ("alice", f"Registration group addition {addition.pk}")
+    assert (exported.actor, exported.target, exported.result) == (
+        "alice",
+        f"Registration group addition {addition.pk}",
+        f"{SHOWN_ROWS + 51} rows",
+    )
     for bad in ("999999", str(2**64), "x"):
         assert client.get(f"/devices/registration-group/additions/{bad}/answers.csv").status_code == 404
 

@@ -109,6 +109,7 @@ def group_addition_results(request: HttpRequest, pk: str) -> HttpResponse:
         request.user,
         AuditEvent.Action.EXPORT,
         target=f"Registration group addition {addition.pk}",
+        result=f"{len(addition.results)} rows",
         request=request,
     )
     return csv_download(gm.AddResult.from_rows(addition.results).csv_lines(), f"group-addition-{addition.pk}")
