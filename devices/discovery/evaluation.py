@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
 from django.db import connection, transaction
@@ -27,6 +29,7 @@ from .reading import ANALYZE_AFTER, analyze
 from .rings import RingAssigner, tenant_size
 from .state import RunState
 from .status import evaluate_device
+from .writer import ChunkWriter
 
 CHUNK = 2000
 
@@ -77,34 +80,38 @@ def apply_evaluation(state: RunState) -> None:
     state.counts.update(changed=0, registered_now=0, evaluated=0)
     members = StagedObject.objects.filter(run=run, kind=ObjectKind.CANDIDATE).order_by("pk")
     wanted = None if needs_every_candidate(state) else maybe_changed(state, duplicates)
-    last_pk, done = 0, 0
-    while chunk := list(members.filter(pk__gt=last_pk).values_list("pk", "device_id", "extra")[:CHUNK]):
-        last_pk = chunk[-1][0]
-        subjects: dict[str, str | None] = {
-            device_id: extra for _, device_id, extra in chunk if wanted is None or device_id in wanted
-        }
-        if subjects:
-            evaluate_chunk(state, subjects, duplicates, rings)
-        state.counts["evaluated"] += len(subjects)
-        done += len(chunk)
-        state.progress(f"Evaluated {done} devices")
-    record_sightings(run, state.now)
-    # Devices once registered (excluded too) that left the group stay registered: refresh their readiness status.
-    seen = members.values("device_id")
-    stale = (
-        Device.objects.filter(registered_at__isnull=False).exclude(azure_ad_device_id__in=seen).order_by("pk")
-    )
-    last_pk = 0
-    while chunk_ids := list(stale.filter(pk__gt=last_pk).values_list("pk", "azure_ad_device_id")[:CHUNK]):
-        last_pk = chunk_ids[-1][0]
-        evaluate_chunk(
-            state,
-            {device_id: None for _, device_id in chunk_ids},
-            duplicates,
-            rings,
-            in_group=False,
-            complete=complete,
+
+    def evaluate(subjects: dict[str, str | None], **where: Any) -> ChunkWrite | None:
+        return evaluate_chunk(state, subjects, duplicates, rings, **where)
+
+    with ChunkWriter(write_chunk, lambda write, kept: chunk_written(state, write, kept, evaluate)) as writer:
+        last_pk, done = 0, 0
+        while chunk := list(members.filter(pk__gt=last_pk).values_list("pk", "device_id", "extra")[:CHUNK]):
+            last_pk = chunk[-1][0]
+            subjects: dict[str, str | None] = {
+                device_id: extra for _, device_id, extra in chunk if wanted is None or device_id in wanted
+            }
+            if subjects:
+                writer.submit(evaluate(subjects))
+            state.counts["evaluated"] += len(subjects)
+            done += len(chunk)
+            state.progress(f"Evaluated {done} devices")
+        writer.drain()  # every candidate's row written: the sightings join them
+        record_sightings(run, state.now)
+        # Devices once registered (excluded too) that left the group stay registered: refresh their readiness
+        # status.
+        seen = members.values("device_id")
+        stale = (
+            Device.objects.filter(registered_at__isnull=False)
+            .exclude(azure_ad_device_id__in=seen)
+            .order_by("pk")
         )
+        last_pk = 0
+        while chunk_ids := list(stale.filter(pk__gt=last_pk).values_list("pk", "azure_ad_device_id")[:CHUNK]):
+            last_pk = chunk_ids[-1][0]
+            writer.submit(
+                evaluate({device_id: None for _, device_id in chunk_ids}, in_group=False, complete=complete)
+            )
     if complete:
         Device.objects.filter(registered_at__isnull=True, in_registration_group=True).exclude(
             azure_ad_device_id__in=seen
@@ -264,8 +271,9 @@ def evaluate_chunk(
     in_group: bool = True,
     complete: bool = True,
     attempt: int = 1,
-) -> None:
-    """Evaluate one chunk of devices (candidates, or registered devices outside the group) and write changes.
+) -> ChunkWrite | None:
+    """Evaluate one chunk of devices (candidates, or registered devices outside the group): the write of what
+    changed, or None.
 
     A device whose inputs (Graph records, report, serial duplicates, its own state) match the key stored at
     its last evaluation is not evaluated again: an hourly run over an unchanged tenant reads, but writes little."""
@@ -327,7 +335,7 @@ def evaluate_chunk(
             continue
         pending[device_id] = (added_through, inputs)
     if not pending:
-        return
+        return None
     existing = {
         d.azure_ad_device_id: d for d in Device.objects.filter(azure_ad_device_id__in=pending).defer("checks")
     }
@@ -366,15 +374,37 @@ def evaluate_chunk(
         ):
             changes.append((new, before, cause, ring_before))
     upserts.sort(key=lambda d: d.pk or 0)  # rows locked in key order, as admin actions lock them: no deadlock
+    return ChunkWrite(
+        upserts, changes, {d: subjects[d] for d in pending}, run.pk, now, in_group, complete, attempt
+    )
+
+
+@dataclass
+class ChunkWrite:
+    """What one chunk's evaluation writes: its devices, their status changes (device, status before, cause, ring
+    before), and what it evaluated (to evaluate again the devices an admin's action got ahead of)."""
+
+    upserts: list[Device]
+    changes: list[tuple[Device, str, str, str]]
+    evaluated: dict[str, str | None]
+    run_id: int
+    now: datetime
+    in_group: bool
+    complete: bool
+    attempt: int
+
+
+def write_chunk(write: ChunkWrite) -> set[str]:
+    """One transaction: the devices, each only if no admin action came since it was read, and the status changes
+    of those written. Returns the Entra device IDs written."""
     with transaction.atomic():
         written = bulk_write(
-            upserts,
+            write.upserts,
             unique_field="azure_ad_device_id",
             version_field="state_version",
             update_fields=[f for f in WRITTEN_FIELDS if f != "azure_ad_device_id"],
         )
         kept = {d.azure_ad_device_id for d in written}
-        changes = [change for change in changes if change[0].azure_ad_device_id in kept]
         bulk_write(
             [
                 DeviceStatusChange(
@@ -383,25 +413,36 @@ def evaluate_chunk(
                     to_status=d.readiness_status,
                     from_ring=ring_before,
                     to_ring=d.ring,
-                    changed_at=now,
+                    changed_at=write.now,
                     cause=cause,
-                    run=run,
+                    run_id=write.run_id,
                 )
-                for d, before, cause, ring_before in changes
+                for d, before, cause, ring_before in write.changes
+                if d.azure_ad_device_id in kept
             ]
         )
-    state.counts["changed"] += len(written)
+    return kept
+
+
+def chunk_written(
+    state: RunState, write: ChunkWrite, kept: set[str], evaluate: Callable[..., ChunkWrite | None]
+) -> ChunkWrite | None:
+    """Count a chunk's write; the devices an admin changed after the chunk read them are evaluated again from what
+    they are now (the write returned), at most WRITE_ATTEMPTS times."""
+    state.counts["changed"] += len(kept)
     state.counts["registered_now"] += sum(
         1
-        for d, before, _, _ in changes
-        if before in ("", ReadinessStatus.PREREQUISITES_FAILED) and d.registered_at == now
+        for d, before, _, _ in write.changes
+        if d.azure_ad_device_id in kept
+        and before in ("", ReadinessStatus.PREREQUISITES_FAILED)
+        and d.registered_at == write.now
     )
-    acted_on = {device_id: subjects[device_id] for device_id in pending if device_id not in kept}
-    if acted_on and attempt < WRITE_ATTEMPTS:
-        # An admin changed these devices after this chunk read them: evaluate them again from what they are now.
-        evaluate_chunk(state, acted_on, duplicates, rings, in_group, complete, attempt + 1)
-    elif acted_on:  # still changing: the next run evaluates them (an empty key is never a match)
+    acted_on = {device_id: through for device_id, through in write.evaluated.items() if device_id not in kept}
+    if acted_on and write.attempt < WRITE_ATTEMPTS:
+        return evaluate(acted_on, in_group=write.in_group, complete=write.complete, attempt=write.attempt + 1)
+    if acted_on:  # still changing: the next run evaluates them (an empty key is never a match)
         Device.objects.filter(azure_ad_device_id__in=acted_on).update(fingerprint="")
+    return None
 
 
 def reenrolled(device: Device | None, outcome: dict) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 
-from django.db import connection
 from django.utils import timezone
 
 from autopatch_portal.tenant.connection import TenantConnection, connect
@@ -18,6 +17,7 @@ from .evaluation import apply_evaluation
 from .lease import begin, release_lease
 from .reading import clear_staging, read_tenant, record_ignored
 from .state import DiscoveryAborted, RunState
+from .writer import relaxed_commits
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +72,6 @@ def record_readiness_results(tenant: TenantConnection, state: RunState) -> None:
         )
     if results.error:
         state.errors.append({"stage": "readiness reports", "message": results.error})
-
-
-def relaxed_commits(on: bool) -> None:
-    """On PostgreSQL, a run's many small commits need not each wait for the disk: a crash loses at most the
-    last moment of a run that the next run redoes anyway (no corruption, unlike fsync=off)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET synchronous_commit TO {'off' if on else 'DEFAULT'}")
 
 
 def finish(run: DiscoveryRun, state: RunState, status: str, graph_requests: int) -> None:
