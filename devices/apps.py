@@ -7,6 +7,7 @@ class DevicesConfig(AppConfig):
     verbose_name = "Autopatch devices"
 
     def ready(self) -> None:
+        from . import lookups  # noqa: F401 - registers field__any_of
         from .sightings import reinstall_after_migrate
 
         post_migrate.connect(reinstall_after_migrate, sender=self, dispatch_uid="devices-sighting-trigger")

@@ -90,7 +90,7 @@ def ingest_reports(reports: Iterable[Any]) -> IngestResult:
             if kept is None or kept[0] < generated:
                 newest[report["azureADDeviceId"]] = (generated, report)
         known = dict(
-            ReadinessReport.objects.filter(azure_ad_device_id__in=newest).values_list(
+            ReadinessReport.objects.filter(azure_ad_device_id__any_of=newest).values_list(
                 "azure_ad_device_id", "generated_at"
             )
         )

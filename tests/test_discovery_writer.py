@@ -55,7 +55,9 @@ def test_a_chunk_the_database_refuses_fails_the_run_and_the_next_run_writes_ever
         assert DeviceStatusChange.objects.count() == CHUNK
     finally:
         with connection.cursor() as cursor:
-            cursor.execute("DROP TRIGGER refuse_one_device ON devices_device; DROP FUNCTION refuse_one_device()")
+            cursor.execute(
+                "DROP TRIGGER refuse_one_device ON devices_device; DROP FUNCTION refuse_one_device()"
+            )
 
     again = discover_now()  # the lease was given back: this run is not covered by the failed one
 

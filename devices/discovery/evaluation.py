@@ -283,23 +283,23 @@ def evaluate_chunk(
     copy = TenantObject.objects.all()
     entra_rows = {
         d: (name, data)
-        for d, name, data in copy.filter(kind=ObjectKind.DEVICE, device_id__in=ids).values_list(
+        for d, name, data in copy.filter(kind=ObjectKind.DEVICE, device_id__any_of=ids).values_list(
             "device_id", "display_name", "data"
         )
     }
     managed_rows = latest_managed(
-        copy.filter(kind=ObjectKind.MANAGED, device_id__in=ids).values_list(
+        copy.filter(kind=ObjectKind.MANAGED, device_id__any_of=ids).values_list(
             "device_id", "extra", "serial_number", "data"
         )
     )
     stored = {
         row[0]: row[1:]
-        for row in Device.objects.filter(azure_ad_device_id__in=ids).values_list(
+        for row in Device.objects.filter(azure_ad_device_id__any_of=ids).values_list(
             "azure_ad_device_id", "fingerprint", *STATE_FIELDS
         )
     }
     report_times = dict(
-        ReadinessReport.objects.filter(azure_ad_device_id__in=ids).values_list(
+        ReadinessReport.objects.filter(azure_ad_device_id__any_of=ids).values_list(
             "azure_ad_device_id", "generated_at"
         )
     )
@@ -337,10 +337,11 @@ def evaluate_chunk(
     if not pending:
         return None
     existing = {
-        d.azure_ad_device_id: d for d in Device.objects.filter(azure_ad_device_id__in=pending).defer("checks")
+        d.azure_ad_device_id: d
+        for d in Device.objects.filter(azure_ad_device_id__any_of=pending).defer("checks")
     }
     reports = {
-        r.azure_ad_device_id: r for r in ReadinessReport.objects.filter(azure_ad_device_id__in=pending)
+        r.azure_ad_device_id: r for r in ReadinessReport.objects.filter(azure_ad_device_id__any_of=pending)
     }
     upserts: list[Device] = []
     changes: list[tuple[Device, str, str, str]] = []
@@ -441,7 +442,7 @@ def chunk_written(
     if acted_on and write.attempt < WRITE_ATTEMPTS:
         return evaluate(acted_on, in_group=write.in_group, complete=write.complete, attempt=write.attempt + 1)
     if acted_on:  # still changing: the next run evaluates them (an empty key is never a match)
-        Device.objects.filter(azure_ad_device_id__in=acted_on).update(fingerprint="")
+        Device.objects.filter(azure_ad_device_id__any_of=acted_on).update(fingerprint="")
     return None
 
 
@@ -500,7 +501,7 @@ def hybrid_twins(run: DiscoveryRun, registered_records: list[dict]) -> set[str]:
     return {
         name
         for name, data in TenantObject.objects.filter(
-            kind=ObjectKind.DEVICE, display_name__in=names
+            kind=ObjectKind.DEVICE, display_name__any_of=names
         ).values_list("display_name", "data")
         if (orjson.loads(data).get("trustType") or "").lower() == "serverad"
     }
