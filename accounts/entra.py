@@ -52,7 +52,7 @@ def signin_config() -> Transport:
     """The connector's tenant; a simulated one learns to sign users in."""
     config = connection.transport()
     if config.simulated is not None:
-        simulated_signin.install(config.simulated, connection.tenant_file())
+        simulated_signin.install(config.simulated)
     return config
 
 

@@ -107,7 +107,7 @@ def simulated_tenant(path: Path) -> SimulatedTenant:
             tenant.add_members(_read_additions(added))
             tenant.on_member_added = lambda group_id, member_id: _keep_addition(path, group_id, member_id)
             tenant.health_scripts.keep_in(intune_state_file(key))
-            api_tokens.install(tenant, path)  # its signing keys, and access tokens for the portal's API
+            api_tokens.install(tenant)  # its signing keys, and access tokens for the portal's API
             cached = (version, tenant)
             _simulated[key] = cached
         return cached[1]

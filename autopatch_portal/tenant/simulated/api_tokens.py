@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import secrets
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -96,21 +94,19 @@ class ApiTokens:
         return jwt.encode(claims, key or self.signing_key(), algorithm="RS256", headers={"kid": kid})
 
 
-def api_clients(tenant_file: Path | None) -> dict[str, dict[str, Any]]:
-    if tenant_file is None:
-        return {}
-    found = json.loads(tenant_file.read_text(encoding="utf-8")).get("apiClients") or []
+def api_clients(tenant: SimulatedTenant) -> dict[str, dict[str, Any]]:
+    found = tenant.api_clients_section or []
     if not isinstance(found, list) or not all(isinstance(c, dict) and c.get("clientId") for c in found):
         raise TenantFileError("apiClients must be a list of objects with clientId, clientSecret and roles")
     return {c["clientId"]: c for c in found}
 
 
-def install(tenant: SimulatedTenant, tenant_file: Path | None = None) -> ApiTokens:
+def install(tenant: SimulatedTenant) -> ApiTokens:
     """Teach `tenant` to publish its signing keys and to issue access tokens for the portal's API (once)."""
     existing = getattr(tenant, "api_tokens", None)
     if isinstance(existing, ApiTokens):
         return existing
-    tokens = ApiTokens(tenant, api_clients(tenant_file))
+    tokens = ApiTokens(tenant, api_clients(tenant))
     tenant.api_tokens = tokens  # type: ignore[attr-defined]
 
     def keys(tenant_, match, query, headers, form) -> Response:

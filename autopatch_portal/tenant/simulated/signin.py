@@ -20,7 +20,6 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from html import escape
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -83,11 +82,9 @@ class SignIn:
     delegated: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)
 
 
-def app_registration(tenant_file: Path | None) -> dict[str, Any]:
+def app_registration(tenant: SimulatedTenant) -> dict[str, Any]:
     """The tenant file's optional "appRegistration", checked; {} without one."""
-    if tenant_file is None:
-        return {}
-    found = json.loads(tenant_file.read_text(encoding="utf-8")).get("appRegistration") or {}
+    found = tenant.app_registration_section or {}
     if not isinstance(found, dict):
         raise TenantFileError("appRegistration must be an object")
     claims = found.get("groupMembershipClaims", "All")
@@ -99,12 +96,12 @@ def app_registration(tenant_file: Path | None) -> dict[str, Any]:
     return found
 
 
-def install(tenant: SimulatedTenant, tenant_file: Path | None = None) -> SignIn:
-    """Teach `tenant` (loaded from `tenant_file`) to sign users in; installing twice keeps the first installation."""
+def install(tenant: SimulatedTenant) -> SignIn:
+    """Teach `tenant` to sign users in; installing twice keeps the first installation."""
     existing = getattr(tenant, "signin", None)
     if isinstance(existing, SignIn):
         return existing
-    signin = SignIn(group_membership_claims=app_registration(tenant_file).get("groupMembershipClaims", "All"))
+    signin = SignIn(group_membership_claims=app_registration(tenant).get("groupMembershipClaims", "All"))
     tenant.signin = signin  # type: ignore[attr-defined]
     tenant.extra_routes.extend(
         [
