@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from ..reports import REPORT_SCHEMA_VERSION, SCRIPT_OUTPUT_LIMIT
 from .tenant import GRAPH_HOST, Response, _moment, intune_error, json_response
 
@@ -257,15 +259,13 @@ class HealthScripts:
             failed = isinstance(checks, list) and any(
                 isinstance(c, dict) and c.get("result") != "passed" for c in checks
             )
-            output = json.dumps(
+            output = orjson.dumps(  # compact, non-ASCII as it is
                 {
                     "schemaVersion": REPORT_SCHEMA_VERSION,
                     "generatedDateTime": report["generatedDateTime"],
                     "checks": checks,
-                },
-                separators=(",", ":"),
-                ensure_ascii=False,
-            )[:SCRIPT_OUTPUT_LIMIT]  # Intune keeps this much of a detection script's output
+                }
+            ).decode()[:SCRIPT_OUTPUT_LIMIT]  # Intune keeps this much of a detection script's output
             states.append(
                 {
                     "@odata.type": "#microsoft.graph.deviceHealthScriptDeviceState",
