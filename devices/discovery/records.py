@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from ..models import Device
@@ -32,6 +33,11 @@ class Prop:
     identifier: bool = False  # too long is a problem, never cut (a cut ID would name another object)
     moment: bool = False  # an ISO 8601 date and time with its offset
 
+    @property
+    def plain_text(self) -> bool:
+        """Text whose only possible problem is a NUL character (longer text is cut to its column)."""
+        return self.json_type is str and not self.identifier and not self.moment
+
 
 def column(name: str, identifier: bool = False) -> Prop:
     return Prop(str, Device._meta.get_field(name).max_length, identifier)
@@ -44,6 +50,10 @@ class Shape:
     kind: str
     device_key: str
     props: dict[str, Prop]
+
+    @cached_property
+    def checked(self) -> list[tuple[str, Prop, bool]]:
+        return [(name, prop, prop.plain_text) for name, prop in self.props.items()]
 
 
 TEXT, MOMENT = Prop(str), Prop(str, moment=True)
@@ -133,7 +143,15 @@ def problem(value: Any, prop: Prop) -> str:
 
 def problems(item: dict, shape: Shape) -> list[tuple[str, str]]:
     """Every (property, problem) of one Graph object (pure)."""
-    return [(name, found) for name, prop in shape.props.items() if (found := problem(item.get(name), prop))]
+    found = []
+    for name, prop, plain in shape.checked:
+        value = item.get(name)
+        # Most values are unset or plain text without a NUL: said here, without a call (300,000 objects a run).
+        if value is None or (plain and type(value) is str and "\x00" not in value):
+            continue
+        if text := problem(value, prop):
+            found.append((name, text))
+    return found
 
 
 def normalised(item: dict, shape: Shape) -> dict:
