@@ -1,5 +1,6 @@
-"""The thread that writes evaluated chunks (PostgreSQL, outside a transaction): a write it fails ends the run
-plainly, and leaves neither the thread nor the lease behind."""
+"""The threads a run writes with (PostgreSQL, outside a transaction): the one that writes evaluated chunks, and the
+one that applies each completed stream to the tenant copy while the others are read. A failure ends the run
+plainly, changes nothing a finished reading would not have, and leaves neither thread nor lease behind."""
 
 from __future__ import annotations
 
@@ -7,9 +8,19 @@ import threading
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from devices.discovery.evaluation import CHUNK
-from devices.models import Device, DeviceStatusChange, DiscoveryRun, ReadinessStatus
+from devices.discovery.reading import DEVICES, Completed, CopyApplier, stage
+from devices.models import (
+    DeltaLink,
+    Device,
+    DeviceStatusChange,
+    DiscoveryRun,
+    ObjectKind,
+    ReadinessStatus,
+    TenantObject,
+)
 from devices.runs import discover_now
 
 pytestmark = [
@@ -28,7 +39,9 @@ CREATE TRIGGER refuse_one_device BEFORE INSERT ON devices_device FOR EACH ROW EX
 
 
 def writer_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("discovery-writer")]
+    return [
+        t.name for t in threading.enumerate() if t.name.startswith(("discovery-writer", "discovery-copy"))
+    ]
 
 
 def test_a_chunk_the_database_refuses_fails_the_run_and_the_next_run_writes_every_device(builder, use_tenant):
@@ -65,4 +78,93 @@ def test_a_chunk_the_database_refuses_fails_the_run_and_the_next_run_writes_ever
     assert Device.objects.count() == CHUNK + 11
     assert Device.objects.filter(device_name="REFUSED-01", readiness_status=ReadinessStatus.ACTIVE).exists()
     assert not Device.objects.filter(readiness_status="").exists()
+    assert writer_threads() == []
+
+
+def tenant_copy() -> set[tuple]:
+    return set(TenantObject.objects.values_list("kind", "group_id", "object_id", "device_id", "display_name"))
+
+
+def delta_links() -> set[tuple]:
+    return set(DeltaLink.objects.values_list("name", "link", "full_read_at"))
+
+
+def staged_device(run: DiscoveryRun) -> Completed:
+    stage(run, [(ObjectKind.DEVICE, "", "new-object", "new-device", "NEW-01", "", "", "{}", False)])
+    return Completed(
+        DEVICES, full=True, link="https://graph.microsoft.com/v1.0/devices/delta?$deltatoken=next"
+    )
+
+
+def test_a_scope_applied_while_others_are_read_is_seen_only_once_the_reading_finishes(builder, use_tenant):
+    builder.device()
+    use_tenant(builder)
+    assert discover_now().status == DiscoveryRun.Status.SUCCEEDED
+    copy, links = tenant_copy(), delta_links()
+    run = DiscoveryRun.objects.create()
+    applier = CopyApplier(run, timezone.now())
+    assert applier.thread is not None
+
+    applier.scope_completed(staged_device(run))
+    applier.applied[0].result()  # applied, in the thread's open transaction
+    assert tenant_copy() == copy and delta_links() == links
+    applier.finish({builder.registration_group["id"]})
+    applier.close()
+
+    devices = {row for row in tenant_copy() if row[0] == ObjectKind.DEVICE}
+    assert devices == {(ObjectKind.DEVICE, "", "new-object", "new-device", "NEW-01")}  # a full read replaces
+    assert {row for row in tenant_copy() if row[0] != ObjectKind.DEVICE} == {
+        row for row in copy if row[0] != ObjectKind.DEVICE
+    }
+    assert DeltaLink.objects.get(name=DEVICES).link.endswith("$deltatoken=next")
+    assert writer_threads() == []
+
+
+def test_a_reading_that_does_not_finish_leaves_the_copy_as_it_was_with_a_scope_applied_already(
+    builder, use_tenant
+):
+    builder.device()
+    use_tenant(builder)
+    assert discover_now().status == DiscoveryRun.Status.SUCCEEDED
+    copy, links = tenant_copy(), delta_links()
+    run = DiscoveryRun.objects.create()
+    applier = CopyApplier(run, timezone.now())
+
+    applier.scope_completed(staged_device(run))
+    applier.applied[0].result()
+    applier.close()  # another stream failed: no finish
+
+    assert tenant_copy() == copy and delta_links() == links
+    assert writer_threads() == []
+
+
+def test_a_stream_that_fails_after_the_others_completed_changes_neither_copy_nor_devices(
+    builder, use_tenant, settings
+):
+    settings.AUTOPATCH_GRAPH_MAX_RETRIES = 3
+    settings.AUTOPATCH_GRAPH_BACKOFF_MS = 10
+    for _ in range(30):
+        builder.device()
+    tenant = use_tenant(builder)
+    assert discover_now().status == DiscoveryRun.Status.SUCCEEDED
+    renamed = builder.devices[0]
+    renamed["displayName"] = "RENAMED-01"
+    tenant = use_tenant(builder)
+    copy, links = tenant_copy(), delta_links()
+    devices = set(Device.objects.values_list("device_name", "readiness_status", "fingerprint"))
+    # Intune (read whole this time) fails from its second page on, while the devices and members complete.
+    settings.AUTOPATCH_INTUNE_FULL_READ_HOURS = 0
+    settings.AUTOPATCH_INTUNE_PAGE_SIZE = 2
+    tenant.inject("/beta/deviceManagement/managedDevices", 503, times=50, skip=1)
+
+    run = discover_now()
+
+    assert run.status == DiscoveryRun.Status.FAILED
+    assert "503" in run.errors[0]["message"]
+    assert tenant_copy() == copy
+    # The readiness script's results are read before the streams and kept on their own (remediation.results).
+    assert {k for k in delta_links() if not k[0].startswith("readiness")} == {
+        k for k in links if not k[0].startswith("readiness")
+    }
+    assert set(Device.objects.values_list("device_name", "readiness_status", "fingerprint")) == devices
     assert writer_threads() == []

@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -35,6 +36,7 @@ from ..bulk import copy_rows
 from ..models import WITH_BLANKS, DeltaLink, Device, DiscoveryRun, ObjectKind, StagedObject, TenantObject
 from . import records
 from .state import RunState
+from .writer import ConnectionThread
 
 DEVICES, MANAGED = "devices", "managed"
 # Rows a run writes to a table (staged from Graph into the tenant copy, devices evaluated), past which it
@@ -359,17 +361,11 @@ def plan_reading(tenant: TenantConnection, state: RunState) -> Plan:
     )
 
 
-def read_tenant(tenant: TenantConnection, state: RunState) -> str:
-    """Read every stream into staging, then apply it to the tenant copy; returns the registration group's ID."""
-    run, graph = state.run, tenant.graph
-    plan = plan_reading(tenant, state)
-    reading = Reading()
-    streams = {
-        DEVICES: lambda emit: device_stream(graph, plan, emit),
-        "groups": lambda emit: group_stream(graph, plan, emit),
-        MANAGED: lambda emit: managed_stream(graph, plan, emit),
-    }
-    state.progress("Reading the registration group, devices and managed devices")
+def stage_as_read(
+    state: RunState, reading: Reading, streams: dict[str, Callable[[Emit], None]], applier: CopyApplier
+) -> None:
+    """Stage what the streams read as it comes, and hand each scope whose stream completed to the applier."""
+    run = state.run
     for message in concurrently(streams):
         kind = message[0]
         if kind == "page":
@@ -385,6 +381,7 @@ def read_tenant(tenant: TenantConnection, state: RunState) -> str:
             forget_staged(run, message[1])
         elif kind == "done":
             reading.completed[message[1].scope] = message[1]
+            applier.scope_completed(message[1])
         elif kind == "unresolved":
             for managed_id, problem in list(message[1].items())[:20]:
                 state.errors.append(
@@ -403,7 +400,25 @@ def read_tenant(tenant: TenantConnection, state: RunState) -> str:
                 or group_id
             )
             state.errors.append({"stage": f"nested group {name}", "message": str(exc)})
-    apply_reading(run, plan, reading, state)
+
+
+def read_tenant(tenant: TenantConnection, state: RunState) -> str:
+    """Read every stream into staging, then apply it to the tenant copy; returns the registration group's ID."""
+    run, graph = state.run, tenant.graph
+    plan = plan_reading(tenant, state)
+    reading = Reading()
+    streams = {
+        DEVICES: lambda emit: device_stream(graph, plan, emit),
+        "groups": lambda emit: group_stream(graph, plan, emit),
+        MANAGED: lambda emit: managed_stream(graph, plan, emit),
+    }
+    state.progress("Reading the registration group, devices and managed devices")
+    applier = CopyApplier(run, state.now)
+    try:
+        stage_as_read(state, reading, streams, applier)
+        applier.finish({plan.group_id, *reading.nested})
+    finally:
+        applier.close()
     state.full_read = any(completed.full for completed in reading.completed.values())
     if state.full_read or StagedObject.objects.filter(run=run).count() >= ANALYZE_AFTER:
         # Fresh rows have no statistics: without them the joins below are planned badly. A few changed rows
@@ -499,33 +514,99 @@ def apply_scope(run: DiscoveryRun, kind: str, full: bool, group_id: str = "") ->
         )
 
 
-def apply_reading(run: DiscoveryRun, plan: Plan, reading: Reading, state: RunState) -> None:
-    tracked = {plan.group_id, *reading.nested}
-    analyze(StagedObject)  # TRUNCATE kept the last run's statistics, which describe other rows
-    with transaction.atomic():
-        for scope, completed in reading.completed.items():
-            if scope == DEVICES:
-                apply_scope(run, ObjectKind.DEVICE, completed.full)
-            elif scope == MANAGED:
-                apply_scope(run, ObjectKind.MANAGED, completed.full)
-            else:
-                group_id = scope.split(":", 1)[1]
-                apply_scope(run, ObjectKind.MEMBER, completed.full, group_id)
-            DeltaLink.objects.update_or_create(
-                name=scope,
-                defaults={
-                    "link": completed.link,
-                    "read_at": state.now,
-                    **({"full_read_at": state.now} if completed.full else {}),
-                },
-            )
-        apply_scope(run, ObjectKind.GROUP, full=False)  # the names of the groups read
-        # Groups no longer nested in the registration group are no longer followed.
-        TenantObject.objects.filter(kind=ObjectKind.MEMBER).exclude(group_id__in=tracked).delete()
-        TenantObject.objects.filter(kind=ObjectKind.GROUP).exclude(object_id__in=tracked).delete()
-        DeltaLink.objects.filter(name__startswith="group:").exclude(
-            name__in=[group_link(g) for g in tracked]
-        ).delete()
+def apply_completed(run: DiscoveryRun, completed: Completed, now) -> None:
+    """One completed scope into the tenant copy, and where its next read starts (in the caller's transaction)."""
+    if completed.scope == DEVICES:
+        apply_scope(run, ObjectKind.DEVICE, completed.full)
+    elif completed.scope == MANAGED:
+        apply_scope(run, ObjectKind.MANAGED, completed.full)
+    else:
+        apply_scope(run, ObjectKind.MEMBER, completed.full, completed.scope.split(":", 1)[1])
+    DeltaLink.objects.update_or_create(
+        name=completed.scope,
+        defaults={
+            "link": completed.link,
+            "read_at": now,
+            **({"full_read_at": now} if completed.full else {}),
+        },
+    )
+
+
+def apply_groups(run: DiscoveryRun, tracked: set[str]) -> None:
+    """The names of the groups read; groups no longer nested in the registration group are no longer followed."""
+    apply_scope(run, ObjectKind.GROUP, full=False)
+    TenantObject.objects.filter(kind=ObjectKind.MEMBER).exclude(group_id__in=tracked).delete()
+    TenantObject.objects.filter(kind=ObjectKind.GROUP).exclude(object_id__in=tracked).delete()
+    DeltaLink.objects.filter(name__startswith="group:").exclude(
+        name__in=[group_link(g) for g in tracked]
+    ).delete()
+
+
+class CopyApplier:
+    """Applies a reading to the tenant copy in one transaction that commits only once every stream has completed
+    (`finish`): a run changes nothing from a read that did not complete.
+
+    Where it can (writer.ConnectionThread), a thread with its own connection applies each scope as soon as its
+    stream completes, while the other streams are still read: a first run at 100,000 devices spent 12 s inserting
+    the copy's 300,000 rows after the last stream, with Python idle. Elsewhere every scope is applied in `finish`,
+    in this thread. A reading that fails (`close` without `finish`) is rolled back."""
+
+    def __init__(self, run: DiscoveryRun, now):
+        self.run, self.now = run, now
+        self.thread = ConnectionThread("discovery-copy") if ConnectionThread.available() else None
+        self.completed: list[Completed] = []
+        self.applied: list[Future] = []
+        self.begun = False
+
+    def scope_completed(self, completed: Completed) -> None:
+        self.completed.append(completed)
+        if self.thread is not None:
+            self.applied.append(self.thread.submit(self._apply, completed))
+
+    def finish(self, tracked: set[str]) -> None:
+        if self.thread is None:
+            analyze(StagedObject)  # TRUNCATE kept the last run's statistics, which describe other rows
+            with transaction.atomic():
+                for completed in self.completed:
+                    apply_completed(self.run, completed, self.now)
+                apply_groups(self.run, tracked)
+            return
+        for applied in self.applied:
+            applied.result()  # a scope that failed fails the run here
+        self.thread.submit(self._commit, tracked).result()
+
+    def close(self) -> None:
+        if self.thread is not None:
+            self.thread.submit(self._rollback).result()
+            self.thread.close()
+            self.thread = None
+
+    # In the thread:
+
+    def _begin(self) -> None:
+        if not self.begun:
+            # Once, as the staging stands at the first completed scope: TRUNCATE kept the last run's statistics,
+            # which describe other rows. (Again before each scope cost 4 s of a first run at 100,000 devices.)
+            analyze(StagedObject)
+            transaction.set_autocommit(False)
+            self.begun = True
+
+    def _apply(self, completed: Completed) -> None:
+        self._begin()
+        apply_completed(self.run, completed, self.now)
+
+    def _commit(self, tracked: set[str]) -> None:
+        self._begin()
+        apply_groups(self.run, tracked)
+        transaction.commit()
+        transaction.set_autocommit(True)
+        self.begun = False
+
+    def _rollback(self) -> None:
+        if self.begun:
+            transaction.rollback()
+            transaction.set_autocommit(True)
+            self.begun = False
 
 
 def unseen_in_intune(run: DiscoveryRun) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from django.db import connection
 
@@ -31,16 +31,42 @@ def relaxed_commits(on: bool) -> None:
             cursor.execute(f"SET synchronous_commit TO {'off' if on else 'DEFAULT'}")
 
 
+class ConnectionThread:
+    """A thread with its own database connection, which commits as the run's does, for work that can go on while
+    this thread does other work. Only where another connection sees what this one committed and nothing waits on
+    this one's open transaction: PostgreSQL, outside a transaction (`available`)."""
+
+    def __init__(self, name: str):
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self.ready = False
+
+    @staticmethod
+    def available() -> bool:
+        return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+    def submit(self, work: Callable[..., R], *args: Any) -> Future[R]:
+        return self.executor.submit(self._run, work, *args)
+
+    def _run(self, work: Callable[..., R], *args: Any) -> R:
+        if not self.ready:
+            relaxed_commits(True)
+            self.ready = True
+        return work(*args)
+
+    def close(self) -> None:
+        """End the thread and close its connection, once the work submitted has ended."""
+        self.executor.submit(lambda: connection.close()).result()  # the thread's own connection
+        self.executor.shutdown()
+
+
 class ChunkWriter(Generic[T, R]):
     """`write(item)` makes one chunk's write and returns what it wrote; `written(item, result)` takes that in (in
     this thread) and returns a chunk to write again, or None."""
 
     def __init__(self, write: Callable[[T], R], written: Callable[[T, R], T | None]):
         self.write, self.written = write, written
-        threaded = connection.vendor == "postgresql" and not connection.in_atomic_block
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="discovery-writer") if threaded else None
+        self.thread = ConnectionThread("discovery-writer") if ConnectionThread.available() else None
         self.pending: tuple[T, Future[R]] | None = None
-        self.thread_ready = False
 
     def submit(self, item: T | None) -> None:
         """Write `item` once the write in flight has been taken in."""
@@ -60,23 +86,16 @@ class ChunkWriter(Generic[T, R]):
     def close(self) -> None:
         """End the thread and its connection; a write still in flight completes first (its result is dropped:
         the run failed)."""
-        if self.executor is not None:
-            self.executor.submit(lambda: connection.close()).result()  # the thread's own connection
-            self.executor.shutdown()
-            self.executor = None
+        if self.thread is not None:
+            self.thread.close()
+            self.thread = None
 
     def _start(self, item: T) -> tuple[T, Future[R]]:
-        if self.executor is None:
+        if self.thread is None:
             done: Future[R] = Future()
             done.set_result(self.write(item))
             return item, done
-        return item, self.executor.submit(self._in_thread, item)
-
-    def _in_thread(self, item: T) -> R:
-        if not self.thread_ready:  # this thread's connection commits as the run's does
-            relaxed_commits(True)
-            self.thread_ready = True
-        return self.write(item)
+        return item, self.thread.submit(self.write, item)
 
     def __enter__(self) -> ChunkWriter[T, R]:
         return self
