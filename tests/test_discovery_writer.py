@@ -96,7 +96,10 @@ def staged_device(run: DiscoveryRun) -> Completed:
     )
 
 
-def test_a_scope_applied_while_others_are_read_is_seen_only_once_the_reading_finishes(builder, use_tenant):
+@pytest.fixture
+def one_scope_applied(builder, use_tenant):
+    """A discovered tenant, its copy and delta links as they are, and a reading whose devices scope the applier's
+    thread has applied, in its open transaction."""
     builder.device()
     use_tenant(builder)
     assert discover_now().status == DiscoveryRun.Status.SUCCEEDED
@@ -104,9 +107,16 @@ def test_a_scope_applied_while_others_are_read_is_seen_only_once_the_reading_fin
     run = DiscoveryRun.objects.create()
     applier = CopyApplier(run, timezone.now())
     assert applier.thread is not None
-
     applier.scope_completed(staged_device(run))
-    applier.applied[0].result()  # applied, in the thread's open transaction
+    applier.applied[0].result()
+    return applier, copy, links
+
+
+def test_a_scope_applied_while_others_are_read_is_seen_only_once_the_reading_finishes(
+    one_scope_applied, builder
+):
+    applier, copy, links = one_scope_applied
+
     assert tenant_copy() == copy and delta_links() == links
     applier.finish({builder.registration_group["id"]})
     applier.close()
@@ -121,17 +131,10 @@ def test_a_scope_applied_while_others_are_read_is_seen_only_once_the_reading_fin
 
 
 def test_a_reading_that_does_not_finish_leaves_the_copy_as_it_was_with_a_scope_applied_already(
-    builder, use_tenant
+    one_scope_applied,
 ):
-    builder.device()
-    use_tenant(builder)
-    assert discover_now().status == DiscoveryRun.Status.SUCCEEDED
-    copy, links = tenant_copy(), delta_links()
-    run = DiscoveryRun.objects.create()
-    applier = CopyApplier(run, timezone.now())
+    applier, copy, links = one_scope_applied
 
-    applier.scope_completed(staged_device(run))
-    applier.applied[0].result()
     applier.close()  # another stream failed: no finish
 
     assert tenant_copy() == copy and delta_links() == links
