@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q
 
 from .. import checks as c
-from ..bulk import bulk_write
+from ..bulk import bulk_write, instance_maker
 from ..models import (
     Device,
     DeviceSighting,
@@ -345,6 +345,7 @@ def evaluate_chunk(
     }
     upserts: list[Device] = []
     changes: list[tuple[Device, str, str, str]] = []
+    make_device = instance_maker(Device)
     for device_id, (added_through, inputs) in pending.items():
         record = orjson.loads(entra_rows[device_id][1]) if device_id in entra_rows else None
         managed = orjson.loads(managed_rows[device_id][2]) if device_id in managed_rows else None
@@ -361,7 +362,7 @@ def evaluate_chunk(
         )
         # The key is stored with the state this evaluation leaves, which the next run reads back.
         outcome["fingerprint"] = input_key(*inputs, *(outcome[f] for f in STATE_FIELDS))
-        new = Device(azure_ad_device_id=device_id, **outcome)
+        new = make_device({"azure_ad_device_id": device_id, **outcome})
         if device is not None:
             new.pk, new.first_discovered_at = device.pk, device.first_discovered_at
             new.state_version = device.state_version  # written only if no admin action came since this read
@@ -406,17 +407,20 @@ def write_chunk(write: ChunkWrite) -> set[str]:
             update_fields=[f for f in WRITTEN_FIELDS if f != "azure_ad_device_id"],
         )
         kept = {d.azure_ad_device_id for d in written}
+        change = instance_maker(DeviceStatusChange)
         bulk_write(
             [
-                DeviceStatusChange(
-                    device_id=d.pk,
-                    from_status=before,
-                    to_status=d.readiness_status,
-                    from_ring=ring_before,
-                    to_ring=d.ring,
-                    changed_at=write.now,
-                    cause=cause,
-                    run_id=write.run_id,
+                change(
+                    {
+                        "device_id": d.pk,
+                        "from_status": before,
+                        "to_status": d.readiness_status,
+                        "from_ring": ring_before,
+                        "to_ring": d.ring,
+                        "changed_at": write.now,
+                        "cause": cause,
+                        "run_id": write.run_id,
+                    }
                 )
                 for d, before, cause, ring_before in write.changes
                 if d.azure_ad_device_id in kept
