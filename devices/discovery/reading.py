@@ -549,7 +549,7 @@ class CopyApplier:
     Where it can (writer.ConnectionThread), a thread with its own connection applies each scope as soon as its
     stream completes, while the other streams are still read: a first run at 100,000 devices spent 12 s inserting
     the copy's 300,000 rows after the last stream, with Python idle. Elsewhere every scope is applied in `finish`,
-    in this thread. A reading that fails (`close` without `finish`) is rolled back."""
+    in this thread. A reading that fails (`close` without `finish`) is rolled back: its connection is closed."""
 
     def __init__(self, run: DiscoveryRun, now):
         self.run, self.now = run, now
@@ -576,8 +576,8 @@ class CopyApplier:
         self.thread.submit(self._commit, tracked).result()
 
     def close(self) -> None:
+        """End the thread: closing its connection rolls back a transaction that `finish` did not commit."""
         if self.thread is not None:
-            self.thread.submit(self._rollback).result()
             self.thread.close()
             self.thread = None
 
@@ -601,12 +601,6 @@ class CopyApplier:
         transaction.commit()
         transaction.set_autocommit(True)
         self.begun = False
-
-    def _rollback(self) -> None:
-        if self.begun:
-            transaction.rollback()
-            transaction.set_autocommit(True)
-            self.begun = False
 
 
 def unseen_in_intune(run: DiscoveryRun) -> bool:

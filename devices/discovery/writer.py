@@ -55,8 +55,10 @@ class ConnectionThread:
 
     def close(self) -> None:
         """End the thread and close its connection, once the work submitted has ended."""
-        self.executor.submit(lambda: connection.close()).result()  # the thread's own connection
-        self.executor.shutdown()
+        try:
+            self.executor.submit(lambda: connection.close()).result()  # the thread's own connection
+        finally:
+            self.executor.shutdown()
 
 
 class ChunkWriter(Generic[T, R]):
