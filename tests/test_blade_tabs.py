@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from devices.models import Device
 from devices.runs import discover_now
@@ -308,6 +310,34 @@ def test_a_search_that_matches_more_than_an_action_takes_is_counted_no_further(a
     last = client.get("/devices/ready/?q=CAP&page=22").content.decode()
     assert names_in(last) == [f"CAP-{n:04d}" for n in range(1050, 1100)]
     assert "1051–1100 of 1100" in last and "Page 22 of 22" in last and 'rel="next"' not in last
+
+
+def test_a_search_in_the_name_order_reads_its_page_and_count_in_one_walk(alice, blade_tenant):
+    """In the name order (whose index carries the searched columns) the page's keys and the count up to 1,000 come
+    from one statement; in either direction, and on every page up to the 1,000th device, each row is where the
+    whole list puts it."""
+    Device.objects.bulk_create(
+        Device(azure_ad_device_id=f"bulk-{n}", device_name=f"CAP-{n:04d}", readiness_status="active")
+        for n in range(1100)
+    )
+    client = signed_in(alice)
+    client.get("/devices/ready/")
+    with CaptureQueriesContext(connection) as queries:
+        first = client.get("/devices/ready/?q=cap&sort=-device_name").content.decode()
+    assert names_in(first) == [f"CAP-{n:04d}" for n in range(1099, 1049, -1)]
+    assert "1–50 of more than 1000" in first
+    searching = [q["sql"] for q in queries.captured_queries if "LIKE 'CAP%'" in q["sql"]]
+    assert len(searching) == 2, searching  # the keys up to 1,001, then the page's rows
+
+    twentieth = client.get("/devices/ready/?q=cap&sort=-device_name&page=20").content.decode()
+    assert names_in(twentieth) == [f"CAP-{n:04d}" for n in range(149, 99, -1)]
+    assert "951–1000 of more than 1000" in twentieth
+    deeper = client.get("/devices/ready/?q=cap&sort=-device_name&page=21").content.decode()
+    assert names_in(deeper) == [f"CAP-{n:04d}" for n in range(99, 49, -1)]
+
+    few = client.get("/devices/ready/?q=CAP-109&per_page=4&page=3").content.decode()
+    assert names_in(few) == [f"CAP-{n:04d}" for n in (1098, 1099)]
+    assert "9–10 of 10" in few and "Page 3 of 3" in few
 
 
 def test_a_search_that_matches_up_to_an_actions_worth_offers_all_of_them(alice, blade_tenant):

@@ -28,6 +28,8 @@ from devices.queries import (
     count_up_to,
     device_list,
     filters_for,
+    keys_up_to,
+    order_carries_filters,
     paging,
     search_text,
     tab_counts,
@@ -151,10 +153,19 @@ def last_runs() -> tuple[DiscoveryRun | None, DiscoveryRun | None]:
     return active, ended
 
 
-def page_rows(devices: QuerySet[Device], start: int, per_page: int, total: int | None) -> list[Device]:
-    """One page of rows. Past the middle of a known total they are read from the end in reverse order: the
-    database then skips fewer rows (the last page of 100,000 skips none instead of 99,950)."""
-    if total is None or start <= total // 2:
+def page_rows(
+    devices: QuerySet[Device],
+    start: int,
+    per_page: int,
+    total: int | None,
+    first_keys: list[int] | None = None,
+) -> list[Device]:
+    """One page of rows, from the keys of the list's first devices when the count read them (queries.keys_up_to).
+    Past the middle of a known total they are read from the end in reverse order: the database then skips fewer
+    rows (the last page of 100,000 skips none instead of 99,950)."""
+    if first_keys is not None:  # as far as the page's end at least, or every device of the list
+        keys = first_keys[start : start + per_page]
+    elif total is None or start <= total // 2:
         keys = list(devices.values_list("pk", flat=True)[start : start + per_page])
     else:
         count = min(per_page, total - start)
@@ -178,19 +189,22 @@ def blade_context(request: HttpRequest, state: TabState) -> dict:
     page, per_page = paging(state.params)
     columns = saved_columns(request.user, state.tab)
     counts = summary(tab_counts())
+    first_keys = None
     if state.narrowed():
         # Counted as far as this page and the most an action takes: past that the pager says "more than", and
         # "select all matching" (at most MAX_DEVICES) still names an exact number whenever it is offered.
-        total, exact = count_up_to(
-            devices, max(MAX_DEVICES, page * per_page), searched=bool(search_text(state.params))
-        )
+        limit = max(MAX_DEVICES, page * per_page)
+        if limit == MAX_DEVICES and order_carries_filters(state.sort):
+            first_keys, total, exact = keys_up_to(devices, limit)
+        else:
+            total, exact = count_up_to(devices, limit, searched=bool(search_text(state.params)))
     else:
         total, exact = counts["tabs"][state.tab], True
     pages = max(1, -(-total // per_page))
     page = min(page, pages)  # past the end shows the last page, never an empty one numbered beyond it
     start = (page - 1) * per_page
     shown = with_columns(devices, columns, "readiness_status", "device_name", "azure_ad_device_id")
-    rows = page_rows(shown, start, per_page, total if exact else None)
+    rows = page_rows(shown, start, per_page, total if exact else None, first_keys)
     sort = state.sort
     headers = []
     for column in columns:
