@@ -2,9 +2,11 @@
 has written the rows, with no VACUUM or ANALYZE by hand and autovacuum kept off the device tables while measuring.
 
 Server time is measured in-process through Django's full request handler (middleware, session, view, template),
-so network and browser time are left out. For each tenant file given, the device tables are emptied, one
-discovery imports the tenant (a first import), and every page is timed; then the export, through the web and
-through `manage.py export_devices`, against PostgreSQL's own COPY of the device table's non-JSON columns:
+so network and browser time are left out. Each tenant file given gets a database of its own (the last one
+DATABASE_URL's, the others beside it, created here): its device tables are emptied and one discovery imports the
+tenant (a first import). Then every page is timed on every tenant, their requests interleaved, so that a shared
+VM's drift moves both sizes alike; then the export, through the web and through `manage.py export_devices`,
+against PostgreSQL's own COPY of the device table's non-JSON columns:
 
     createdb -h 127.0.0.1 -U postgres autopatch_bench_ui  # once; the bench migrates it
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/autopatch_bench_ui AUTOPATCH_VAR_DIR=var/bench-ui \\
@@ -136,7 +138,45 @@ def restore_autovacuum() -> None:
             cursor.execute(f"ALTER TABLE {table} RESET (autovacuum_enabled)")
 
 
-def time_pages(client, repeat: int) -> dict[str, tuple[float, float, int]]:
+class Site:
+    """One tenant's portal: its own database (the device tables and sessions), its tenant file, its signed-in
+    client and its cache keys. Switching between sites takes no time that is measured."""
+
+    def __init__(self, tenant: Path, database: str):
+        self.tenant, self.database = tenant, database
+        self.settings: dict = {}
+        self.wrapper = None
+        self.client = None
+
+    def enter(self) -> None:
+        from django.conf import settings
+        from django.core.cache import cache
+        from django.db import connections
+        from django.db.utils import load_backend
+
+        if self.wrapper is None:
+            # Threads a discovery starts (its writers) open their connections from the handler's settings.
+            self.settings = {**connections.settings["default"], "NAME": self.database}
+            self.wrapper = load_backend(self.settings["ENGINE"]).DatabaseWrapper(self.settings, "default")
+        connections.settings["default"] = self.settings
+        connections["default"] = self.wrapper
+        settings.AUTOPATCH_TENANT_FILE = str(self.tenant)
+        cache.key_prefix = (
+            self.database
+        )  # the tab counts' keys name runs and events, which both databases number
+
+
+def ensure_database(name: str) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if cursor.fetchone() is None:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+
+
+def page_samples() -> dict[str, tuple[list[str], dict]]:
+    """Each page's URLs on the current site, and the headers it is requested with."""
     from devices.models import Device
 
     active = Device.objects.filter(readiness_status="active").order_by("pk")
@@ -144,7 +184,7 @@ def time_pages(client, repeat: int) -> dict[str, tuple[float, float, int]]:
     # The fly-in's time depends on the device (its checks, history, a possible replacement): the requests go
     # round ten Active devices spread over the table, the same share of devices at every size.
     samples = [active[count * i // 10] for i in range(10)]
-    figures = {}
+    pages = {}
     for name, template in PAGES.items():
         urls = [
             template.format(serial=d.serial_number, serial_prefix=d.serial_number[:-1], pk=d.pk)
@@ -159,14 +199,37 @@ def time_pages(client, repeat: int) -> dict[str, tuple[float, float, int]]:
             if name in WHOLE_PAGES
             else {}
         )
-        for url in urls:
-            client.get(url, headers=headers)  # warm
-        times = []
+        pages[name] = (urls, headers)
+    return pages
+
+
+def time_pages(sites: list[Site], repeat: int) -> dict[str, dict[str, tuple[float, float, int]]]:
+    """Every page on every site, the sites' requests interleaved (one on each, then the next round): a VM that
+    speeds up or slows down while the bench runs moves both sizes alike, so their ratio is the pages' own."""
+    pages = {}
+    for site in sites:
+        site.enter()
+        pages[site.database] = page_samples()
+    figures: dict[str, dict[str, tuple[float, float, int]]] = {site.database: {} for site in sites}
+    for name in PAGES:
+        times: dict[str, list[float]] = {site.database: [] for site in sites}
+        status = {}
+        for site in sites:
+            site.enter()
+            urls, headers = pages[site.database][name]
+            for url in urls:
+                site.client.get(url, headers=headers)  # warm
         for i in range(repeat):
-            start = time.perf_counter()
-            response = client.get(urls[i % len(urls)], headers=headers)
-            times.append((time.perf_counter() - start) * 1000)
-        figures[name] = (statistics.median(times), p95(times), response.status_code)
+            for site in sites:
+                site.enter()
+                urls, headers = pages[site.database][name]
+                start = time.perf_counter()
+                response = site.client.get(urls[i % len(urls)], headers=headers)
+                times[site.database].append((time.perf_counter() - start) * 1000)
+                status[site.database] = response.status_code
+        for site in sites:
+            t = times[site.database]
+            figures[site.database][name] = (statistics.median(t), p95(t), status[site.database])
     return figures
 
 
@@ -251,32 +314,43 @@ def main() -> None:
     from devices.columns import COLUMNS
 
     assert set(SORTS) == {c.key for c in COLUMNS if c.sortable}, "SORTS must name every sortable column"
-    call_command("migrate", verbosity=0)
-    user, _ = get_user_model().objects.get_or_create(username="bench-admin")
-    assign_role(user, Role.ADMINISTRATOR)
+    base = connection.settings_dict["NAME"]
+    # A database per tenant (the largest in DATABASE_URL's, the others beside it), all imported before measuring.
+    sites = [
+        Site(tenant, base if n == len(args.tenants) - 1 else f"{base}_{n}")
+        for n, tenant in enumerate(args.tenants)
+    ]
     print(f"machine: nproc {os.cpu_count()}; PostgreSQL {connection.cursor().connection.info.server_version}")
     print(subprocess.run(["free", "-h"], capture_output=True, text=True).stdout)
-    results = {}
+    sizes: dict[str, int] = {}
     try:
-        for tenant in args.tenants:
-            devices, seconds = fresh_import(tenant)
+        for site in sites:
+            ensure_database(site.database)
+            site.enter()
+            call_command("migrate", verbosity=0)
+            user, _ = get_user_model().objects.get_or_create(username="bench-admin")
+            assign_role(user, Role.ADMINISTRATOR)
+            devices, seconds = fresh_import(site.tenant)
             if args.analyze:
                 with connection.cursor() as cursor:
                     for table in DEVICE_TABLES:
                         cursor.execute(f"ANALYZE {table}")
             print(
-                f"{tenant.name}: {devices} devices imported in {seconds:.1f} s; measuring "
+                f"{site.tenant.name}: {devices} devices imported in {seconds:.1f} s into {site.database}; measuring "
                 f"{'after ANALYZE (no VACUUM)' if args.analyze else 'without VACUUM or ANALYZE'}"
             )
-            client = Client(HTTP_HX_REQUEST="true", HTTP_HOST="localhost")
-            client.force_login(user)
-            results[devices] = time_pages(client, args.repeat)
-            if tenant == args.tenants[-1]:
-                export = time_export(user)
+            site.client = Client(HTTP_HX_REQUEST="true", HTTP_HOST="localhost")
+            site.client.force_login(user)
+            sizes[site.database] = devices
+        figures = time_pages(sites, args.repeat)
+        results = {sizes[database]: pages for database, pages in figures.items()}
+        sites[-1].enter()
+        export = time_export(get_user_model().objects.get(username="bench-admin"))
     finally:
-        restore_autovacuum()
-    sizes = sorted(results)
-    small, large = sizes[0], sizes[-1]
+        for site in sites:
+            site.enter()
+            restore_autovacuum()
+    small, large = sorted(results)[0], sorted(results)[-1]
     print(
         f"| page | median ms ({small:,}) | p95 ms ({small:,}) | median ms ({large:,}) | p95 ms ({large:,}) "
         f"| p95 ratio | status |\n| --- | ---: | ---: | ---: | ---: | ---: | --- |"
