@@ -31,5 +31,6 @@ class AnyOf(Lookup):
 
 def array_literal(values: list[str]) -> str:
     """PostgreSQL's text form of a one-dimensional text array: every element double-quoted (so that NULL, blanks,
-    commas and braces stay text) with its backslashes and double quotes escaped."""
+    commas and braces stay text) with its backslashes and double quotes escaped (PostgreSQL's documentation,
+    "Arrays", Array Value Input)."""
     return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"

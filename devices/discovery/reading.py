@@ -554,13 +554,14 @@ class CopyApplier:
     def __init__(self, run: DiscoveryRun, now):
         self.run, self.now = run, now
         self.thread = ConnectionThread("discovery-copy") if ConnectionThread.available() else None
-        self.completed: list[Completed] = []
-        self.applied: list[Future] = []
+        self.completed: list[Completed] = []  # without a thread: applied in `finish`
+        self.applied: list[Future] = []  # with one: being applied there
         self.begun = False
 
     def scope_completed(self, completed: Completed) -> None:
-        self.completed.append(completed)
-        if self.thread is not None:
+        if self.thread is None:
+            self.completed.append(completed)
+        else:
             self.applied.append(self.thread.submit(self._apply, completed))
 
     def finish(self, tracked: set[str]) -> None:
