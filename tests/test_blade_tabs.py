@@ -348,3 +348,21 @@ def test_a_search_that_matches_up_to_an_actions_worth_offers_all_of_them(alice, 
     html = signed_in(alice).get("/devices/ready/?q=CAP").content.decode()
     assert "1–50 of 1000" in html and "Page 1 of 20" in html and 'aria-rowcount="1000"' in html
     assert "Select all 1000 matching devices" in html
+
+
+def test_a_row_writes_what_the_tenant_sent_as_text_never_as_markup(alice, blade_tenant):
+    # Names and serial numbers come from the tenant: whatever they hold is shown as text, in the cell, the fly-in
+    # link and the checkbox's label; a device with no name is opened by its Azure AD device ID.
+    hostile = '<img src=x onerror="alert(1)">&\'Q'
+    named, unnamed = Device.objects.filter(readiness_status="active").order_by("pk")[:2]
+    Device.objects.filter(pk=named.pk).update(device_name=hostile, serial_number="<b>SN</b>")
+    Device.objects.filter(pk=unnamed.pk).update(device_name="")
+    html = signed_in(alice).get("/devices/ready/").content.decode()
+    assert "<img" not in html and "<b>SN" not in html
+    escaped = "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&amp;&#x27;Q"
+    row = re.search(rf'<tr data-device="{named.pk}".*?</tr>', html).group(0)
+    assert f'aria-label="Select {escaped}"' in row
+    assert f'hx-push-url="/devices/ready/?device={named.pk}">{escaped}</a>' in row
+    assert '<td data-column="serial_number">&lt;b&gt;SN&lt;/b&gt;</td>' in row
+    row = re.search(rf'<tr data-device="{unnamed.pk}".*?</tr>', html).group(0)
+    assert f">{unnamed.azure_ad_device_id}</a>" in row
