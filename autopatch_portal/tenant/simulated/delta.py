@@ -18,7 +18,7 @@ from urllib.parse import urlencode, urlsplit
 
 import orjson
 
-from .tenant import GRAPH_HOST, MAX_PAGE_SIZE, Response, SimulatedTenant, graph_error, json_response, select
+from .tenant import GRAPH_HOST, MAX_PAGE_SIZE, Response, SimulatedTenant, graph_error, json_response, selector
 
 TOKEN_LIFETIME = 7 * 24 * 3600  # Graph's directory delta tokens last about seven days
 TOKENS_KEPT = 2  # per tenant, collection and query: the last rounds' states
@@ -142,15 +142,17 @@ class Projected(list):
         self.query = query
 
     def shown(self) -> list[dict]:
-        return [item if "@removed" in item else select(item, self.query) for item in self]
+        project = selector(self.query)
+        return [item if "@removed" in item else project(item) for item in self]
 
 
 def _device_changes(tenant: SimulatedTenant, query: dict[str, str], previous: dict[str, int] | None):
     # The state a token stands for: a hash of each device as selected (small enough for 100,000 devices).
     state: dict[str, int] = {}
     changed: list[dict] = []
+    project = selector(query)
     for device in tenant.devices:
-        digest = hash(orjson.dumps(select(device, query)))
+        digest = hash(orjson.dumps(project(device)))
         state[device["id"]] = digest
         if previous is None or previous.get(device["id"]) != digest:
             changed.append(device)
@@ -238,9 +240,10 @@ def _members_of_type(tenant: SimulatedTenant, match, query: dict[str, str], head
         return graph_error(404, "Request_ResourceNotFound", f"Resource '{match.group(1)}' does not exist.")
     wanted = f"#microsoft.graph.{match.group(2)}"
     members = [tenant._directory_object(m) for m in group["members"] if _type_of(tenant, m) == wanted]
+    project = selector(query)
     return tenant._page(
         members,
         query,
         urlsplit(f"https://{GRAPH_HOST}{match.string}"),  # the path the route matched: its nextLink's
-        shape=lambda member: {"@odata.type": wanted, **select(member, query)},
+        shape=lambda member: {"@odata.type": wanted, **project(member)},
     )

@@ -11,6 +11,7 @@ import secrets
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -695,9 +696,10 @@ class SimulatedTenant:
         chunk = items[offset : offset + top]
         if resolve is not None:
             chunk = [resolve(item) for item in chunk]
+        shape = shape or selector(query, keep_type=typed)
         payload: dict[str, Any] = {
             "@odata.context": f"https://{GRAPH_HOST}{parts.path}/$metadata",
-            "value": [shape(item) if shape else select(item, query, keep_type=typed) for item in chunk],
+            "value": [shape(item) for item in chunk],
         }
         if query.get("$count") == "true":
             payload["@odata.count"] = len(items)
@@ -734,17 +736,32 @@ def compute_dynamic_members(group: dict, devices: list[dict]) -> None:
         group["members"] = [device["id"] for device in parsed.filter(devices)]
 
 
-def select(item: dict, query: dict[str, str], keep_type: bool = False) -> dict:
+def selector(query: dict[str, str], keep_type: bool = False) -> Callable[[dict], dict]:
+    """What `$select` keeps of an object, read from the query once for a page rather than once an object (a
+    first discovery of 100,000 devices is served about 300,000 of them). A property the object lacks comes as
+    null; with keep_type (a directory object of any type) also the object's @odata.type, and a property only a
+    device has is left out of the others' answers."""
     fields = [f.strip() for f in query.get("$select", "").split(",") if f.strip()]
     if not fields:
-        return dict(item)
-    out = {"@odata.type": item["@odata.type"]} if keep_type and "@odata.type" in item else {}
-    for name in fields:
-        if name in item:
-            out[name] = item[name]
-        elif not keep_type or item.get("@odata.type") == "#microsoft.graph.device" or name == "id":
-            out[name] = None
-    return out
+        return dict
+    if not keep_type:
+        return lambda item: {name: item.get(name) for name in fields}
+
+    def typed(item: dict) -> dict:
+        out = {"@odata.type": item["@odata.type"]} if "@odata.type" in item else {}
+        is_device = item.get("@odata.type") == "#microsoft.graph.device"
+        for name in fields:
+            if name in item:
+                out[name] = item[name]
+            elif is_device or name == "id":
+                out[name] = None
+        return out
+
+    return typed
+
+
+def select(item: dict, query: dict[str, str], keep_type: bool = False) -> dict:
+    return selector(query, keep_type)(item)
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
