@@ -406,3 +406,30 @@ def test_every_graph_route_refuses_a_request_without_a_token_it_issued(builder):
             assert b"InvalidAuthenticationToken" in answer.body
     signed = {"Authorization": f"Bearer {issued}"}
     assert tenant.handle("GET", graph + "/v1.0/devices", signed, b"").status == 200
+
+
+# -- $select ------------------------------------------------------------------------------------------------------
+
+
+def test_select_answers_with_the_properties_asked_for_and_null_for_those_a_device_lacks(builder):
+    # Graph answers every $select property of a device (null when unset); a user has no deviceId to leave null.
+    group = builder.group("Nested")
+    device = builder.device(member_of=group)
+    user = builder.user("Ann", member_of=group)
+    tenant = SimulatedTenant(builder.as_json())
+    graph = client_for(tenant)
+
+    listed = graph.get("/v1.0/devices", {"$select": "id,displayName,notAProperty"})["value"]
+    assert listed == [{"id": device["id"], "displayName": device["displayName"], "notAProperty": None}]
+    select = {"$select": "id,deviceId,displayName"}
+    as_user = graph.get(f"/v1.0/directoryObjects/{user['id']}", select)
+    as_device = graph.get(f"/v1.0/directoryObjects/{device['id']}", select)
+    assert as_user == {"@odata.type": "#microsoft.graph.user", "id": user["id"], "displayName": "Ann"}
+    assert as_device == {
+        "@odata.type": "#microsoft.graph.device",
+        "id": device["id"],
+        "deviceId": device["deviceId"],
+        "displayName": device["displayName"],
+    }
+    whole = graph.get("/v1.0/devices")["value"][0]
+    assert whole["id"] == device["id"] and len(whole) > 3  # without $select, the whole object
