@@ -211,7 +211,21 @@ def _group_changes(tenant: SimulatedTenant, query: dict[str, str], previous: dic
             )
     for group_id in (previous or {}).keys() - state.keys():
         changed.append({"id": group_id, "@removed": {"reason": "deleted"}})
-    return [[item] for item in changed], state
+    # Several groups to a page, as in Graph's own examples (delta-query-groups.md), up to a page's worth of member
+    # changes: a large membership still comes one object to a page.
+    pages: list[list[dict]] = []
+    page: list[dict] = []
+    size = 0
+    for item in changed:
+        refs = len(item.get("members@delta") or ())
+        if page and size + refs > MAX_PAGE_SIZE:
+            pages.append(page)
+            page, size = [], 0
+        page.append(item)
+        size += refs
+    if page:
+        pages.append(page)
+    return pages, state
 
 
 def _type_of(tenant: SimulatedTenant, object_id: str) -> str:
