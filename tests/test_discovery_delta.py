@@ -74,7 +74,8 @@ def test_a_second_run_with_nothing_changed_asks_for_changes_only(builder, use_te
     assert run.counts["changed"] == 0
     requests = tenant.requests
     assert requests["GET /v1.0/devices/delta"] == 1
-    assert requests["GET /v1.0/groups/delta"] == 3  # the registration group and its two nested groups
+    # The registration group's round, then one round its two nested groups share.
+    assert requests["GET /v1.0/groups/delta"] == 2
     assert requests[MANAGED] == 1
     assert requests["GET /v1.0/devices"] == 0 and not any("/members" in key for key in requests)
     assert run.graph_requests <= 7
@@ -148,6 +149,72 @@ def test_a_nested_group_added_later_is_read_in_full(builder, use_tenant):
     assert run.status == DiscoveryRun.Status.SUCCEEDED
     assert {device(d).added_through for d in laptops} == {"Autopatch - Pilot"}
     assert DeltaLink.objects.filter(name=f"group:{pilot['id']}").exists()
+
+
+@pytest.fixture
+def twelve_nested_groups(builder):
+    """Twelve groups nested in the registration group, two devices in each."""
+    groups = [builder.group(f"Autopatch - Site {n:02}", parent=builder.registration_group) for n in range(12)]
+    return {group["id"]: [builder.device(member_of=group) for _ in range(2)] for group in groups}, groups
+
+
+def test_nested_groups_share_one_delta_round_and_its_link(builder, use_tenant, twelve_nested_groups):
+    members, groups = twelve_nested_groups
+    use_tenant(builder)
+    discover_now()
+    tenant = use_tenant(builder)
+    tenant.requests.clear()
+
+    unchanged = discover_now()
+
+    assert unchanged.status == DiscoveryRun.Status.SUCCEEDED and unchanged.counts["changed"] == 0
+    # The registration group's round and one for its twelve nested groups: fewer than 10 requests in all.
+    assert tenant.requests["GET /v1.0/groups/delta"] == 2 and unchanged.graph_requests <= 6
+    links = set(DeltaLink.objects.filter(name__in=[f"group:{g['id']}" for g in groups]).values_list("link"))
+    assert len(links) == 1
+
+    moved = members[groups[3]["id"]][0]
+    groups[3]["members"].remove(moved["id"])
+    groups[9]["members"].append(moved["id"])
+    gone = members[groups[5]["id"]][1]
+    groups[5]["members"].remove(gone["id"])
+    newcomer = builder.device(member_of=groups[7])
+    tenant = use_tenant(builder)
+    tenant.requests.clear()
+
+    changed = discover_now()
+
+    assert changed.status == DiscoveryRun.Status.SUCCEEDED
+    assert tenant.requests["GET /v1.0/groups/delta"] == 2
+    assert device(moved).added_through == "Autopatch - Site 09" and device(moved).in_registration_group
+    assert device(gone).in_registration_group is False
+    assert device(newcomer).readiness_status == ReadinessStatus.ACTIVE
+    assert device(newcomer).added_through == "Autopatch - Site 07"
+    untouched = members[groups[0]["id"]]
+    assert all(device(d).in_registration_group for d in untouched)
+
+
+def test_a_shared_round_that_fails_reads_each_group_on_its_own(builder, use_tenant, twelve_nested_groups):
+    members, groups = twelve_nested_groups
+    use_tenant(builder)
+    discover_now()
+    newcomer = builder.device(member_of=groups[11])
+    tenant = use_tenant(builder)
+    # The registration group's round reads fine; the nested groups' shared round is refused once.
+    tenant.inject("/v1.0/groups/delta", 403, times=1, skip=1)
+
+    run = discover_now()
+
+    assert run.status == DiscoveryRun.Status.SUCCEEDED, run.errors
+    assert tenant.requests["GET /v1.0/groups/delta"] == 1 + 1 + 12
+    assert device(newcomer).readiness_status == ReadinessStatus.ACTIVE
+    assert all(device(d).in_registration_group for group in members.values() for d in group)
+    tenant = use_tenant(builder)
+    tenant.requests.clear()
+    assert discover_now().status == DiscoveryRun.Status.SUCCEEDED
+    # Each group read on its own holds a link of its own: the next run lists them whole once, in one round.
+    assert tenant.requests["GET /v1.0/groups/delta"] == 2
+    assert all(device(d).in_registration_group for group in members.values() for d in group)
 
 
 def test_an_expired_delta_link_starts_over_with_a_full_read(builder, use_tenant, tenant_of_three_groups):

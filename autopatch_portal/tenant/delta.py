@@ -5,14 +5,16 @@ api-reference/v1.0/api/group-delta.md. A round starts at `/delta` (with any `$se
 Graph encodes into the links), follows every `@odata.nextLink`, and ends with an `@odata.deltaLink` where the
 next round starts. Removed objects carry `@removed`; for groups, `members@delta` lists member changes with only
 `id` and `@odata.type`. Graph answers 410 Gone (or a sync-state error) when a token is too old: start over.
-Group delta filters on `id eq` for at most 50 objects; the portal uses one round per group (one link each),
-so that a nested group that cannot be read leaves only its own members as they were.
+Group delta filters on `id eq` for at most 50 objects: the registration group has a round of its own (its member
+changes say which groups are nested), and its nested groups share a round, 50 at most, with one link (an hourly
+run over an unchanged tenant asks once for all of them); where that round fails, discovery reads each of its
+groups on its own, so that a nested group that cannot be read leaves only its own members as they were.
 Intune's managed devices have no delta: `directory.managed_device_pages(since=...)` reads those synced since.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,10 +82,16 @@ def device_changes(graph: GraphClient, link: str = "") -> DeltaRound:
     return DeltaRound(graph, "/v1.0/devices/delta", {"$select": DEVICE_SELECT})
 
 
-def group_changes(graph: GraphClient, group_id: str, link: str = "") -> DeltaRound:
-    """One group's name and member changes since `link`, or its whole membership without one."""
+MAX_GROUPS_FILTERED = 50  # `id eq` expressions a group delta's $filter takes (group-delta.md)
+
+
+def group_changes(graph: GraphClient, group_ids: str | Sequence[str], link: str = "") -> DeltaRound:
+    """The name and member changes of a group, or of up to 50 groups in one round, since `link` (the round's own),
+    or their whole memberships without one."""
     if link:
         return DeltaRound(graph, link, full=False)
-    return DeltaRound(
-        graph, "/v1.0/groups/delta", {"$filter": f"id eq {quote(group_id)}", "$select": GROUP_SELECT}
-    )
+    ids = [group_ids] if isinstance(group_ids, str) else list(group_ids)
+    if not 1 <= len(ids) <= MAX_GROUPS_FILTERED:
+        raise ValueError(f"a group delta round filters on 1 to {MAX_GROUPS_FILTERED} groups, not {len(ids)}")
+    expression = " or ".join(f"id eq {quote(group_id)}" for group_id in ids)
+    return DeltaRound(graph, "/v1.0/groups/delta", {"$filter": expression, "$select": GROUP_SELECT})

@@ -136,9 +136,11 @@ def device_stream(graph: GraphClient, plan: Plan, emit: Emit) -> None:
     follow(DEVICES, lambda link: delta.device_changes(graph, link), plan.link(DEVICES), emit)
 
 
-def group_round(graph: GraphClient, plan: Plan, group_id: str, emit: Emit) -> tuple[list[dict], bool]:
-    """One group's round; returns its member changes of group type (they say which groups are nested) and
-    whether the round listed the whole membership."""
+def group_round(
+    graph: GraphClient, plan: Plan, group_id: str, emit: Emit, link: str | None = None
+) -> tuple[list[dict], bool]:
+    """One group's round (from `link`, else from the one kept for it); returns its member changes of group type
+    (they say which groups are nested) and whether the round listed the whole membership."""
     scope = group_link(group_id)
     groups: list[dict] = []
 
@@ -154,12 +156,58 @@ def group_round(graph: GraphClient, plan: Plan, group_id: str, emit: Emit) -> tu
         groups.clear()  # a round that starts over lists every member again
         return delta.group_changes(graph, group_id, link)
 
-    round_ = follow(scope, start, plan.link(scope), emit, seen)
+    round_ = follow(scope, start, plan.link(scope) if link is None else link, emit, seen)
     return groups, round_.full
 
 
+def shared_round(graph: GraphClient, plan: Plan, group_ids: list[str], emit: Emit) -> None:
+    """The member changes of up to 50 nested groups in one round. It goes on from the link they share; where they
+    hold different links (a group nested since, or none yet), it lists their whole memberships. Each group's
+    part is staged and completed under its own scope, with the round's link."""
+    scopes = {group_id: group_link(group_id) for group_id in group_ids}
+    links = {plan.link(scope) for scope in scopes.values()}
+    link = links.pop() if len(links) == 1 else ""
+
+    def read(round_: delta.DeltaRound) -> delta.DeltaRound:
+        for page in round_:
+            parts: dict[str, list[dict]] = {}
+            for item in page:
+                if (
+                    item.get("id") in scopes
+                ):  # a link kept from before may still name a group no longer nested
+                    parts.setdefault(item["id"], []).append(item)
+            for group_id, items in parts.items():
+                emit(("page", scopes[group_id], items))
+        return round_
+
+    try:
+        round_ = read(delta.group_changes(graph, group_ids, link))
+    except delta.DeltaExpired:
+        for scope in scopes.values():
+            emit(("restart", scope))
+        round_ = read(delta.group_changes(graph, group_ids))
+    for scope in scopes.values():
+        emit(("done", Completed(scope, round_.full, round_.delta_link)))
+
+
+def nested_rounds(graph: GraphClient, plan: Plan, nested: list[str], emit: Emit) -> None:
+    """The nested groups, 50 to a shared round; a shared round that fails is dropped and each of its groups is read
+    in full on its own, so that one group that cannot be read leaves only its own members as they were."""
+    for start in range(0, len(nested), delta.MAX_GROUPS_FILTERED):
+        chunk = nested[start : start + delta.MAX_GROUPS_FILTERED]
+        try:
+            shared_round(graph, plan, chunk, emit)
+        except GraphError:
+            for group_id in chunk:
+                emit(("restart", group_link(group_id)))
+                try:
+                    group_round(graph, plan, group_id, emit, link="")
+                except GraphError as exc:
+                    emit(("unreadable", group_id, exc))
+
+
 def group_stream(graph: GraphClient, plan: Plan, emit: Emit) -> None:
-    """The registration group first (its changes say which groups are nested now), then each nested group."""
+    """The registration group first (its changes say which groups are nested now), then the nested groups."""
     changes, full = group_round(graph, plan, plan.group_id, emit)
     nested = set() if full else set(plan.nested)
     for member in changes:
@@ -168,11 +216,7 @@ def group_stream(graph: GraphClient, plan: Plan, emit: Emit) -> None:
         elif member.get("id"):
             nested.add(member["id"])
     emit(("nested", nested))
-    for group_id in sorted(nested):
-        try:
-            group_round(graph, plan, group_id, emit)
-        except GraphError as exc:
-            emit(("unreadable", group_id, exc))
+    nested_rounds(graph, plan, sorted(nested), emit)
 
 
 def managed_stream(graph: GraphClient, plan: Plan, emit: Emit) -> None:
