@@ -1,10 +1,12 @@
-"""The threads a run writes with (PostgreSQL, outside a transaction): the one that writes evaluated chunks, and the
-one that applies each completed stream to the tenant copy while the others are read. A failure ends the run
+"""The threads a run writes with (PostgreSQL, outside a transaction): the one that writes evaluated chunks, the
+one that applies each completed stream to the tenant copy while the others are read, and the one that reads the
+readiness script's results meanwhile. A failure ends the run
 plainly, changes nothing a finished reading would not have, and leaves neither thread nor lease behind."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from django.db import connection
@@ -40,7 +42,9 @@ CREATE TRIGGER refuse_one_device BEFORE INSERT ON devices_device FOR EACH ROW EX
 
 def writer_threads() -> list[str]:
     return [
-        t.name for t in threading.enumerate() if t.name.startswith(("discovery-writer", "discovery-copy"))
+        t.name
+        for t in threading.enumerate()
+        if t.name.startswith(("discovery-writer", "discovery-copy", "discovery-readiness"))
     ]
 
 
@@ -170,4 +174,42 @@ def test_a_stream_that_fails_after_the_others_completed_changes_neither_copy_nor
         k for k in links if not k[0].startswith("readiness")
     }
     assert set(Device.objects.values_list("device_name", "readiness_status", "fingerprint")) == devices
+    assert writer_threads() == []
+
+
+def test_the_readiness_scripts_results_are_read_while_the_tenant_is_and_count_in_the_evaluation(
+    builder, use_tenant, settings
+):
+    devices = [builder.device() for _ in range(4)]
+    for device in devices[1:]:
+        builder.report(device["deviceId"], {})
+    builder.report(
+        devices[0]["deviceId"], {"Internet connectivity": "Microsoft's endpoints cannot be reached"}
+    )
+    settings.AUTOPATCH_INTUNE_PAGE_SIZE = 1  # a run state a page: four requests, one after the other
+    settings.AUTOPATCH_SIMULATED_LATENCY_MS = 100
+    tenant = use_tenant(builder)
+    answered: list[tuple[str, float]] = []
+    handle = tenant.handle
+
+    def timed(method, url, headers, body):
+        try:
+            return handle(method, url, headers, body)
+        finally:
+            answered.append((url, time.monotonic()))
+
+    tenant.handle = timed
+
+    run = discover_now()
+
+    assert run.status == DiscoveryRun.Status.SUCCEEDED, run.errors
+    assert run.counts["read_run_states"] == 4
+    run_states = [at for url, at in answered if "deviceRunStates" in url]
+    devices_delta = [at for url, at in answered if "/v1.0/devices/delta" in url]
+    assert len(run_states) == 4 and devices_delta
+    assert devices_delta[0] < run_states[-1]  # the streams did not wait for the run states
+    # The reports were taken in before the evaluation: the failing one counts.
+    failing = Device.objects.get(azure_ad_device_id=devices[0]["deviceId"])
+    assert failing.readiness_status == ReadinessStatus.READINESS_FAILED
+    assert Device.objects.filter(readiness_status=ReadinessStatus.ACTIVE).count() == 3
     assert writer_threads() == []
