@@ -71,11 +71,13 @@ def validate_report(report: Any) -> str | None:
     return None
 
 
-def ingest_reports(reports: Iterable[Any]) -> IngestResult:
+def ingest_reports(reports: Iterable[Any], keep_ids: bool = True) -> IngestResult:
     """Store each valid report that is newer than the one kept; a bad report is rejected, not the batch.
 
     Reports the portal already holds (the same device and time) are only counted: an hourly run over an
-    unchanged tenant builds nothing."""
+    unchanged tenant builds nothing. With keep_ids, the result lists the devices whose report was stored (the API
+    applies them at once); a discovery run, which evaluates every device after it, does without the list (73,000
+    IDs in a first run at 100,000 devices, read while the tenant's streams are)."""
     result = IngestResult()
     iterator = iter(reports)
     while chunk := list(islice(iterator, CHUNK)):
@@ -118,7 +120,8 @@ def ingest_reports(reports: Iterable[Any]) -> IngestResult:
         )
         result.unchanged += len(newest) - len(written)
         result.stored += len(written)
-        result.stored_ids += [r.azure_ad_device_id for r in written]
+        if keep_ids:
+            result.stored_ids += [r.azure_ad_device_id for r in written]
     return result
 
 

@@ -65,7 +65,7 @@ def read_readiness_results(tenant: TenantConnection, now: datetime) -> ResultsRe
                     result.rejected.append(str(exc))
 
     try:
-        result.ingest = ingest_reports(reports())
+        result.ingest = ingest_reports(reports(), keep_ids=False)
     except GraphError as exc:
         result.error = f"The readiness script's results could not be read: {exc}"
         if exc.status == 404:
