@@ -85,13 +85,14 @@ def device_changes(graph: GraphClient, link: str = "") -> DeltaRound:
 MAX_GROUPS_FILTERED = 50  # `id eq` expressions a group delta's $filter takes (group-delta.md)
 
 
-def group_changes(graph: GraphClient, group_ids: str | Sequence[str], link: str = "") -> DeltaRound:
-    """The name and member changes of a group, or of up to 50 groups in one round, since `link` (the round's own),
-    or their whole memberships without one."""
+def group_changes(graph: GraphClient, group_ids: Sequence[str], link: str = "") -> DeltaRound:
+    """The name and member changes of up to 50 groups in one round since `link` (the round's own), or their whole
+    memberships without one."""
     if link:
         return DeltaRound(graph, link, full=False)
-    ids = [group_ids] if isinstance(group_ids, str) else list(group_ids)
-    if not 1 <= len(ids) <= MAX_GROUPS_FILTERED:
-        raise ValueError(f"a group delta round filters on 1 to {MAX_GROUPS_FILTERED} groups, not {len(ids)}")
-    expression = " or ".join(f"id eq {quote(group_id)}" for group_id in ids)
+    if not 1 <= len(group_ids) <= MAX_GROUPS_FILTERED:
+        raise ValueError(
+            f"a group delta round filters on 1 to {MAX_GROUPS_FILTERED} groups, not {len(group_ids)}"
+        )
+    expression = " or ".join(f"id eq {quote(group_id)}" for group_id in group_ids)
     return DeltaRound(graph, "/v1.0/groups/delta", {"$filter": expression, "$select": GROUP_SELECT})

@@ -109,31 +109,36 @@ Emit = Callable[[tuple], None]
 
 
 def follow(
-    scope: str,
+    scopes: list[str],
     start: Callable[[str], delta.DeltaRound],
     link: str,
     emit: Emit,
     seen: Callable[[list[dict]], None] = lambda page: None,
+    parts: Callable[[list[dict]], dict[str, list[dict]]] | None = None,
 ) -> delta.DeltaRound:
-    """One delta round from `link` (a full round without one); a link Graph no longer knows starts it over."""
+    """One delta round from `link` (a full round without one) for `scopes`: one scope, or several groups sharing
+    the round, among which `parts` splits each page. A link Graph no longer knows starts the round over."""
 
     def read(round_: delta.DeltaRound) -> delta.DeltaRound:
         for page in round_:
-            emit(("page", scope, page))
+            for scope, part in (parts(page) if parts else {scopes[0]: page}).items():
+                emit(("page", scope, part))
             seen(page)
         return round_
 
     try:
         round_ = read(start(link))
     except delta.DeltaExpired:
-        emit(("restart", scope))
+        for scope in scopes:
+            emit(("restart", scope))
         round_ = read(start(""))
-    emit(("done", Completed(scope, round_.full, round_.delta_link)))
+    for scope in scopes:
+        emit(("done", Completed(scope, round_.full, round_.delta_link)))
     return round_
 
 
 def device_stream(graph: GraphClient, plan: Plan, emit: Emit) -> None:
-    follow(DEVICES, lambda link: delta.device_changes(graph, link), plan.link(DEVICES), emit)
+    follow([DEVICES], lambda link: delta.device_changes(graph, link), plan.link(DEVICES), emit)
 
 
 def group_round(
@@ -154,9 +159,9 @@ def group_round(
 
     def start(link: str) -> delta.DeltaRound:
         groups.clear()  # a round that starts over lists every member again
-        return delta.group_changes(graph, group_id, link)
+        return delta.group_changes(graph, [group_id], link)
 
-    round_ = follow(scope, start, plan.link(scope) if link is None else link, emit, seen)
+    round_ = follow([scope], start, plan.link(scope) if link is None else link, emit, seen)
     return groups, round_.full
 
 
@@ -166,28 +171,21 @@ def shared_round(graph: GraphClient, plan: Plan, group_ids: list[str], emit: Emi
     part is staged and completed under its own scope, with the round's link."""
     scopes = {group_id: group_link(group_id) for group_id in group_ids}
     links = {plan.link(scope) for scope in scopes.values()}
-    link = links.pop() if len(links) == 1 else ""
 
-    def read(round_: delta.DeltaRound) -> delta.DeltaRound:
-        for page in round_:
-            parts: dict[str, list[dict]] = {}
-            for item in page:
-                if (
-                    item.get("id") in scopes
-                ):  # a link kept from before may still name a group no longer nested
-                    parts.setdefault(item["id"], []).append(item)
-            for group_id, items in parts.items():
-                emit(("page", scopes[group_id], items))
-        return round_
+    def parts(page: list[dict]) -> dict[str, list[dict]]:
+        split: dict[str, list[dict]] = {}
+        for item in page:
+            if item.get("id") in scopes:  # a link kept from before may name a group no longer nested
+                split.setdefault(scopes[item["id"]], []).append(item)
+        return split
 
-    try:
-        round_ = read(delta.group_changes(graph, group_ids, link))
-    except delta.DeltaExpired:
-        for scope in scopes.values():
-            emit(("restart", scope))
-        round_ = read(delta.group_changes(graph, group_ids))
-    for scope in scopes.values():
-        emit(("done", Completed(scope, round_.full, round_.delta_link)))
+    follow(
+        list(scopes.values()),
+        lambda link: delta.group_changes(graph, group_ids, link),
+        links.pop() if len(links) == 1 else "",
+        emit,
+        parts=parts,
+    )
 
 
 def nested_rounds(graph: GraphClient, plan: Plan, nested: list[str], emit: Emit) -> None:

@@ -18,7 +18,7 @@ from .evaluation import apply_evaluation
 from .lease import begin, release_lease
 from .reading import clear_staging, read_tenant, record_ignored
 from .state import DiscoveryAborted, RunState
-from .writer import ConnectionThread, relaxed_commits
+from .writer import ConnectionThread, relaxed_commits, run_in
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,11 @@ class ReadinessRead:
     def __init__(self, tenant: TenantConnection, state: RunState):
         self.tenant, self.state = tenant, state
         self.thread = ConnectionThread("discovery-readiness") if ConnectionThread.available() else None
-        self.result: Future[ResultsRead] = Future()
+        self.result: Future[ResultsRead] | None = None
 
     def __enter__(self) -> ReadinessRead:
         self.state.progress("Reading the readiness script's results")
-        if self.thread is None:
-            self.result.set_result(read_readiness_results(self.tenant, self.state.now))
-        else:
-            self.result = self.thread.submit(read_readiness_results, self.tenant, self.state.now)
+        self.result = run_in(self.thread, read_readiness_results, self.tenant, self.state.now)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -86,6 +83,7 @@ class ReadinessRead:
 
     def record(self) -> None:
         """What the read took, and what it could not, on the run."""
+        assert self.result is not None, "record() comes after the read began"
         results, state = self.result.result(), self.state
         state.counts["read_run_states"] = results.read
         problems = results.rejected + results.ingest.rejected

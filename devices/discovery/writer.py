@@ -61,6 +61,15 @@ class ConnectionThread:
             self.executor.shutdown()
 
 
+def run_in(thread: ConnectionThread | None, work: Callable[..., R], *args: Any) -> Future[R]:
+    """`work(*args)` in `thread`, or here and now without one (where none is `available`): a Future either way."""
+    if thread is None:
+        done: Future[R] = Future()
+        done.set_result(work(*args))
+        return done
+    return thread.submit(work, *args)
+
+
 class ChunkWriter(Generic[T, R]):
     """`write(item)` makes one chunk's write and returns what it wrote; `written(item, result)` takes that in (in
     this thread) and returns a chunk to write again, or None."""
@@ -93,11 +102,7 @@ class ChunkWriter(Generic[T, R]):
             self.thread = None
 
     def _start(self, item: T) -> tuple[T, Future[R]]:
-        if self.thread is None:
-            done: Future[R] = Future()
-            done.set_result(self.write(item))
-            return item, done
-        return item, self.thread.submit(self.write, item)
+        return item, run_in(self.thread, self.write, item)
 
     def __enter__(self) -> ChunkWriter[T, R]:
         return self

@@ -168,9 +168,9 @@ def page_rows(
     first_keys: list[int] | None = None,
     fields: tuple[str, ...] = ("pk",),
 ) -> list[tuple]:
-    """One page of rows, each the tuple of `fields` (the first "pk"), from the keys of the list's first devices when the count read them (queries.keys_up_to).
-    Past the middle of a known total they are read from the end in reverse order: the database then skips fewer
-    rows (the last page of 100,000 skips none instead of 99,950)."""
+    """One page of rows, each the tuple of `fields` (the first "pk"), from the keys of the list's first devices
+    when the count read them (queries.keys_up_to). Past the middle of a known total they are read from the end in
+    reverse order: the database then skips fewer rows (the last page of 100,000 skips none instead of 99,950)."""
     if first_keys is not None:  # as far as the page's end at least, or every device of the list
         keys = first_keys[start : start + per_page]
     elif total is None or start <= total // 2:
