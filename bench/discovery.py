@@ -7,7 +7,8 @@ reading and evaluating parts) and its ratio to the floor, the readiness script's
 before the first run), the memory the run added on top of the process with the
 simulated tenant loaded and its run states built (it stands for Microsoft's cloud; resident memory sampled every
 20 ms), Graph requests per stream, and with --latency-ms (a round trip
-added to every Graph request) the time of the longest stream's requests. Medians over the repetitions.
+added to every Graph request) the time of the longest stream's requests, and the CPU time the run took in its own
+process (every thread) and in the database server's processes. Medians over the repetitions.
 
     .venv/bin/python bench/discovery.py [--sizes 1000,10000,100000] [--repeat 3] [--latency-ms 250]
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/autopatch_bench (the default; dropped and created)
@@ -60,6 +61,54 @@ class PeakRss:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def database_cpu() -> dict[int, float]:
+    """Cumulative CPU seconds of each PostgreSQL server process on this machine (/proc/<pid>/stat)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds: dict[int, float] = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                text = stat.read()
+        except OSError:
+            continue  # ended meanwhile
+        name, fields = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+        if name == "postgres":
+            seconds[int(pid)] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return seconds
+
+
+class CpuUsed:
+    """CPU seconds a run took: this process's (all its threads) and the database server's. A connection's server
+    process ends when the connection closes (a run's threads close theirs), so the server's are sampled every
+    250 ms and each process counted at the most it was seen with."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self.process = self.database = 0.0
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.25):
+            for pid, seconds in database_cpu().items():
+                self._seen[pid] = max(self._seen.get(pid, 0.0), seconds)
+
+    def __enter__(self) -> CpuUsed:
+        self._before, self._seen = database_cpu(), {}
+        self._self = time.process_time()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.process = time.process_time() - self._self
+        self._stop.set()
+        self._thread.join()
+        for pid, seconds in database_cpu().items():
+            self._seen[pid] = max(self._seen.get(pid, 0.0), seconds)
+        self.database = sum(seconds - self._before.get(pid, 0.0) for pid, seconds in self._seen.items())
 
 
 def recreate_database() -> None:
@@ -203,7 +252,7 @@ def one(size: int, latency_ms: int) -> None:
         graph_seconds[0] = 0.0
         streams.clear()
         start = time.perf_counter()
-        with PeakRss() as peak:
+        with PeakRss() as peak, CpuUsed() as cpu:
             run = discover_now()
         wall = time.perf_counter() - start
         assert run.status == "succeeded", run.errors
@@ -229,6 +278,8 @@ def one(size: int, latency_ms: int) -> None:
                     "run_states": run.counts.get("read_run_states", 0),
                     "reading": run.counts.get("seconds_reading"),
                     "evaluating": run.counts.get("seconds_evaluating"),
+                    "cpu_process": round(cpu.process, 1),
+                    "cpu_database": round(cpu.database, 1),
                 }
             ),
             flush=True,
@@ -277,6 +328,8 @@ def main() -> None:
                     "x_floor": round(median("wall") / median("floor"), 1),
                     "reading_s": round(median("reading"), 1),
                     "evaluating_s": round(median("evaluating"), 1),
+                    "cpu_process_s": round(median("cpu_process"), 1),
+                    "cpu_database_s": round(median("cpu_database"), 1),
                     "extra_rss_mb": round(median("extra_mb"), 1),
                     "graph_requests": rows[0]["requests"],
                     "streams": rows[0]["streams"],
@@ -297,15 +350,16 @@ def main() -> None:
     print(
         "| devices | run | repeats | candidates | evaluated | devices written | wall (s) | floor (s) | x floor "
         "| reading (s) | evaluating (s) | memory added (MB) | Graph requests | run states read (requests) "
-        "| longest stream (s) |"
+        "| longest stream (s) | CPU: run's process (s) | CPU: database (s) |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- " * 17 + "|")
     for r in results:
         print(
             f"| {r['devices']:,} | {r['run']} | {r['repeat']} | {r['candidates']:,} | {r['evaluated']:,} "
             f"| {r['changed']:,} | {r['wall_s']} | {r['floor_s']} | {r['x_floor']} | {r['reading_s']} "
             f"| {r['evaluating_s']} | {r['extra_rss_mb']} | {r['graph_requests']} "
-            f"| {r['run_states']:,} ({r['streams'].get('run states', 0)}) | {r['longest_stream_s']} |"
+            f"| {r['run_states']:,} ({r['streams'].get('run states', 0)}) | {r['longest_stream_s']} "
+            f"| {r['cpu_process_s']} | {r['cpu_database_s']} |"
         )
 
 
