@@ -282,7 +282,7 @@ def blade_template(request: HttpRequest) -> str:
     htmx = request.htmx
     if not htmx or htmx.boosted or htmx.history_restore_request:
         return "devices/blade.html"
-    return "devices/blade.html#results-swap" if htmx.target == "results" else "devices/blade.html#blade-main"
+    return "devices/blade.html#results-swap" if htmx.target == "results" else "devices/blade.html#blade-swap"
 
 
 @never_cache

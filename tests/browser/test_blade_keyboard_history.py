@@ -62,6 +62,22 @@ def test_back_and_forward_bring_back_the_whole_page(watched, live_tenant, alice)
     assert page.problems == []
 
 
+def test_the_window_title_names_the_tab_shown(watched, live_tenant, alice):
+    page = watched(alice)
+    expect(page).to_have_title("Ready · Windows Autopatch devices · Autopatch Portal")
+    page.get_by_role("link", name=re.compile(r"^Not ready")).click()
+    expect(page).to_have_url(re.compile(r"/devices/not-ready/$"))
+    expect(page).to_have_title("Not ready · Windows Autopatch devices · Autopatch Portal")
+    page.fill("#device-search", "CHARLIE")  # the results alone are swapped: the title stays
+    expect(page).to_have_url(re.compile(r"q=CHARLIE"))
+    expect(page).to_have_title("Not ready · Windows Autopatch devices · Autopatch Portal")
+    page.go_back()
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/devices/ready/$"))
+    expect(page).to_have_title("Ready · Windows Autopatch devices · Autopatch Portal")
+    assert page.problems == []
+
+
 def test_a_session_ended_in_another_tab_sends_the_next_click_to_sign_in(watched, live_tenant, alice):
     page = watched(alice)
     page.fill("#device-search", "ALPHA")
