@@ -22,7 +22,7 @@ from devices import registration_group as rg
 from devices.dual_state import dual_state_csv, dual_state_devices
 from devices.models import GroupAddition
 
-from .common import ENTRA_GROUP_URL
+from .common import ENTRA_GROUP_URL, bad_request
 
 
 def identity_of(user) -> EntraIdentity | None:
@@ -38,11 +38,13 @@ def audited(request: HttpRequest, action: str, result: str, **details) -> None:
 
 def page(request: HttpRequest, status: int = 200, **extra) -> HttpResponse:
     """The group page, with what a POST adds (its results or its error)."""
+    search = request.GET.get("pick", "").strip()[:100]
+    if "\x00" in search:  # PostgreSQL refuses NUL in text; no device name holds one
+        return bad_request(request, "The search for devices to pick contains a NUL character.")
     try:
         tenant = connect()
     except GraphError:
         tenant = None
-    search = request.GET.get("pick", "").strip()[:100]
     group = rg.overview(tenant, search)
     identity = identity_of(request.user)
     context = {
