@@ -24,8 +24,10 @@ class Lockout:
 
 def account_name(typed: str) -> str:
     """The account name as Django's login form signs in with it: stripped and NFKC-normalised, so that
-    look-alikes such as fullwidth "ｄｅｍｏ-ａｄｍｉｎ" are the account they sign in to, and share its count."""
-    return str(UsernameField().to_python(typed) or "")[:256]
+    look-alikes such as fullwidth "ｄｅｍｏ-ａｄｍｉｎ" are the account they sign in to, and share its count. NUL
+    characters are dropped: the form refuses them, PostgreSQL cannot store them, and a name with them counts as the
+    name without."""
+    return str(UsernameField().to_python(typed) or "").replace("\x00", "")[:256]
 
 
 def lockout(username: str, ip: str | None) -> Lockout | None:

@@ -93,6 +93,26 @@ def test_look_alikes_share_one_count(alice):
     assert set(failed) == {"alice"}
 
 
+@pytest.mark.parametrize(
+    "typed, password", [("al\x00ice", "wrong password"), ("\x00", "x"), ("alice", "pass\x00")]
+)
+def test_a_nul_character_in_the_form_is_refused_and_recorded(alice, typed, password):
+    # PostgreSQL refuses NUL in text: the count and the audit log take the name without it.
+    client = PortalClient()
+    response = client.sign_in(typed, password)
+    assert response.status_code == 200 and "_auth_user_id" not in client.session
+    assert "Null characters are not allowed" in response.content.decode()
+    event = AuditEvent.objects.get(action=AuditEvent.Action.SIGN_IN_FAILED)
+    assert event.actor == (typed.replace("\x00", "") or "anonymous")
+
+
+def test_nul_characters_do_not_dodge_an_accounts_count(alice):
+    client = PortalClient()
+    for typed in ("\x00alice", "al\x00ice", "alice\x00", "a\x00l\x00ice", "alic\x00e"):
+        client.sign_in(typed, "wrong password")
+    assert client.sign_in("alice").status_code == 429
+
+
 def test_other_accounts_are_not_locked_by_one_accounts_failures(alice, bob):
     client = PortalClient()
     for _ in range(5):
