@@ -175,6 +175,15 @@ def ensure_database(name: str) -> None:
             cursor.execute(f'CREATE DATABASE "{name}"')
 
 
+def drop_databases(names: list[str]) -> None:
+    """Drop the databases created beside DATABASE_URL's, from the last one (whose connection is current)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for name in names:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def page_samples() -> dict[str, tuple[list[str], dict]]:
     """Each page's URLs on the current site, and the headers it is requested with."""
     from devices.models import Device
@@ -299,6 +308,11 @@ def main() -> None:
         help="ANALYZE the device tables after the import (what a discovery that leaves statistics "
         "behind would give), for comparison",
     )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the databases created beside DATABASE_URL's (to query them after)",
+    )
     args = parser.parse_args()
     import django
 
@@ -350,6 +364,8 @@ def main() -> None:
         for site in sites:
             site.enter()
             restore_autovacuum()
+        if not args.keep:
+            drop_databases([site.database for site in sites[:-1]])
     small, large = sorted(results)[0], sorted(results)[-1]
     print(
         f"| page | median ms ({small:,}) | p95 ms ({small:,}) | median ms ({large:,}) | p95 ms ({large:,}) "
