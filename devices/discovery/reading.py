@@ -660,18 +660,23 @@ def unseen_in_intune(run: DiscoveryRun) -> bool:
 
 def stage_candidates(run: DiscoveryRun, group_id: str) -> None:
     """The devices this run evaluates: device members of the registration group ("direct") and of the groups
-    nested in it (the group's name), each with the Entra device ID of its device record. Direct wins."""
+    nested in it (the group's name), each with the Entra device ID of its device record. Direct wins: the direct
+    members go in first, and a nested group's member already staged is skipped (ON CONFLICT). The direct members
+    cannot conflict (the copy holds a member once per group), and are inserted without the clause, whose
+    speculative insertion cost a quarter of staging 97,000 of them (in psql, 1.13-1.28 s against 0.84-0.89 s)."""
     insert = (
         "INSERT INTO {staged} (run_id, kind, group_id, object_id, device_id, display_name, serial_number, extra, data, "
         "removed) SELECT %s, %s, m.group_id, m.object_id, d.device_id, '', '', {through}, '', %s "
         "FROM {copy} m JOIN {copy} d ON d.kind = %s AND d.group_id = '' AND d.object_id = m.object_id "
         "{join} WHERE m.kind = %s AND m.extra = %s AND d.device_id <> '' AND {where} "
-        "ORDER BY {order} ON CONFLICT DO NOTHING"
+        "ORDER BY {order}{conflict}"
     )
     base = [run.pk, ObjectKind.CANDIDATE.value, False, ObjectKind.DEVICE.value]
     with connection.cursor() as cursor:
         cursor.execute(
-            _sql(insert, through="'direct'", join="", where="m.group_id = %s", order="m.object_id"),
+            _sql(
+                insert, through="'direct'", join="", where="m.group_id = %s", order="m.object_id", conflict=""
+            ),
             [*base, ObjectKind.MEMBER.value, DEVICE_TYPE, group_id],
         )
         cursor.execute(
@@ -681,6 +686,7 @@ def stage_candidates(run: DiscoveryRun, group_id: str) -> None:
                 join=f"JOIN {TenantObject._meta.db_table} g ON g.kind = 'group' AND g.object_id = m.group_id",
                 where="m.group_id <> %s",
                 order="g.display_name, m.object_id",
+                conflict=" ON CONFLICT DO NOTHING",
             ),
             [*base, ObjectKind.MEMBER.value, DEVICE_TYPE, group_id],
         )
