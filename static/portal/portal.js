@@ -165,6 +165,12 @@
     });
   });
 
+  // A menu closes when keyboard focus leaves it (Tab past its last item), as it does on a click elsewhere.
+  document.addEventListener("focusout", function (event) {
+    var menu = event.target.closest && event.target.closest("details.menu[open]");
+    if (menu && event.relatedTarget && !menu.contains(event.relatedTarget)) { menu.open = false; }
+  });
+
   document.addEventListener("keydown", function (event) {
     var f = flyin();
     var d = dialog();

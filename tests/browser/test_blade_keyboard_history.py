@@ -78,6 +78,24 @@ def test_the_window_title_names_the_tab_shown(watched, live_tenant, alice):
     assert page.problems == []
 
 
+def test_a_menu_closes_when_the_keyboard_leaves_it(watched, live_tenant, alice):
+    page = watched(alice)
+    page.locator("#blade-main tbody .row-select").first.check()
+    menu = page.locator("details.menu").filter(has=page.locator("#cmd-actions"))
+    page.locator("#cmd-actions").focus()
+    page.keyboard.press("Enter")
+    expect(menu).to_have_attribute("open", "")
+    items = menu.locator(".menu-item:visible").count()
+    for _ in range(items):  # through its items: it stays open
+        page.keyboard.press("Tab")
+    expect(menu).to_have_attribute("open", "")
+    page.keyboard.press("Tab")  # past the last one: it closes, instead of lying over the list
+    expect(menu).not_to_have_attribute("open", "")
+    page.keyboard.press("Shift+Tab")  # back: its items are hidden again, so onto the menu's button
+    expect(page.locator("#cmd-actions")).to_be_focused()
+    assert page.problems == []
+
+
 def test_a_session_ended_in_another_tab_sends_the_next_click_to_sign_in(watched, live_tenant, alice):
     page = watched(alice)
     page.fill("#device-search", "ALPHA")
