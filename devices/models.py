@@ -255,6 +255,11 @@ class Device(models.Model):
             models.Index(fields=["registered_at"]),
             # The blade: tab counts and the summary chart in one index-only GROUP BY.
             models.Index(fields=["readiness_status", "ring"], name="device_status_ring"),
+            # The registration group page: the registered devices that went quiet most recently, whose new records
+            # may be their replacements (devices.lifecycle). Without it, 60-80 ms at 100,000 devices a view.
+            models.Index(
+                fields=["-last_intune_checkin"], condition=REGISTERED, name="device_registered_checkin"
+            ),
             # A page of a tab in any sort order, read from an index instead of sorting the tab. The default
             # order's index also carries what searches and filters read: their page's keys come from the index
             # alone, without a heap page per device passed over (devices.views.blade.page_rows).
@@ -516,6 +521,11 @@ class TenantObject(models.Model):
             ),
             models.Index(
                 fields=["display_name"], condition=AZURE_AD_REGISTERED, name="tenant_azure_ad_registered"
+            ),
+            # Possible replacements: managed devices that share a quiet device's serial number (devices.lifecycle;
+            # without it, a pass over every managed device, 45-55 ms at 100,000 devices a view).
+            models.Index(
+                fields=["serial_number"], condition=Q(kind=ObjectKind.MANAGED), name="tenant_managed_serial"
             ),
         ]
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent
 from autopatch_portal.tenant import connection
+from devices.actions import exclude
 from devices.group_members import INLINE_ROWS, MAX_ROWS, SHOWN_ROWS, TEMPLATE_HEADING, carry_out
 from devices.models import Device, GroupAddition
 from devices.runs import discover_now
@@ -235,6 +236,31 @@ def test_devices_the_portal_knows_outside_the_group_can_be_picked(alice, builder
     assert f'name="ids" value="{leaving["id"]}"' in html
     html = client.form_post(ADD, {"ids": [leaving["id"]]}).content.decode()
     assert "1 added" in html and leaving["id"] in members(tenant)
+
+
+def test_the_page_shows_what_the_last_run_read_and_each_device_as_it_is_now(alice, group_tenant, use_tenant):
+    builder, _, outside = group_tenant
+    client = signed_in(alice)
+    page = client.get(PAGE).content.decode()
+    assert "Megan Bowen (user, in the registration group)" in page and "Direct device members (1)" in page
+    # The tenant changes (a user leaves the group, a device joins it): until a run has read it, the page shows
+    # what the last run read, and says which run that was.
+    megan = next(user["id"] for user in builder.users if user["displayName"] == "Megan Bowen")
+    builder.registration_group["members"].remove(megan)
+    builder.registration_group["members"].append(outside[0]["id"])
+    use_tenant(builder)
+    page = client.get(PAGE).content.decode()
+    assert "Megan Bowen (user" in page and "Direct device members (1)" in page
+    assert "Members as discovery run #" in page
+    # A device's readiness status is the portal's now, not as it was when the run ended.
+    exclude(list(Device.objects.filter(device_name="DIRECT-01")), "alice")
+    assert "<td>DIRECT-01</td>" in page
+    page = client.get(PAGE).content.decode()
+    assert "Excluded" in page and "Active" not in page.split("Direct device members")[1].split("</table>")[0]
+    run = discover_now()
+    page = client.get(PAGE).content.decode()
+    assert f"Members as discovery run #{run.pk} read them" in page
+    assert "Megan Bowen" not in page and "Direct device members (2)" in page and "SPARE-01" in page
 
 
 def test_a_search_for_devices_to_pick_with_a_nul_character_is_refused(alice, group_tenant):
