@@ -263,5 +263,13 @@
   // Back/Forward brings back the whole page from the server: run what page load runs.
   function pageShown() { updateSelection(); focusOpenFlyin(); }
   document.addEventListener("htmx:historyRestore", pageShown);
+
+  // Back (or Forward) fetches the page of the address it goes to. Pressed again before that page came, the first
+  // page is dropped: it would be swapped in last, showing the page Back left under the address it went to.
+  var restoring = null;
+  document.addEventListener("htmx:historyCacheMiss", function (event) {
+    if (restoring && restoring.readyState !== XMLHttpRequest.DONE) { restoring.abort(); }
+    restoring = event.detail.xhr;
+  });
   document.addEventListener("DOMContentLoaded", pageShown);
 })();

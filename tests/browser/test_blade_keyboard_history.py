@@ -72,10 +72,42 @@ def test_the_window_title_names_the_tab_shown(watched, live_tenant, alice):
     expect(page).to_have_url(re.compile(r"q=CHARLIE"))
     expect(page).to_have_title("Not ready · Windows Autopatch devices · Autopatch Portal")
     page.go_back()
+    expect(page).to_have_url(re.compile(r"/devices/not-ready/$"))
     page.go_back()
     expect(page).to_have_url(re.compile(r"/devices/ready/$"))
     expect(page).to_have_title("Ready · Windows Autopatch devices · Autopatch Portal")
     assert page.problems == []
+
+
+def test_back_twice_before_the_first_page_came_shows_the_page_of_the_address(watched, live_tenant, alice):
+    page = watched(alice)
+    page.get_by_role("link", name=re.compile(r"^Not ready")).click()
+    expect(page).to_have_url(re.compile(r"/devices/not-ready/$"))
+    page.locator("th[data-column=serial_number] a").click()
+    expect(page).to_have_url(re.compile(r"sort=serial_number"))
+    held = []  # the first Back's page, held back until the second Back's has come
+
+    def hold(route):
+        if route.request.headers.get("hx-history-restore-request") and not held:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(re.compile(r"/devices/not-ready/$"), hold)
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/devices/not-ready/$"))
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/devices/ready/$"))
+    expect(page.locator("#tab-ready")).to_have_attribute("aria-current", "page")
+    assert len(held) == 1
+    try:
+        held[0].continue_()  # the Not ready page comes late, for an address the admin has left
+    except Exception:  # noqa: BLE001 - the portal dropped the request: nothing left to answer
+        pass
+    page.wait_for_timeout(500)
+    expect(page.locator("#tab-ready")).to_have_attribute("aria-current", "page")
+    expect(page.locator("#blade-main tbody .device-link")).not_to_contain_text(["CHARLIE-05"])
+    expect(page).to_have_title("Ready · Windows Autopatch devices · Autopatch Portal")
 
 
 def test_a_menu_closes_when_the_keyboard_leaves_it(watched, live_tenant, alice):
