@@ -79,7 +79,13 @@ def parse_upload(content: bytes) -> list[Row]:
         if not value and not any(c.strip() for c in cells):
             continue
         if not is_guid(value):
-            hint = " (remove the template's example row)" if value.lower().startswith("example") else ""
+            hint = (
+                " (remove the template's example row)"
+                if value.lower().startswith("example")
+                else " (a user principal name names a user: only devices are added to the registration group)"
+                if "@" in value
+                else ""
+            )
             problems.append(f"row {number}: {value[:60]!r} is not an object ID or device ID{hint}")
             continue
         rows.append(Row(number, value.lower()))

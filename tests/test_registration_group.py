@@ -167,6 +167,10 @@ def test_a_throttled_row_is_retried_and_says_so(alice, group_tenant):
         (b"Device name\nfoo\n", "The first row is not the template"),
         (f"{TEMPLATE_HEADING}\n".encode() + "NAMÉ\n".encode("latin-1"), "not UTF-8"),
         (f"{TEMPLATE_HEADING}\nExample: 9832aad8-e4fe-496b-a604-95c6ef01ae75\n".encode(), "example row"),
+        (
+            f"{TEMPLATE_HEADING}\nmegan.bowen@contoso.example\n".encode(),
+            "names a user: only devices are added",
+        ),
         (f"{TEMPLATE_HEADING}\n".encode(), "no IDs"),
         (
             (
