@@ -37,12 +37,17 @@ def watched(sign_in):
     return open_as
 
 
-def test_back_and_forward_bring_back_the_whole_page(watched, live_tenant, alice):
-    page = watched(alice)
+def not_ready_by_serial_number(page) -> None:
+    """Two history entries after Ready: the Not ready tab, then that tab sorted by serial number."""
     page.get_by_role("link", name=re.compile(r"^Not ready")).click()
     expect(page).to_have_url(re.compile(r"/devices/not-ready/$"))
     page.locator("th[data-column=serial_number] a").click()
     expect(page).to_have_url(re.compile(r"sort=serial_number"))
+
+
+def test_back_and_forward_bring_back_the_whole_page(watched, live_tenant, alice):
+    page = watched(alice)
+    not_ready_by_serial_number(page)
     for move, url in (
         (page.go_back, r"/devices/not-ready/$"),
         (page.go_back, r"/devices/ready/$"),
@@ -81,10 +86,7 @@ def test_the_window_title_names_the_tab_shown(watched, live_tenant, alice):
 
 def test_back_twice_before_the_first_page_came_shows_the_page_of_the_address(watched, live_tenant, alice):
     page = watched(alice)
-    page.get_by_role("link", name=re.compile(r"^Not ready")).click()
-    expect(page).to_have_url(re.compile(r"/devices/not-ready/$"))
-    page.locator("th[data-column=serial_number] a").click()
-    expect(page).to_have_url(re.compile(r"sort=serial_number"))
+    not_ready_by_serial_number(page)
     held = []  # the first Back's page, held back until the second Back's has come
 
     def hold(route):
