@@ -122,11 +122,6 @@ def status_labels(device_ids: list[str]) -> dict[str, str]:
     }
 
 
-def pickable(rows: tuple[tuple[str, str, str], ...]) -> list[Pickable]:
-    statuses = status_labels([d for _, _, d in rows if d])
-    return [Pickable(o, n or o, d, statuses.get(d, "")) for o, n, d in rows]
-
-
 @dataclass
 class GroupOverview:
     group_id: str
@@ -276,7 +271,9 @@ def overview(tenant: TenantConnection | None, search: str = "") -> GroupOverview
         key=lambda g: g.name.lower(),
     )
     kind = kind_of(group) if group else None
-    statuses = status_labels([d for _, _, d in view.direct if d])
+    outside = outside_rows(search) if search else view.outside
+    # The readiness statuses of the devices shown (members and devices to pick) as they are now, in one read.
+    statuses = status_labels([d for _, _, d in (*view.direct, *outside) if d])
     return GroupOverview(
         group_id=group_id,
         name=name,
@@ -287,7 +284,7 @@ def overview(tenant: TenantConnection | None, search: str = "") -> GroupOverview
         owners=owners,
         findings=health(group_id, name, kind, nested, view),
         replacements=possible_replacements(),
-        outside=pickable(outside_rows(search) if search else view.outside),
+        outside=[Pickable(o, n or o, d, statuses.get(d, "")) for o, n, d in outside],
         last_run=last_run,
         problems=problems,
     )
