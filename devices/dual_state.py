@@ -5,22 +5,26 @@ registered in Entra ID (trustType Workplace) is later hybrid joined (trustType S
 hybrid joined one takes precedence, which makes the Azure AD registered one stale. The stale record is not
 enrolled in Intune, so in the registration group it fails "Intune or Cloud-Attached". The records are paired by
 display name (Entra keeps no other link between them), from the portal's copy of the tenant's device records.
-One function feeds the page, its CSV export and `manage.py export_dual_state`.
+One function reads the pairs for the page, its CSV export and `manage.py export_dual_state`; the page shows them 50
+at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import orjson
+from django.core.paginator import Page, Paginator
 
 from autopatch_portal.csvfile import LineWriter
 
 from .checks import INTUNE_OR_CLOUD_ATTACHED
+from .copy_cache import last_finished_run, read_for_last_run
 from .models import AZURE_AD_REGISTERED, AZURE_AD_REGISTERED_TRUST, Device, ObjectKind, TenantObject
 
 STALE_TRUST, CURRENT_TRUST = AZURE_AD_REGISTERED_TRUST, "ServerAd"
+PAGE_SIZE = 50  # pairs a page shows (1,005 at 100,000 devices in the bench's tenant)
 HEADER = (
     "Device name",
     "Stale Azure AD device ID",
@@ -76,8 +80,19 @@ def _trust(data: str) -> str:
     return str(orjson.loads(data).get("trustType") or "") if data else ""
 
 
-def dual_state_devices() -> Iterator[DualState]:
-    """Every pair of records in dual state, by device name."""
+@dataclass(frozen=True)
+class Pair:
+    """Two Entra records of one device, as the copy of the tenant holds them."""
+
+    name: str
+    stale_device_id: str
+    stale_object_id: str
+    current_device_id: str
+    current_object_id: str
+
+
+def dual_state_pairs() -> list[Pair]:
+    """Every pair of records in dual state in the portal's copy of the tenant, by device name."""
     copy = TenantObject.objects.filter(kind=ObjectKind.DEVICE, group_id="").exclude(display_name="")
     registered = copy.filter(AZURE_AD_REGISTERED)
     hybrid = {
@@ -90,14 +105,18 @@ def dual_state_devices() -> Iterator[DualState]:
         .values_list("display_name", "device_id", "object_id", "data")
         if _trust(data) == CURRENT_TRUST
     }
-    stale = [
-        (name, device_id, object_id)
+    return [
+        Pair(name, device_id, object_id, *hybrid[name])
         for name, device_id, object_id, data in registered.filter(display_name__in=list(hybrid))
         .order_by("display_name", "object_id")
         .values_list("display_name", "device_id", "object_id", "data")
         if _trust(data) == STALE_TRUST
     ]
-    ids = [device_id for _, device_id, _ in stale] + [h[0] for h in hybrid.values()]
+
+
+def with_portal_state(pairs: Sequence[Pair]) -> list[DualState]:
+    """The pairs with what the portal knows of their records now: in the registration group, readiness status."""
+    ids = [p.stale_device_id for p in pairs] + [p.current_device_id for p in pairs]
     portal = {
         device_id: (in_group, status)
         for device_id, in_group, status in Device.objects.filter(azure_ad_device_id__in=ids).values_list(
@@ -105,19 +124,35 @@ def dual_state_devices() -> Iterator[DualState]:
         )
     }
     labels = dict(Device._meta.get_field("readiness_status").choices or [])
-    for name, device_id, object_id in stale:
-        current_id, current_object = hybrid[name]
-        stale_in, stale_status = portal.get(device_id, (False, ""))
-        yield DualState(
-            name,
-            device_id,
-            object_id,
-            stale_in,
-            str(labels.get(stale_status, "")),
-            current_id,
-            current_object,
-            portal.get(current_id, (False, ""))[0],
+    states = []
+    for p in pairs:
+        stale_in, stale_status = portal.get(p.stale_device_id, (False, ""))
+        states.append(
+            DualState(
+                p.name,
+                p.stale_device_id,
+                p.stale_object_id,
+                stale_in,
+                str(labels.get(stale_status, "")),
+                p.current_device_id,
+                p.current_object_id,
+                portal.get(p.current_device_id, (False, ""))[0],
+            )
         )
+    return states
+
+
+def dual_state_devices() -> list[DualState]:
+    """Every pair of records in dual state, by device name, with the portal's state of each record."""
+    return with_portal_state(dual_state_pairs())
+
+
+def dual_state_page(number: int, per_page: int = PAGE_SIZE) -> tuple[Page, list[DualState]]:
+    """One page of the report: the pairs read once for the run that ended last (the copy changes only in a run),
+    the portal's state read for the page's records alone. A number past the end gives the last page."""
+    pairs = read_for_last_run("dual-state", dual_state_pairs, last_finished_run())
+    page = Paginator(pairs, per_page).get_page(number)
+    return page, with_portal_state(page.object_list)
 
 
 def dual_state_csv() -> Iterator[str]:

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models import Count
 
 from autopatch_portal.tenant import directory
@@ -28,14 +27,13 @@ from autopatch_portal.tenant.connection import TenantConnection
 from autopatch_portal.tenant.directory import DEVICE_TYPE, GROUP_TYPE
 from autopatch_portal.tenant.graph import GraphError
 
+from .copy_cache import last_finished_run, read_for_last_run
 from .dual_state import dual_state_devices
 from .lifecycle import Replacement, possible_replacements
 from .models import Device, DiscoveryRun, ObjectKind, TenantObject
 
 MEMBERS_SHOWN = 200
 OUTSIDE_SHOWN = 200
-# How long the copy's reading of a run stays cached (copy_view); a later run's key replaces it before then.
-COPY_VIEW_SECONDS = 24 * 3600
 CONFIGMGR = re.compile(r"configuration manager|configmgr|\bsccm\b|\bmecm\b|\bcollection\b", re.IGNORECASE)
 
 
@@ -226,17 +224,8 @@ def read_copy(group_id: str) -> CopyView:
 
 
 def copy_view(group_id: str, last_run: DiscoveryRun | None) -> CopyView:
-    """read_copy(), kept in the cache for the run that ended last: the copy changes only as a run reads the tenant,
-    and the page says which run's reading it shows. A run under way changes the copy before it ends: the page goes
-    on showing the last run's until it has ended. Before any run has ended, read every time."""
-    if last_run is None or last_run.finished_at is None:
-        return read_copy(group_id)
-    key = f"group-copy:{last_run.pk}:{last_run.finished_at.timestamp()}:{group_id}"
-    view = cache.get(key)
-    if view is None:
-        view = read_copy(group_id)
-        cache.set(key, view, COPY_VIEW_SECONDS)
-    return view
+    """read_copy(), once for the run that ended last (copy_cache)."""
+    return read_for_last_run(f"group:{group_id}", lambda: read_copy(group_id), last_run)
 
 
 def overview(tenant: TenantConnection | None, search: str = "") -> GroupOverview:
@@ -253,7 +242,7 @@ def overview(tenant: TenantConnection | None, search: str = "") -> GroupOverview
         except GraphError as exc:
             problems.append(f"Microsoft Graph could not be read: {exc}")
     group_id = group_id or copied_group_id()
-    last_run = DiscoveryRun.objects.ran().filter(finished_at__isnull=False).first()
+    last_run = last_finished_run()
     view = copy_view(group_id, last_run)
     name = group.get("displayName") or view.names.get(group_id) or settings.AUTOPATCH_REGISTRATION_GROUP_NAME
     if nested_read is None:  # Graph unavailable: the nested groups discovery last read, kind unknown

@@ -92,3 +92,55 @@ def test_the_demo_tenant_shows_one_dual_state_pair(alice, settings):
     assert "Devices in dual state (1)" in html
     assert f"Delete the stale Azure AD registered record (device ID {stale.azure_ad_device_id})" in html
     assert not stale.is_registered and stale.in_registration_group
+
+
+@pytest.fixture
+def many_pairs(builder, use_tenant):
+    """55 devices in dual state: more than a page of the report."""
+    pairs = []
+    for i in range(55):
+        name = f"HR-LT-{i:03d}"
+        current = builder.device(name, member_of=None, trust_type="ServerAd")
+        pairs.append((name, builder.device(name, trust_type="Workplace", managed=False), current))
+    use_tenant(builder)
+    discover_now()
+    return pairs
+
+
+def test_the_report_shows_fifty_pairs_a_page(alice, many_pairs, django_assert_max_num_queries):
+    client = signed_in(alice)
+    with django_assert_max_num_queries(12):  # as many for 50 rows as for one: no query per row
+        first = client.get("/devices/dual-state/").content.decode()
+    assert "Devices in dual state (55)" in first
+    assert "1–50 of 55" in first and "Page 1 of 2" in first and 'href="?page=2" rel="next"' in first
+    assert "HR-LT-049" in first and "HR-LT-050" not in first
+    second = client.get("/devices/dual-state/?page=2").content.decode()
+    assert "51–55 of 55" in second and 'href="?page=1" rel="prev"' in second
+    assert "HR-LT-050" in second and "HR-LT-054" in second and "HR-LT-049" not in second
+    # A page past the end (the list shrank since it was bookmarked) shows the last one.
+    assert "51–55 of 55" in client.get("/devices/dual-state/?page=9").content.decode()
+    for bad in ("0", "x", "²", "9" * 5000):
+        response = client.get("/devices/dual-state/", {"page": bad})
+        assert response.status_code == 400
+        assert "There is no such page of the dual state report." in response.content.decode()
+
+
+def test_the_report_reads_the_pairs_once_a_run_and_the_portal_state_every_time(
+    alice, many_pairs, builder, use_tenant, django_assert_max_num_queries
+):
+    client = signed_in(alice)
+    client.get("/devices/dual-state/")
+    name, stale, _ = many_pairs[0]
+    # What the portal knows changes without a run (an admin's exclusion): the page shows it at once.
+    Device.objects.filter(azure_ad_device_id=stale["deviceId"]).update(
+        readiness_status="excluded", excluded=True
+    )
+    html = client.get("/devices/dual-state/").content.decode()
+    assert f'<td>{name}</td><td>{stale["deviceId"]}</td><td>Yes <span class="muted">(Excluded)</span>' in html
+    # The tenant changes: the report follows once a run has read it.
+    builder.device("OPS-DT-900", member_of=None, trust_type="ServerAd")
+    builder.device("OPS-DT-900", trust_type="Workplace", managed=False)
+    use_tenant(builder)
+    assert "Devices in dual state (55)" in client.get("/devices/dual-state/").content.decode()
+    discover_now()
+    assert "Devices in dual state (56)" in client.get("/devices/dual-state/").content.decode()

@@ -20,6 +20,7 @@ from accounts.access import administrator_required
 from accounts.audit import record_event
 from accounts.models import AuditEvent
 from autopatch_portal.csvfile import LineWriter, csv_download
+from autopatch_portal.paging import requested_page
 
 PAGE_SIZE = 50
 FILTER_FIELDS = ("actor", "action", "result", "since", "until", "q")
@@ -78,18 +79,15 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     if refused:
         return refused
     paginator = Paginator(form.events(), PAGE_SIZE)
-    page_number = request.GET.get("page", "1")
-    # isdecimal, not isdigit ("²" is a digit int() refuses); a length bound before int() (which refuses 4,300+ digits)
-    if not (
-        page_number.isdecimal() and len(page_number) <= 9 and 1 <= int(page_number) <= paginator.num_pages
-    ):
+    page_number = requested_page(request.GET.get("page"))
+    if page_number is None or page_number > paginator.num_pages:
         return render(
             request,
             "accounts/audit_log.html",
             {"form": form, "page": None, "error": "There is no such page."},
             status=400,
         )
-    page = paginator.page(int(page_number))
+    page = paginator.page(page_number)
     query = urlencode({k: v for k in FILTER_FIELDS if (v := request.GET.get(k, ""))})
     return render(request, "accounts/audit_log.html", {"form": form, "page": page, "query": query})
 

@@ -15,11 +15,12 @@ from accounts.audit import client_ip, record_event
 from accounts.models import AuditEvent, EntraIdentity
 from accounts.roles import Capability, Role, role_of
 from autopatch_portal.csvfile import csv_download
+from autopatch_portal.paging import requested_page
 from autopatch_portal.tenant.connection import connect
 from autopatch_portal.tenant.graph import GraphError
 from devices import group_members as gm
 from devices import registration_group as rg
-from devices.dual_state import dual_state_csv, dual_state_devices
+from devices.dual_state import dual_state_csv, dual_state_page
 from devices.models import GroupAddition
 
 from .common import ENTRA_GROUP_URL, bad_request
@@ -191,7 +192,11 @@ def become_owner(request: HttpRequest) -> HttpResponse:
 @require_GET
 @capability_required(Capability.REFRESH_DEVICE_LIST)
 def dual_state(request: HttpRequest) -> HttpResponse:
-    return render(request, "devices/dual_state.html", {"devices": list(dual_state_devices())})
+    number = requested_page(request.GET.get("page"))
+    if number is None:
+        return bad_request(request, "There is no such page of the dual state report.")
+    page, devices = dual_state_page(number)
+    return render(request, "devices/dual_state.html", {"page": page, "devices": devices})
 
 
 @never_cache
