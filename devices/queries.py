@@ -104,12 +104,19 @@ def search(devices: QuerySet[Device], q: str) -> QuerySet[Device]:
     columns the database keeps upper-cased (Device.search_*)."""
     folded = folded_as_stored(q)
     lookup = "contains" if len(q) >= ANYWHERE_FROM else "startswith"
+    matches = Q(**{f"search_name__{lookup}": folded})
+    if set(folded) <= GUID_CHARACTERS:
+        # Only a search that can start a device ID tests them: in the name order's walk each test is paid on every
+        # device passed (a search for "HR-LT" passes 23,500 names before the first HR-LT at 100,000 devices).
+        matches |= Q(search_id__startswith=folded)
     return devices.filter(
-        Q(**{f"search_name__{lookup}": folded})
-        | Q(search_id__startswith=folded)
-        | Q(search_serial__startswith=folded)
-        | Q(**{f"search_user__{lookup}": folded})
+        matches | Q(search_serial__startswith=folded) | Q(**{f"search_user__{lookup}": folded})
     )
+
+
+# An Azure AD device ID is a GUID (Graph's device resource, api-reference/v1.0/resources/device.md: deviceId), kept
+# upper-cased in search_id.
+GUID_CHARACTERS = frozenset("0123456789ABCDEF-")
 
 
 def folded_as_stored(q: str) -> str:

@@ -212,6 +212,7 @@ def test_search_finds_a_device_by_the_start_of_its_serial_number_or_device_id(al
         device.serial_number[:-1],
         device.serial_number[:-1].lower(),
         device.azure_ad_device_id[:8],
+        device.azure_ad_device_id[:13].lower(),  # past its first dash, as typed
     ):
         assert names_in(client.get("/devices/ready/", {"q": query}).content.decode()) == ["BRAVO-04"]
     assert names_in(client.get("/devices/ready/", {"q": device.serial_number[1:]}).content.decode()) == []
