@@ -21,7 +21,14 @@ from autopatch_portal.csvfile import LineWriter
 
 from .checks import INTUNE_OR_CLOUD_ATTACHED
 from .copy_cache import last_finished_run, read_for_last_run
-from .models import AZURE_AD_REGISTERED, AZURE_AD_REGISTERED_TRUST, Device, ObjectKind, TenantObject
+from .models import (
+    AZURE_AD_REGISTERED,
+    AZURE_AD_REGISTERED_TRUST,
+    Device,
+    DiscoveryRun,
+    ObjectKind,
+    TenantObject,
+)
 
 STALE_TRUST, CURRENT_TRUST = AZURE_AD_REGISTERED_TRUST, "ServerAd"
 PAGE_SIZE = 50  # pairs a page shows (1,005 at 100,000 devices in the bench's tenant)
@@ -147,11 +154,16 @@ def dual_state_devices() -> list[DualState]:
     return with_portal_state(dual_state_pairs())
 
 
+def pairs_of_run(last_run: DiscoveryRun | None) -> list[Pair]:
+    """dual_state_pairs(), read once for the run that ended last (the copy changes only in a run): the report's
+    pages and the registration group page share the reading."""
+    return read_for_last_run("dual-state", dual_state_pairs, last_run)
+
+
 def dual_state_page(number: int, per_page: int = PAGE_SIZE) -> tuple[Page, list[DualState]]:
-    """One page of the report: the pairs read once for the run that ended last (the copy changes only in a run),
-    the portal's state read for the page's records alone. A number past the end gives the last page."""
-    pairs = read_for_last_run("dual-state", dual_state_pairs, last_finished_run())
-    page = Paginator(pairs, per_page).get_page(number)
+    """One page of the report: the pairs as the run that ended last read them, the portal's state read for the
+    page's records alone. A number past the end gives the last page."""
+    page = Paginator(pairs_of_run(last_finished_run()), per_page).get_page(number)
     return page, with_portal_state(page.object_list)
 
 

@@ -28,7 +28,7 @@ from autopatch_portal.tenant.directory import DEVICE_TYPE, GROUP_TYPE
 from autopatch_portal.tenant.graph import GraphError
 
 from .copy_cache import last_finished_run, read_for_last_run
-from .dual_state import dual_state_devices
+from .dual_state import pairs_of_run, with_portal_state
 from .lifecycle import Replacement, possible_replacements
 from .models import Device, DiscoveryRun, ObjectKind, TenantObject
 
@@ -175,7 +175,7 @@ class CopyView:
     dual_count: int
 
 
-def read_copy(group_id: str) -> CopyView:
+def read_copy(group_id: str, last_run: DiscoveryRun | None) -> CopyView:
     copy = TenantObject.objects
     names = dict(copy.filter(kind=ObjectKind.GROUP).values_list("object_id", "display_name"))
     members_of = copy.filter(kind=ObjectKind.MEMBER)
@@ -193,7 +193,7 @@ def read_copy(group_id: str) -> CopyView:
             "object_id", "display_name"
         )
     )
-    dual = [d for d in dual_state_devices() if d.stale_in_group]
+    dual = [d for d in with_portal_state(pairs_of_run(last_run)) if d.stale_in_group]
     return CopyView(
         names=names,
         device_counts=dict(
@@ -225,7 +225,7 @@ def read_copy(group_id: str) -> CopyView:
 
 def copy_view(group_id: str, last_run: DiscoveryRun | None) -> CopyView:
     """read_copy(), once for the run that ended last (copy_cache)."""
-    return read_for_last_run(f"group:{group_id}", lambda: read_copy(group_id), last_run)
+    return read_for_last_run(f"group:{group_id}", lambda: read_copy(group_id, last_run), last_run)
 
 
 def overview(tenant: TenantConnection | None, search: str = "") -> GroupOverview:
