@@ -114,8 +114,9 @@ def search(devices: QuerySet[Device], q: str) -> QuerySet[Device]:
     )
 
 
-# An Azure AD device ID is a GUID (Graph's device resource, api-reference/v1.0/resources/device.md: deviceId), kept
-# upper-cased in search_id.
+# The characters of an Azure AD device ID, upper-cased as search_id keeps it. Graph's reference types deviceId as a
+# string (api-reference/v1.0/resources/device.md); Entra ID sets a GUID, and the portal already holds device IDs to
+# that elsewhere (registrations.GUID refuses any other through the API, group_members.is_guid in a bulk add).
 GUID_CHARACTERS = frozenset("0123456789ABCDEF-")
 
 
