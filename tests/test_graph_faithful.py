@@ -13,7 +13,7 @@ from autopatch_portal.env import ImproperEnvironment, envint
 from autopatch_portal.tenant import directory
 from autopatch_portal.tenant.directory import BLANKS, fill_list_blanks, managed_device_url
 from autopatch_portal.tenant.graph import GraphError, intune_message
-from autopatch_portal.tenant.simulated import SimulatedTenant, TenantFileError
+from autopatch_portal.tenant.simulated import SimulatedTenant, TenantFileError, delta
 from devices.checks import (
     CO_MANAGEMENT_WORKLOADS,
     OS_BUILD_AND_ARCHITECTURE,
@@ -303,6 +303,32 @@ def test_managed_devices_filter_on_their_last_check_in(builder):
     answer = graph.get(MANAGED, {"$filter": f"{directory.WINDOWS_ONLY} and lastSyncDateTime gt {since}"})
 
     assert [m["azureADDeviceId"] for m in answer["value"]] == [builder.devices[0]["deviceId"]]
+
+
+def test_a_groups_members_cast_to_a_type_follow_the_members_added_to_it(builder):
+    nested = builder.group("Finance laptops", parent=builder.registration_group)
+    other = builder.group("Sales laptops")
+    user = builder.user("Ada")
+    device = builder.device(name="FIN-01")
+    tenant = SimulatedTenant(builder.as_json())
+    delta.install(
+        tenant
+    )  # Graph's delta functions and the members cast to a type, as the connection installs them
+    graph = client_for(tenant)
+    group_id = builder.registration_group["id"]
+
+    assert directory.member_names(graph, group_id, "microsoft.graph.group") == {
+        nested["id"]: "Finance laptops"
+    }
+    added = directory.add_group_members(graph, group_id, [other["id"], user["id"]])
+
+    assert [(a.added, a.error) for a in added] == [(True, None), (True, None)]
+    assert directory.member_names(graph, group_id, "microsoft.graph.group") == {
+        nested["id"]: "Finance laptops",
+        other["id"]: "Sales laptops",
+    }
+    assert directory.member_names(graph, group_id, "microsoft.graph.user") == {user["id"]: "Ada"}
+    assert device["id"] in directory.member_names(graph, group_id, "microsoft.graph.device")
 
 
 def test_directory_lists_come_in_pages_of_999_and_intunes_in_pages_of_1000(builder):

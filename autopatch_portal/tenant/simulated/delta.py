@@ -195,9 +195,9 @@ def _group_changes(tenant: SimulatedTenant, query: dict[str, str], previous: dic
         gone = frozenset() if before is None else before[1] - members
         if before is not None and not added and not gone and before[0] == group["displayName"]:
             continue
-        refs = [{"@odata.type": _type_of(tenant, member), "id": member} for member in sorted(added)]
+        refs = [{"@odata.type": tenant.type_of(member), "id": member} for member in sorted(added)]
         refs += [
-            {"@odata.type": _type_of(tenant, member), "id": member, "@removed": {"reason": "deleted"}}
+            {"@odata.type": tenant.type_of(member), "id": member, "@removed": {"reason": "deleted"}}
             for member in sorted(gone)
         ]
         # A large membership comes in several objects of the same group, each with part of members@delta.
@@ -228,14 +228,6 @@ def _group_changes(tenant: SimulatedTenant, query: dict[str, str], previous: dic
     return pages, state
 
 
-def _type_of(tenant: SimulatedTenant, object_id: str) -> str:
-    if object_id in tenant.devices_by_id:
-        return "#microsoft.graph.device"
-    if object_id in tenant.groups:
-        return "#microsoft.graph.group"
-    return "#microsoft.graph.user"
-
-
 def _groups_delta(tenant: SimulatedTenant, match, query: dict[str, str], headers, form) -> Response:
     return _answer(tenant, "/v1.0/groups/delta", query, "groups", _group_changes)
 
@@ -253,7 +245,7 @@ def _members_of_type(tenant: SimulatedTenant, match, query: dict[str, str], head
     if group is None:
         return graph_error(404, "Request_ResourceNotFound", f"Resource '{match.group(1)}' does not exist.")
     wanted = f"#microsoft.graph.{match.group(2)}"
-    members = [tenant._directory_object(m) for m in group["members"] if _type_of(tenant, m) == wanted]
+    members = [tenant._directory_object(m) for m in tenant.members_of_type(group, wanted)]
     project = selector(query)
     return tenant._page(
         members,

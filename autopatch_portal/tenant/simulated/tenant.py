@@ -218,6 +218,7 @@ class SimulatedTenant:
         # (method, host, path pattern, handler(tenant, match, query, headers, form)): sign-in adds its own.
         self.extra_routes: list[tuple[str, str, str, Any]] = []
         self._filter_cache: dict[str, list[dict]] = {}
+        self._typed_members: dict[tuple[str, str], tuple[list[str], int, list[str]]] = {}
         denied = data.get("deniedPermissions", [])
         if not isinstance(denied, list) or not all(isinstance(p, str) for p in denied):
             raise TenantFileError("deniedPermissions is a list of permission names")
@@ -660,6 +661,27 @@ class SimulatedTenant:
                 self._filter_cache.pop(next(iter(self._filter_cache)))
             self._filter_cache[wanted] = found
         return found
+
+    def members_of_type(self, group: dict, odata_type: str) -> list[str]:
+        """The IDs of a group's members of one type, as Graph finds them through its index: kept until the group's
+        members change (they are only appended, or replaced as a whole), where scanning the registration group's
+        100,000 members cost the group page 30-40 ms a view."""
+        members = group["members"]
+        key = (group["id"], odata_type)
+        kept = self._typed_members.get(key)
+        if kept is not None and kept[0] is members and kept[1] == len(members):
+            return kept[2]
+        typed = [m for m in members if self.type_of(m) == odata_type]
+        with self._lock:
+            self._typed_members[key] = (members, len(members), typed)
+        return typed
+
+    def type_of(self, object_id: str) -> str:
+        if object_id in self.devices_by_id:
+            return "#microsoft.graph.device"
+        if object_id in self.groups:
+            return "#microsoft.graph.group"
+        return "#microsoft.graph.user"
 
     def _page(
         self,
