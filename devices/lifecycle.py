@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import orjson
 from django.db.models import Q
@@ -43,18 +44,36 @@ class Replacement:
         return f"possible replacement of {self.replaced} (same {self.matched_on})"
 
 
-def _quiet_devices(now: datetime) -> list[Device]:
-    return list(
+QUIET_FIELDS = ("id", "azure_ad_device_id", "device_name", "serial_number", "model", "last_intune_checkin")
+
+
+class Quiet(NamedTuple):
+    """A registered device that went quiet, as read: a model instance is made only for one that matched (500 of
+    them loaded as instances cost the group page several milliseconds at every view)."""
+
+    id: int
+    azure_ad_device_id: str
+    device_name: str
+    serial_number: str
+    model: str
+    last_intune_checkin: datetime | None
+
+    def device(self) -> Device:
+        return Device(**self._asdict())
+
+
+def _quiet_devices(now: datetime) -> dict[str, Quiet]:
+    """The registered devices that went quiet, most recently first, by Azure AD device ID."""
+    rows = (
         Device.objects.registered()
         .filter(last_intune_checkin__lt=now - QUIET_FOR)
         .order_by("-last_intune_checkin")
-        .only("pk", "azure_ad_device_id", "device_name", "serial_number", "model", "last_intune_checkin")[
-            :MOST
-        ]
+        .values_list(*QUIET_FIELDS)[:MOST]
     )
+    return {row[1]: Quiet._make(row) for row in rows}
 
 
-def matched_on(old: Device, serial: str, name: str, model: str, synced: datetime | None) -> str:
+def matched_on(old: Device | Quiet, serial: str, name: str, model: str, synced: datetime | None) -> str:
     """The rule, from both sides: what a record (serial number, name, model, last check-in) shares with a
     registered device that went quiet before it last checked in ("serial number" or "name and model"), or ""."""
     if synced is None or old.last_intune_checkin is None or synced <= old.last_intune_checkin:
@@ -72,12 +91,12 @@ def possible_replacements(device_ids: Iterable[str] | None = None) -> list[Repla
     quiet = _quiet_devices(now)
     if not quiet:
         return []
-    serials = {d.serial_number: d for d in quiet if d.serial_number}
-    names = {d.device_name.lower(): d for d in quiet if d.device_name and d.model}
+    serials = {d.serial_number: d for d in quiet.values() if d.serial_number}
+    names = {d.device_name.lower(): d for d in quiet.values() if d.device_name and d.model}
     # The quiet devices' own records share their serial numbers and names: left out before their Intune records
     # are loaded (at 100,000 devices, 1,000 records read and parsed to find none, 68 ms of the group page).
     # (Lists of up to 500 bound as one array each: devices.lookups.)
-    others = ~Q(device_id__any_of=[d.azure_ad_device_id for d in quiet])
+    others = ~Q(device_id__any_of=list(quiet))
     if device_ids is not None:
         others &= Q(device_id__any_of=list(device_ids))
     managed = TenantObject.objects.filter(others, kind=ObjectKind.MANAGED, group_id="")
@@ -85,12 +104,9 @@ def possible_replacements(device_ids: Iterable[str] | None = None) -> list[Repla
     named = TenantObject.objects.filter(others, kind=ObjectKind.DEVICE, group_id="").filter(
         display_name__any_of=[d.device_name for d in names.values()]
     )
-    rows = [
-        *managed.filter(serial_number__any_of=list(serials)).values_list("device_id", "data"),
-        *managed.filter(device_id__any_of=list(named.values_list("device_id", flat=True))).values_list(
-            "device_id", "data"
-        ),
-    ]
+    rows = list(managed.filter(serial_number__any_of=list(serials)).values_list("device_id", "data"))
+    if named_ids := list(named.values_list("device_id", flat=True)):
+        rows += managed.filter(device_id__any_of=named_ids).values_list("device_id", "data")
     found: dict[str, Replacement] = {}
     candidates = [(device_id, orjson.loads(data)) for device_id, data in rows]
     if not candidates:
@@ -121,7 +137,7 @@ def possible_replacements(device_ids: Iterable[str] | None = None) -> list[Repla
         found.setdefault(
             device_id,
             Replacement(
-                old,
+                old.device(),
                 device_id,
                 objects.get(device_id, ""),
                 name,

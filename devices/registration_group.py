@@ -114,7 +114,7 @@ def status_labels(device_ids: list[str]) -> dict[str, str]:
     labels = dict(Device._meta.get_field("readiness_status").choices or [])
     return {
         device_id: str(labels.get(status, ""))
-        for device_id, status in Device.objects.filter(azure_ad_device_id__in=device_ids).values_list(
+        for device_id, status in Device.objects.filter(azure_ad_device_id__any_of=device_ids).values_list(
             "azure_ad_device_id", "readiness_status"
         )
     }
