@@ -13,6 +13,7 @@ from django.db.models import Case, Expression, F, Func, Value, When
 from django.db.models.functions import Coalesce, Concat
 
 from .models import NOT_REPORTED, Device, ReportFreshness, report_freshness, report_freshness_q
+from .sightings import last_discovered
 
 
 def text(value: Any) -> str:
@@ -56,37 +57,48 @@ class Column:
     sort_field: str | None = None  # what it sorts by, when not its own field (the ring by ring order)
     # The text `display` gives, as the database writes it for an export (display's twin; a test holds them equal).
     export_text: Callable[[], Expression] | None = None
+    # A value the database works out from the stored one (sort_field, which it sorts by): `field` then names it
+    # as querysets annotate it (queries.with_columns, Device.objects.with_last_discovered).
+    annotation: Callable[[], Expression] | None = None
 
     def order_by(self) -> Expression:
         """What the column sorts by (each has an index led by the tab: devices.models.SORTED_FIELDS)."""
         return F(self.sort_field or self.field)
+
+    @property
+    def stored(self) -> str:
+        """The stored field the value comes from ("a__b" follows a relation)."""
+        return self.sort_field if self.annotation is not None and self.sort_field else self.field
+
+    def model_field(self) -> models.Field:
+        model: Any = Device
+        *relations, name = self.stored.split("__")
+        for relation in relations:
+            model = model._meta.get_field(relation).related_model
+        return model._meta.get_field(name)
 
     @cache  # noqa: B019 (columns are a fixed set of frozen instances)
     def formatter(self) -> Callable[[Any], str]:
         """The stored value (as values_list reads it) to the text the table and the CSV show."""
         if self.display is not None:
             return self.display
-        if "__" not in self.field:
+        if "__" not in self.stored:
             labels = self.labels()
             if labels:
                 return lambda value: labels.get(value) or text(value)
-            if isinstance(Device._meta.get_field(self.field), models.CharField | models.TextField):
+            if isinstance(self.model_field(), models.CharField | models.TextField):
                 return _string
         return text
 
     @cache  # noqa: B019
     def is_datetime(self) -> bool:
-        model: Any = Device
-        *relations, name = self.field.split("__")
-        for relation in relations:
-            model = model._meta.get_field(relation).related_model
-        return isinstance(model._meta.get_field(name), models.DateTimeField)
+        return isinstance(self.model_field(), models.DateTimeField)
 
     def labels(self) -> dict[Any, str]:
         """The column's stored values and their labels, for a field with choices (else empty)."""
-        if "__" in self.field:
+        if "__" in self.stored:
             return {}
-        return {value: str(label) for value, label in Device._meta.get_field(self.field).flatchoices}
+        return {value: str(label) for value, label in Device._meta.get_field(self.stored).flatchoices}
 
     def export(self) -> Expression:
         """The column's text as the table shows it (formatter), written by the database, never NULL: an export
@@ -96,7 +108,7 @@ class Column:
             assert self.export_text is not None, f"{self.key}: a column with a display needs its export_text"
             return self.export_text()
         if self.is_datetime():
-            return Coalesce(UtcText(self.field), Value(""))
+            return Coalesce(UtcText(self.annotation() if self.annotation else self.field), Value(""))
         if labels := self.labels():
             whens = [When(**{self.field: value}, then=Value(label)) for value, label in labels.items()]
             return Case(*whens, default=F(self.field), output_field=models.CharField())
@@ -168,7 +180,13 @@ COLUMNS: tuple[Column, ...] = (
         display=_added_through,
         export_text=_added_through_text,
     ),
-    Column("last_discovered_at", "Last discovered", "sighting__last_discovered_at"),
+    Column(
+        "last_discovered_at",
+        "Last discovered",
+        "last_discovered_at",
+        sort_field="sighting__last_discovered_at",
+        annotation=last_discovered,
+    ),
     Column(
         "report_generated_at",
         "Readiness report",
@@ -178,6 +196,7 @@ COLUMNS: tuple[Column, ...] = (
     ),
 )
 COLUMNS_BY_KEY = {column.key: column for column in COLUMNS}
+ANNOTATED = {column.field: column for column in COLUMNS if column.annotation is not None}
 DEFAULT_COLUMNS = tuple(column.key for column in COLUMNS if column.default)
 # What `manage.py export_devices` writes without --columns: the defaults plus the Azure AD device ID.
 EXPORT_COLUMNS = ("device_name", "azure_ad_device_id", *DEFAULT_COLUMNS[1:])

@@ -176,6 +176,12 @@ class DeviceQuerySet(models.QuerySet):
     def registered(self) -> DeviceQuerySet:
         return self.filter(REGISTERED)
 
+    def with_last_discovered(self) -> DeviceQuerySet:
+        """Each device with `last_discovered_at`, its "Last discovered" time (devices.sightings)."""
+        from .sightings import last_discovered
+
+        return self.annotate(last_discovered_at=last_discovered())
+
 
 class Device(models.Model):
     """A device discovered through the registration group, registered or not."""
@@ -292,8 +298,9 @@ class Device(models.Model):
 class DeviceSighting(models.Model):
     """When discovery last found a device in the registration group (never, for a device registered otherwise).
 
-    A narrow table of its own: every hourly run touches every device here, which on the wide device row
-    cost seconds of rewritten rows at 100,000 devices. Every device has its row: the database adds it when the
+    A narrow table of its own, apart from the wide device row. A device the last run found holds a stand-in for
+    that run's time (devices.sightings: an hourly run writes only the devices that came or left, and readers
+    read `Device.objects.with_last_discovered()`). Every device has its row: the database adds it when the
     device is inserted, whoever inserts it (a trigger, migration 0012), so a list sorted by this time joins it
     without losing a device and reads it in the order of its index."""
 
@@ -408,11 +415,15 @@ class DiscoveryRun(models.Model):
     graph_requests = models.PositiveIntegerField(default=0)
     # The run that did this one's work: it took the lease while this one waited, or held it when this one came.
     covered_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # When the run recorded which devices it found in the group: the time devices.sightings.SEEN_BY_LAST_RUN stands
+    # for, while this run is the last to have recorded them.
+    sightings_at = models.DateTimeField(null=True, blank=True)
 
     objects = DiscoveryRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-queued_at", "-id"]
+        indexes = [models.Index(fields=["-sightings_at"], name="run_sightings_at")]
 
     def __str__(self) -> str:
         return f"Discovery run #{self.pk} ({self.trigger}, {self.status})"

@@ -14,7 +14,7 @@ from django.db.models import Count, F, Q, QuerySet
 from accounts.models import AuditEvent
 
 from .checks import LAST_INTUNE_CHECK_IN, PREREQUISITE_CHECKS, READINESS_CHECKS
-from .columns import COLUMNS_BY_KEY
+from .columns import ANNOTATED, COLUMNS_BY_KEY
 from .models import (
     COVERING_ORDER,
     TAB_STATUSES,
@@ -197,10 +197,10 @@ def device_list(tab: str, params: Mapping[str, str] | None = None) -> QuerySet[D
     devices = apply_filters(devices, active_filters(tab, params))
     sort = sort_key(params)
     column = COLUMNS_BY_KEY[sort.removeprefix("-")]
-    if "__" in column.field:
+    if "__" in column.stored:
         # Every device has its row there (DeviceSighting): an inner join loses none, and lets the database read
         # that table's index in order instead of joining and sorting the whole tab.
-        devices = devices.filter(**{f"{column.field.split('__')[0]}__isnull": False})
+        devices = devices.filter(**{f"{column.stored.split('__')[0]}__isnull": False})
     order = column.order_by()
     # Blanks last, or first in descending order, on every database: PostgreSQL's own order (and its indexes'),
     # which SQLite would otherwise turn around.
@@ -304,9 +304,15 @@ def tab_counts() -> dict[tuple[str, str], int]:
 
 
 def with_columns(devices: QuerySet[Device], columns, *always: str) -> QuerySet[Device]:
-    """Load only what the shown columns (and `always`) read, joining the sighting only when a column shows it
-    (the join costs the planner its index-ordered plans)."""
-    fields = {"pk", *always, *(c.field for c in columns)}
-    if any(name.startswith("sighting__") for name in fields):
-        devices = devices.select_related("sighting")
-    return devices.only(*fields)
+    """Load only what the shown columns (and `always`) read; the sighting is joined only when a column shows it
+    (with_annotations)."""
+    fields = {"pk", *always, *(c.field for c in columns if c.annotation is None)}
+    return with_annotations(devices.only(*fields), [c.field for c in columns])
+
+
+def with_annotations(devices: QuerySet[Device], fields) -> QuerySet[Device]:
+    """The values among `fields` that the database works out (Column.annotation), annotated: only on the query
+    that reads them, as their join would cost the page's key walk its index-ordered plan."""
+    return devices.annotate(
+        **{name: column.annotation() for name in fields if (column := ANNOTATED.get(name)) is not None}
+    )

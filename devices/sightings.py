@@ -1,11 +1,71 @@
-"""Every device has its sighting row (DeviceSighting): a trigger adds it when the device is inserted, whoever
-inserts it, so a list sorted by "Last discovered" joins the sightings without losing a device."""
+"""When discovery last found each device in the registration group (DeviceSighting), written by the runs.
+
+Every device has its sighting row: a trigger adds it when the device is inserted, whoever inserts it, so a list
+sorted by "Last discovered" joins the sightings without losing a device.
+
+A device that the run which last recorded sightings found in the group holds SEEN_BY_LAST_RUN, which reads as that
+run's time (DiscoveryRun.sightings_at, through last_discovered()). An hourly run then writes only the devices that
+came into the group or left it: writing its time on each of 100,000 devices rewrote every row at every run (a third
+of an unchanged run's database time, bench/README.md). The stand-in sorts after every real time, as the last run's
+time does, and before the devices never discovered: the blade's sort by "Last discovered" keeps its index.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from django.db import connections
+from django.db import connections, models, transaction
+from django.db.models import Case, F, Subquery, When
+
+if TYPE_CHECKING:
+    from .models import DiscoveryRun
+
+SEEN_BY_LAST_RUN = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def last_discovered(path: str = "sighting__last_discovered_at") -> models.Expression:
+    """The device's "Last discovered" time as the database reads it: the stored time, or the time of the run that
+    last recorded sightings for a device that run found. One statement reads both (no run's commit in between)."""
+    from .models import DiscoveryRun
+
+    last_run_time = (
+        DiscoveryRun.objects.filter(sightings_at__isnull=False)
+        .order_by("-sightings_at")
+        .values("sightings_at")
+    )
+    return Case(
+        When(**{path: SEEN_BY_LAST_RUN}, then=Subquery(last_run_time[:1])),
+        default=F(path),
+        output_field=models.DateTimeField(),
+    )
+
+
+def record(run: DiscoveryRun, now: datetime) -> None:
+    """The run found its candidates (staged) in the group at `now`: the devices it found that the last recording
+    did not are marked SEEN_BY_LAST_RUN, those it did not find keep the last recording's time, and the run's own
+    time becomes the one SEEN_BY_LAST_RUN stands for. One transaction: a reader sees the last recording or this one."""
+    from .models import Device, DeviceSighting, DiscoveryRun, ObjectKind, StagedObject
+
+    candidates = StagedObject.objects.filter(run=run, kind=ObjectKind.CANDIDATE).values("device_id")
+    found = Device.objects.filter(azure_ad_device_id__in=candidates).values("pk")
+    with transaction.atomic():
+        last = (
+            DiscoveryRun.objects.exclude(pk=run.pk)
+            .filter(sightings_at__isnull=False)
+            .order_by("-sightings_at")
+            .values_list("sightings_at", flat=True)
+            .first()
+        )
+        if last is not None:  # (without one, nothing holds the stand-in yet)
+            DeviceSighting.objects.filter(last_discovered_at=SEEN_BY_LAST_RUN).exclude(
+                device__in=found
+            ).update(last_discovered_at=last)
+        DeviceSighting.objects.filter(device__in=found).exclude(last_discovered_at=SEEN_BY_LAST_RUN).update(
+            last_discovered_at=SEEN_BY_LAST_RUN
+        )
+        DiscoveryRun.objects.filter(pk=run.pk).update(sightings_at=now)
+
 
 # One statement per insert on PostgreSQL (a discovery inserts 100,000 devices in one), one per row on SQLite, which
 # has no statement triggers.

@@ -311,6 +311,31 @@ def test_removing_a_device_from_the_group_does_not_deregister_it(builder, use_te
     assert device(kept).sighting.last_discovered_at < DiscoveryRun.objects.latest("pk").started_at
 
 
+def test_last_discovered_is_the_time_of_the_last_run_that_found_the_device(builder, use_tenant):
+    stays, leaves = builder.device(), builder.device()
+    use_tenant(builder)
+
+    def last_discovered() -> dict[str, object]:
+        return dict(
+            Device.objects.with_last_discovered().values_list("azure_ad_device_id", "last_discovered_at")
+        )
+
+    discover_now()
+    second = discover_now()
+    assert second.sightings_at == second.started_at
+    assert last_discovered() == {stays["deviceId"]: second.started_at, leaves["deviceId"]: second.started_at}
+
+    builder.registration_group["members"].remove(leaves["id"])
+    use_tenant(builder)
+    third = discover_now()
+    assert last_discovered() == {stays["deviceId"]: third.started_at, leaves["deviceId"]: second.started_at}
+
+    builder.registration_group["members"].append(leaves["id"])
+    use_tenant(builder)
+    fourth = discover_now()
+    assert last_discovered() == {stays["deviceId"]: fourth.started_at, leaves["deviceId"]: fourth.started_at}
+
+
 def test_an_unregistered_device_that_later_passes_is_registered(builder, use_tenant):
     late = builder.device(sku_number=101)
     use_tenant(builder)

@@ -9,23 +9,15 @@ from rest_framework import serializers
 
 from devices.actions import MAX_DEVICES
 from devices.columns import COLUMNS, Column
-from devices.models import Device, DiscoveryRun, Ring
+from devices.models import DiscoveryRun, Ring
 from devices.readiness import MAX_DETAIL, MAX_ID, MAX_REPORT_CHECKS, READINESS_CHECKS
 
 MAX_REPORTS = 1000
 
 
-def model_field(column: Column) -> models.Field:
-    model: Any = Device
-    *relations, name = column.field.split("__")
-    for relation in relations:
-        model = model._meta.get_field(relation).related_model
-    return model._meta.get_field(name)
-
-
 def column_field(column: Column) -> serializers.Field:
     """A read-only field for a column: its stored value (choice values, not labels), dates in ISO 8601."""
-    field = model_field(column)
+    field = column.model_field()
     source = column.field.replace("__", ".") if column.field != column.key else None
     label = column.title
     kwargs: dict[str, Any] = {"read_only": True, "help_text": label, **({"source": source} if source else {})}

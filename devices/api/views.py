@@ -146,7 +146,7 @@ class DeviceDetail(APIView):
         ):  # no device has such an ID (PostgreSQL refuses NUL)
             raise exceptions.NotFound("No device has this Azure AD device ID.")
         device = get_object_or_404(
-            Device.objects.select_related("sighting").prefetch_related(
+            Device.objects.with_last_discovered().prefetch_related(
                 Prefetch(
                     "status_changes", queryset=DeviceStatusChange.objects.all()[:HISTORY], to_attr="history"
                 )

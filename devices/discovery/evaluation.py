@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q
 
 from .. import checks as c
+from .. import sightings
 from ..bulk import bulk_write, instance_maker
 from ..models import (
     Device,
@@ -97,7 +98,7 @@ def apply_evaluation(state: RunState) -> None:
             done += len(chunk)
             state.progress(f"Evaluated {done} devices")
         writer.drain()  # every candidate's row written: the sightings join them
-        record_sightings(run, state.now)
+        sightings.record(run, state.now)
         # Devices once registered (excluded too) that left the group stay registered: refresh their readiness
         # status.
         seen = members.values("device_id")
@@ -244,23 +245,6 @@ def check_in_bucket(last_sync: str | None, now: datetime) -> str:
     if synced is None:
         return "never"
     return "fresh" if now - synced <= c.CHECK_IN_WINDOW else f"stale:{(now - synced).days}"
-
-
-def record_sightings(run: DiscoveryRun, now: datetime) -> None:
-    """One statement: every device this run found in the registration group was last discovered now."""
-    sightings, devices, staged = (
-        DeviceSighting._meta.db_table,
-        Device._meta.db_table,
-        StagedObject._meta.db_table,
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""INSERT INTO {sightings} (device_id, last_discovered_at)
-                SELECT d.id, %s FROM {devices} d JOIN {staged} m ON m.device_id = d.azure_ad_device_id
-                 WHERE m.run_id = %s AND m.kind = 'candidate'
-                ON CONFLICT (device_id) DO UPDATE SET last_discovered_at = excluded.last_discovered_at""",
-            [now, run.pk],
-        )  # noqa: S608 - table names come from the models
 
 
 def evaluate_chunk(

@@ -32,6 +32,7 @@ from devices.queries import (
     paging,
     search_text,
     tab_counts,
+    with_annotations,
 )
 
 from .common import TabState, bad_request, registration_group_link, saved_columns, tab_or_404
@@ -181,7 +182,8 @@ def page_rows(
         keys = list(devices.reverse().values_list("pk", flat=True)[skip : skip + count])[::-1]
     # The page's keys first, then its rows: in the default order a search or filter finds the keys in the order's
     # index alone (it carries the searched columns), where reading whole rows would fetch every row it passes over.
-    rows = {row[0]: row for row in devices.order_by().filter(pk__in=keys).values_list(*fields)}
+    read = with_annotations(devices.order_by().filter(pk__in=keys), fields)
+    rows = {row[0]: row for row in read.values_list(*fields)}
     return [rows[pk] for pk in keys if pk in rows]
 
 
@@ -307,7 +309,7 @@ def open_device(value: str) -> Device | None:
     """The device a blade URL opens in the fly-in (?device=pk); a malformed or deleted one opens nothing."""
     if not value.isdecimal() or len(value) > 18:
         return None
-    return Device.objects.filter(pk=int(value)).first()
+    return Device.objects.with_last_discovered().filter(pk=int(value)).first()
 
 
 @require_GET

@@ -52,6 +52,6 @@ def details_context(request: HttpRequest, device: Device) -> dict:
 @require_GET
 @capability_required(Capability.REFRESH_DEVICE_LIST)
 def device_details(request: HttpRequest, pk: int) -> HttpResponse:
-    device = get_object_or_404(Device, pk=pk)
+    device = get_object_or_404(Device.objects.with_last_discovered(), pk=pk)
     template = "devices/_flyin.html" if request.htmx else "devices/device_page.html"
     return render(request, template, details_context(request, device))
