@@ -245,6 +245,18 @@ def record_action(
     )
 
 
+def perform(
+    user, action: str, devices: list[Device], ring: str, request=None
+) -> tuple[list[Outcome], DiscoveryRun | None]:
+    """Apply an action and record it in the audit log, in one transaction: an action is in the log exactly when it
+    took effect. (Recorded after it, an entry that could not be written, with SQLite's database busy under load,
+    left devices changed that the log never named, and the admin an error.)"""
+    with transaction.atomic():
+        outcomes, run = apply(action, devices, ring, user.get_username())
+        record_action(user, action, ring, devices, outcomes, run, request)
+    return outcomes, run
+
+
 def apply(
     action: str, devices: list[Device], ring: str, actor: str
 ) -> tuple[list[Outcome], DiscoveryRun | None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.db import DatabaseError, connection
 
 from accounts.models import AuditEvent
 from devices.discovery import run_discovery
@@ -88,6 +89,28 @@ def test_restore_evaluates_the_device_again_at_once(alice, blade_tenant):
     assert "ALPHA-03" in names_in(client.get("/devices/ready/").content.decode())
     device = Device.objects.get(device_name="ALPHA-03")
     assert device.readiness_status == "active" and device.ring and not device.excluded
+
+
+# The audit log refuses new entries, as a database that cannot write them would: a constraint no row meets (not
+# checked against the rows already there) on PostgreSQL, a trigger on SQLite. Both go with the test's transaction.
+REFUSE_AUDIT_ENTRIES = {
+    "postgresql": "ALTER TABLE accounts_auditevent ADD CONSTRAINT refused CHECK (false) NOT VALID",
+    "sqlite": "CREATE TEMP TRIGGER refused BEFORE INSERT ON accounts_auditevent BEGIN SELECT RAISE(ABORT, 'refused'); END",
+}
+
+
+def test_an_action_whose_audit_entry_cannot_be_written_changes_nothing(alice, blade_tenant):
+    """The action and its audit entry commit together: when the entry cannot be written, the devices stay as they
+    were (recorded after the action, a refused entry left the devices changed and the log silent)."""
+    client = signed_in(alice)
+    ids = pks("ALPHA-03")
+    with connection.cursor() as cursor:
+        cursor.execute(REFUSE_AUDIT_ENTRIES[connection.vendor])
+    with pytest.raises(DatabaseError, match="refused"):
+        client.form_post("/devices/actions/exclude/", {"ids": ids})
+    device = Device.objects.get(device_name="ALPHA-03")
+    assert (device.excluded, device.readiness_status) == (False, "active")
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.DEVICE_ACTION).exists()
 
 
 def test_a_reader_cannot_act_on_devices(bob, blade_tenant):

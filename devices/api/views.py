@@ -182,9 +182,7 @@ class DeviceAction(APIView):
             raise exceptions.ValidationError({"ring": ["Choose the ring: test, first, fast or broad."]})
         found = {d.azure_ad_device_id: d for d in Device.objects.filter(azure_ad_device_id__in=ids)}
         devices = [found[i] for i in dict.fromkeys(ids) if i in found]
-        outcomes, run = (
-            actions.apply(key, devices, ring, request.user.get_username()) if devices else ([], None)
-        )
+        outcomes, run = actions.perform(request.user, key, devices, ring, request) if devices else ([], None)
         by_id = {o.device.azure_ad_device_id: o for o in outcomes}
         results = [
             {
@@ -202,8 +200,6 @@ class DeviceAction(APIView):
             }
             for i in dict.fromkeys(ids)
         ]
-        if devices:
-            actions.record_action(request.user, key, ring, devices, outcomes, run, request)
         answer = {
             "action": key,
             "done": sum(1 for r in results if r["done"]),

@@ -70,11 +70,10 @@ def device_action(request: HttpRequest, action: str) -> HttpResponse:
         return render(request, "devices/_action_confirm.html", context)
     ring = data.get("ring", "")
     try:
-        outcomes, run = actions.apply(action, devices, ring, request.user.get_username())
+        outcomes, run = actions.perform(request.user, action, devices, ring, request)
     except actions.ActionError as exc:
         return bad_request(request, str(exc))
     done = sum(1 for o in outcomes if o.done)
-    actions.record_action(request.user, action, ring, devices, outcomes, run, request)
     response = render(
         request, "devices/_action_result.html", {**context, "outcomes": outcomes, "done": done, "run": run}
     )
