@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from devices.models import Device
+from devices.models import Device, DiscoveryRun
 
 from .api_client import ApiClient, api_key
 from .blade_tenant import NOT_READY, NOT_REGISTERED, READY
@@ -41,7 +41,14 @@ def test_a_device_in_the_list_carries_every_column_by_key(reader, blade_tenant):
     assert found["azure_ad_device_id"] == device.azure_ad_device_id
     assert found["readiness_status"] == "active" and found["management"] == "co_managed"
     assert found["ring"] == device.ring and found["serial_number"] == device.serial_number
-    assert found["last_discovered_at"] is not None and found["last_intune_checkin"].endswith("Z")
+    assert found["last_intune_checkin"].endswith("Z")
+    # The time of the run that found it (the one blade_tenant ran), as the device itself answers it too.
+    run_time = DiscoveryRun.objects.get().sightings_at.isoformat().replace("+00:00", "Z")
+    assert found["last_discovered_at"] == run_time
+    assert (
+        reader.api_get(f"/api/v1/devices/{device.azure_ad_device_id}").json()["last_discovered_at"]
+        == run_time
+    )
 
 
 def test_cursor_paging_walks_every_device_once(reader, blade_tenant):
