@@ -44,9 +44,6 @@ class Replacement:
         return f"possible replacement of {self.replaced} (same {self.matched_on})"
 
 
-QUIET_FIELDS = ("id", "azure_ad_device_id", "device_name", "serial_number", "model", "last_intune_checkin")
-
-
 class Quiet(NamedTuple):
     """A registered device that went quiet, as read: a model instance is made only for one that matched (500 of
     them loaded as instances cost the group page several milliseconds at every view)."""
@@ -68,7 +65,7 @@ def _quiet_devices(now: datetime) -> dict[str, Quiet]:
         Device.objects.registered()
         .filter(last_intune_checkin__lt=now - QUIET_FOR)
         .order_by("-last_intune_checkin")
-        .values_list(*QUIET_FIELDS)[:MOST]
+        .values_list(*Quiet._fields)[:MOST]
     )
     return {row[1]: Quiet._make(row) for row in rows}
 

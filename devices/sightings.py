@@ -24,18 +24,22 @@ if TYPE_CHECKING:
 SEEN_BY_LAST_RUN = datetime(9999, 12, 31, tzinfo=UTC)
 
 
+def recording_times() -> models.QuerySet:
+    """The times runs recorded sightings (DiscoveryRun.sightings_at), the last first."""
+    from .models import DiscoveryRun
+
+    return (
+        DiscoveryRun.objects.filter(sightings_at__isnull=False)
+        .order_by("-sightings_at")
+        .values_list("sightings_at", flat=True)
+    )
+
+
 def last_discovered(path: str = "sighting__last_discovered_at") -> models.Expression:
     """The device's "Last discovered" time as the database reads it: the stored time, or the time of the run that
     last recorded sightings for a device that run found. One statement reads both (no run's commit in between)."""
-    from .models import DiscoveryRun
-
-    last_run_time = (
-        DiscoveryRun.objects.filter(sightings_at__isnull=False)
-        .order_by("-sightings_at")
-        .values("sightings_at")
-    )
     return Case(
-        When(**{path: SEEN_BY_LAST_RUN}, then=Subquery(last_run_time[:1])),
+        When(**{path: SEEN_BY_LAST_RUN}, then=Subquery(recording_times()[:1])),
         default=F(path),
         output_field=models.DateTimeField(),
     )
@@ -50,13 +54,7 @@ def record(run: DiscoveryRun, now: datetime) -> None:
     candidates = StagedObject.objects.filter(run=run, kind=ObjectKind.CANDIDATE).values("device_id")
     found = Device.objects.filter(azure_ad_device_id__in=candidates).values("pk")
     with transaction.atomic():
-        last = (
-            DiscoveryRun.objects.exclude(pk=run.pk)
-            .filter(sightings_at__isnull=False)
-            .order_by("-sightings_at")
-            .values_list("sightings_at", flat=True)
-            .first()
-        )
+        last = recording_times().exclude(pk=run.pk).first()
         if last is not None:  # (without one, nothing holds the stand-in yet)
             DeviceSighting.objects.filter(last_discovered_at=SEEN_BY_LAST_RUN).exclude(
                 device__in=found
