@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from autopatch_portal.tenant.directory import BLANKS, CO_MANAGED_AGENTS
 from autopatch_portal.tenant.reports import READINESS_CHECK_NAMES
@@ -78,8 +78,10 @@ MULTI_SESSION_EDITION = "Enterprise multi-session"
 SUPPORTED_EDITION_NAMES = "Enterprise or Professional (Pro, Pro for Workstations, and their N editions)"
 
 
-@dataclass(frozen=True)
-class CheckResult:
+class CheckResult(NamedTuple):
+    """One check's outcome. A tuple: a first discovery at 100,000 devices makes about 1.3 million of them, and a
+    frozen dataclass took three times as long to make."""
+
     name: str
     passed: bool
     reason: str = ""
