@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from .. import checks as c
 from ..models import (
@@ -29,10 +30,17 @@ JOIN_TYPES = {
 OWNERS = {"company": Owner.CORPORATE, "personal": Owner.PERSONAL}  # Intune's ownerType
 
 
+class Report(NamedTuple):
+    """What the rules read of a readiness report: a ReadinessReport, or these two values read without one."""
+
+    generated_at: datetime
+    checks: list[dict[str, Any]]
+
+
 def evaluate_device(
     candidate: c.Candidate,
     device: Device | None,
-    report: ReadinessReport | None,
+    report: ReadinessReport | Report | None,
     added_through: str | None,
     in_group: bool,
     complete: bool,
