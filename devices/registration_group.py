@@ -28,7 +28,7 @@ from autopatch_portal.tenant.directory import DEVICE_TYPE, GROUP_TYPE
 from autopatch_portal.tenant.graph import GraphError
 
 from .copy_cache import last_finished_run, read_for_last_run
-from .dual_state import pairs_of_run, with_portal_state
+from .dual_state import dual_state_page, pairs_of_run, with_portal_state
 from .lifecycle import Replacement, possible_replacements
 from .models import Device, DiscoveryRun, ObjectKind, TenantObject
 
@@ -226,6 +226,16 @@ def read_copy(group_id: str, last_run: DiscoveryRun | None) -> CopyView:
 def copy_view(group_id: str, last_run: DiscoveryRun | None) -> CopyView:
     """read_copy(), once for the run that ended last (copy_cache)."""
     return read_for_last_run(f"group:{group_id}", lambda: read_copy(group_id, last_run), last_run)
+
+
+def read_ahead(group_id: str) -> None:
+    """Once a run has ended: the readings of the copy that this page and the dual state report keep for it
+    (copy_view, the report's count and first page), made by the process that ran it. Otherwise the first admin to
+    open the page after each run waited for them (0.25 to 0.5 s at 100,000 devices)."""
+    last_run = last_finished_run()
+    if last_run is not None:
+        copy_view(group_id or copied_group_id(), last_run)
+        dual_state_page(1)
 
 
 def overview(tenant: TenantConnection | None, search: str = "") -> GroupOverview:

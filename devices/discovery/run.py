@@ -12,6 +12,7 @@ from autopatch_portal.tenant.connection import TenantConnection, connect
 from autopatch_portal.tenant.graph import GraphError
 from autopatch_portal.tenant.simulated import TenantFileError
 
+from .. import registration_group
 from ..models import DiscoveryRun
 from ..remediation.results import ResultsRead, read_readiness_results
 from .evaluation import apply_evaluation
@@ -31,6 +32,7 @@ def run_discovery(run: DiscoveryRun, tenant: TenantConnection | None = None) -> 
         return run
     status = DiscoveryRun.Status.FAILED
     graph_requests = 0
+    group_id = ""
     started = time.monotonic()
     relaxed_commits(True)
     clear_staging()
@@ -56,8 +58,19 @@ def run_discovery(run: DiscoveryRun, tenant: TenantConnection | None = None) -> 
         finish(run, state, status, graph_requests)
         raise
     finish(run, state, status, graph_requests)
+    if status != DiscoveryRun.Status.FAILED:
+        read_ahead(group_id)
     run.refresh_from_db()
     return run
+
+
+def read_ahead(group_id: str) -> None:
+    """The pages' readings of the copy for the run that ended (registration_group.read_ahead). The run has ended
+    and says so: a failure here is logged, and the first page view reads the copy itself."""
+    try:
+        registration_group.read_ahead(group_id)
+    except Exception:
+        log.exception("Reading the tenant copy ahead for the pages failed")
 
 
 class ReadinessRead:
