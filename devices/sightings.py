@@ -66,11 +66,15 @@ def without_nested_loops() -> Iterator[None]:
     sightings `changes` selects from the table's statistics, which autovacuum took when nearly every row held
     SEEN_BY_LAST_RUN: it expects one row, and joins each against a scan of the 100,000 candidates. With 96,942 devices
     new (a tenant imported again into emptied tables) that plan had not ended after 7 minutes; hashed, 0.7 s."""
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL enable_nestloop = off")
+    postgresql = connection.vendor == "postgresql"
+    with transaction.atomic(), connection.cursor() as cursor:
+        if postgresql:  # set for this transaction; put back after (a caller's transaction may go on)
+            cursor.execute("SELECT current_setting('enable_nestloop')")
+            before = cursor.fetchone()[0]
+            cursor.execute("SET LOCAL enable_nestloop = off")
         yield
+        if postgresql:
+            cursor.execute("SELECT set_config('enable_nestloop', %s, true)", [before])
 
 
 def record(run: DiscoveryRun, now: datetime) -> None:

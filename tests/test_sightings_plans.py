@@ -67,6 +67,9 @@ def test_a_run_that_finds_many_new_devices_records_them_by_hashing_whatever_the_
     with connection.cursor() as cursor:
         cursor.execute("SELECT setting FROM nestloop_seen")
         assert [setting for (setting,) in cursor.fetchall()] == ["off"]  # the one UPDATE of the sightings
+        # ...and the setting is put back for what the caller's transaction (this test's) does next.
+        cursor.execute("SELECT current_setting('enable_nestloop')")
+        assert cursor.fetchone()[0] == "on"
     # Under that setting the statement hashes the candidates. (The plan as the statistics stand loops only at
     # sizes beyond a test's: in bench/pages.py's reimport of 96,942 devices, 401,030 staged rows.)
     (update,) = [
