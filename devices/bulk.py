@@ -46,8 +46,8 @@ def instance_maker(model: type[M]) -> Callable[[dict[str, Any]], M]:
     The instance's attributes are set as Model.__init__ leaves them, without its per-field pass: a Device built from
     keywords took 35 us, through __init__'s positional path 10-16 us, this way 4 us, and a first discovery builds
     100,000 of them (and as many status changes) to hand to bulk_write. __init__ also sends pre_init and post_init:
-    while anything listens to those for the model, instances are made through it. A callable default (a moment,
-    a list) is called for each instance that lacks the field."""
+    if anything listens to those for the model when the maker is made, its instances are made through __init__. A
+    callable default (a moment, a list) is called for each instance that lacks the field."""
     fields = model._meta.concrete_fields
     fixed = {f.attname: f.get_default() for f in fields if not callable(f.default)}
     called = {f.attname: f for f in fields if callable(f.default)}
@@ -55,10 +55,12 @@ def instance_maker(model: type[M]) -> Callable[[dict[str, Any]], M]:
     known = set(names)
     new = object.__new__
 
+    listened = signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model)
+
     def make(values: dict[str, Any]) -> M:
         if values.keys() - known:
             raise TypeError(f"{model.__name__} has no fields {sorted(values.keys() - known)}")
-        if signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model):
+        if listened:
             return model(*[values[name] if name in values else default_of(name) for name in names])
         obj = new(model)
         attributes = obj.__dict__

@@ -28,7 +28,8 @@ from autopatch_portal.tenant.directory import DEVICE_TYPE, GROUP_TYPE
 from autopatch_portal.tenant.graph import GraphError
 
 from .copy_cache import last_finished_run, read_for_last_run
-from .dual_state import dual_state_page, pairs_of_run, with_portal_state
+from .dual_state import PAGE_SIZE as DUAL_STATE_PAGE
+from .dual_state import PairsOfRun, pairs_of_run, with_portal_state
 from .lifecycle import Replacement, possible_replacements
 from .models import Device, DiscoveryRun, ObjectKind, TenantObject
 
@@ -235,7 +236,7 @@ def read_ahead(group_id: str) -> None:
     last_run = last_finished_run()
     if last_run is not None:
         copy_view(group_id or copied_group_id(), last_run)
-        dual_state_page(1)
+        PairsOfRun(last_run)[:DUAL_STATE_PAGE]  # the report's first page, as its paginator asks for it
 
 
 def overview(tenant: TenantConnection | None, search: str = "") -> GroupOverview:
