@@ -250,6 +250,9 @@ AUTOPATCH_DISCOVERY_LEASE_SECONDS = envint("AUTOPATCH_DISCOVERY_LEASE_SECONDS", 
 # that deleted devices are seen.
 AUTOPATCH_INTUNE_FULL_READ_HOURS = envint("AUTOPATCH_INTUNE_FULL_READ_HOURS", 24)
 AUTOPATCH_INTUNE_SYNC_MARGIN_MINUTES = envint("AUTOPATCH_INTUNE_SYNC_MARGIN_MINUTES", 60)
+# A run that adds at least this many devices to an empty device table (a first import) builds the table's
+# secondary indexes once after its writes instead of keeping them up row by row (devices.discovery.indexes).
+AUTOPATCH_DEFER_INDEXES_FROM = envint("AUTOPATCH_DEFER_INDEXES_FROM", 5000, minimum=1)
 
 # The REST API (/api/v1/, README "API"): JSON only, API keys, Entra access tokens (AUTOPATCH_AUTH=entra) or the
 # portal's session; every error a JSON body (accounts.api.errors).

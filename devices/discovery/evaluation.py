@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, Q, TextField
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from .. import checks as c
@@ -27,6 +27,7 @@ from ..models import (
     StagedObject,
     TenantObject,
 )
+from . import indexes
 from .reading import ANALYZE_AFTER, analyze
 from .rings import RingAssigner, tenant_size
 from .state import RunState
@@ -82,6 +83,34 @@ def apply_evaluation(state: RunState) -> None:
     state.counts.update(changed=0, registered_now=0, evaluated=0)
     members = StagedObject.objects.filter(run=run, kind=ObjectKind.CANDIDATE).order_by("pk")
     wanted = None if needs_every_candidate(state) else maybe_changed(state, duplicates)
+    indexes.build_missing(Device)  # a run that died during a first import left them missing
+    deferred = indexes.drop(Device) if indexes.first_import(Device, members.count()) else []
+    try:
+        evaluate_all(state, members, wanted, duplicates, rings, complete)
+    finally:
+        indexes.build(Device, deferred)
+    if state.counts["changed"] >= ANALYZE_AFTER:
+        # The blade reads these tables right after: without fresh statistics (autovacuum comes later) its
+        # counts and searches were planned badly for minutes after a first import, and without a visibility map
+        # its tab counts read every row (120 ms at 100,000 devices, 16 ms after; bench/README.md).
+        analyze(Device, DeviceSighting, vacuum=True)
+    for status, n in (
+        Device.objects.values("readiness_status").annotate(n=Count("pk")).values_list("readiness_status", "n")
+    ):
+        state.counts[status] = n
+
+
+def evaluate_all(
+    state: RunState,
+    members: QuerySet[StagedObject],
+    wanted: set[str] | None,
+    duplicates: dict[str, int],
+    rings: RingAssigner,
+    complete: bool,
+) -> None:
+    """Every candidate (or those `wanted`) in chunks, their sightings, and the registered devices outside the
+    group."""
+    run = state.run
 
     def evaluate(subjects: dict[str, str | None], **where: Any) -> ChunkWrite | None:
         return evaluate_chunk(state, subjects, duplicates, rings, **where)
@@ -119,15 +148,6 @@ def apply_evaluation(state: RunState) -> None:
             azure_ad_device_id__in=seen
         ).update(in_registration_group=False, fingerprint="")  # evaluated afresh if it comes back
     state.counts["candidates"] = members.count()
-    if state.counts["changed"] >= ANALYZE_AFTER:
-        # The blade reads these tables right after: without fresh statistics (autovacuum comes later) its
-        # counts and searches were planned badly for minutes after a first import, and without a visibility map
-        # its tab counts read every row (120 ms at 100,000 devices, 16 ms after; bench/README.md).
-        analyze(Device, DeviceSighting, vacuum=True)
-    for status, n in (
-        Device.objects.values("readiness_status").annotate(n=Count("pk")).values_list("readiness_status", "n")
-    ):
-        state.counts[status] = n
 
 
 # Part of every device's input key: bump it when evaluation changes, so that every device is evaluated again.

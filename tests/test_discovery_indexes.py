@@ -1,0 +1,141 @@
+"""A first import writes the device table without its declared indexes and builds them after (PostgreSQL): the run
+ends with every index the blade reads, the same devices as a run that kept the indexes up, and a run that died
+before building them leaves nothing missing once the next run starts."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from autopatch_portal.tenant.simulated.generator import make_tenant
+from devices.discovery import indexes
+from devices.models import Device, DeviceStatusChange, DiscoveryRun
+from devices.runs import discover_now
+
+pytestmark = [
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="the indexes are dropped on PostgreSQL only"
+    ),
+    pytest.mark.django_db(transaction=True),
+]
+
+# Every field a run writes, and what the database derives from them (the tab, the ring's order), but the times of
+# the run and the input key that carries them.
+OUTCOME = [
+    f.attname
+    for f in Device._meta.concrete_fields
+    if f.attname not in ("id", "first_discovered_at", "registered_at", "fingerprint")
+]
+
+
+def device_index_names() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", [Device._meta.db_table])
+        return {name for (name,) in cursor.fetchall()}
+
+
+def declared() -> set[str]:
+    return {index.name for index in Device._meta.indexes}
+
+
+def outcomes() -> dict[str, tuple]:
+    return {row[0]: row for row in Device.objects.values_list("azure_ad_device_id", *OUTCOME)}
+
+
+def dropped_by(queries: CaptureQueriesContext) -> set[str]:
+    return {
+        name
+        for name in declared()
+        if any(
+            q["sql"].startswith("DROP INDEX") and f'"{name}"' in q["sql"] for q in queries.captured_queries
+        )
+    }
+
+
+def test_a_first_import_builds_the_indexes_after_its_writes_and_finds_what_a_run_keeping_them_finds(
+    use_tenant, settings
+):
+    tenant = make_tenant(300, seed=3)
+    use_tenant(tenant)
+    settings.AUTOPATCH_DEFER_INDEXES_FROM = 1_000_000  # the indexes kept up row by row
+    with CaptureQueriesContext(connection) as kept:
+        assert discover_now().status in (DiscoveryRun.Status.SUCCEEDED, DiscoveryRun.Status.PARTIAL)
+    assert dropped_by(kept) == set()
+    expected, history = outcomes(), DeviceStatusChange.objects.count()
+    assert (
+        len(expected) > 250
+        and len({row[OUTCOME.index("readiness_status") + 1] for row in expected.values()}) == 3
+    )
+
+    call_command("flush", interactive=False, verbosity=0)  # the same tenant, imported again from nothing
+    use_tenant(tenant)
+    settings.AUTOPATCH_DEFER_INDEXES_FROM = 100
+    with CaptureQueriesContext(connection) as deferred:
+        assert discover_now().status in (DiscoveryRun.Status.SUCCEEDED, DiscoveryRun.Status.PARTIAL)
+
+    assert dropped_by(deferred) == declared()
+    assert declared() <= device_index_names()
+    assert outcomes() == expected
+    assert DeviceStatusChange.objects.count() == history
+
+
+def test_a_run_that_adds_devices_to_a_table_holding_some_keeps_the_indexes_up(use_tenant, settings):
+    use_tenant(make_tenant(120, seed=4))
+    settings.AUTOPATCH_DEFER_INDEXES_FROM = 1_000_000
+    discover_now()
+    Device.objects.filter(pk__in=list(Device.objects.values_list("pk", flat=True)[:60])).delete()
+    settings.AUTOPATCH_DEFER_INDEXES_FROM = 10
+
+    with CaptureQueriesContext(connection) as queries:
+        discover_now()
+
+    assert dropped_by(queries) == set()
+    assert Device.objects.count() >= 110
+
+
+def test_the_next_run_builds_the_indexes_a_run_that_died_left_missing(use_tenant, settings):
+    use_tenant(make_tenant(50, seed=5))
+    discover_now()
+    gone = [
+        index for index in Device._meta.indexes if index.name in ("device_tab_model", "device_status_ring")
+    ]
+    with connection.schema_editor(atomic=False) as editor:
+        for index in gone:
+            editor.remove_index(Device, index)
+    assert {i.name for i in indexes.missing(Device)} == {"device_tab_model", "device_status_ring"}
+
+    assert discover_now().status in (DiscoveryRun.Status.SUCCEEDED, DiscoveryRun.Status.PARTIAL)
+
+    assert indexes.missing(Device) == []
+    assert declared() <= device_index_names()
+
+
+REFUSE = """
+CREATE FUNCTION refuse_one_device() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.readiness_status = 'active' THEN RAISE EXCEPTION 'the database refused a device'; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_one_device BEFORE INSERT ON devices_device FOR EACH ROW EXECUTE FUNCTION refuse_one_device();
+"""
+
+
+def test_a_first_import_that_fails_still_builds_the_indexes(use_tenant, settings):
+    use_tenant(make_tenant(50, seed=6))
+    settings.AUTOPATCH_DEFER_INDEXES_FROM = 10
+    with connection.cursor() as cursor:
+        cursor.execute(REFUSE)
+    try:
+        with CaptureQueriesContext(connection) as queries, pytest.raises(Exception, match="refused a device"):
+            discover_now()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DROP TRIGGER refuse_one_device ON devices_device; DROP FUNCTION refuse_one_device()"
+            )
+
+    assert DiscoveryRun.objects.get().status == DiscoveryRun.Status.FAILED
+    assert dropped_by(queries) == declared()
+    assert indexes.missing(Device) == []
