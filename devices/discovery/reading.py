@@ -530,7 +530,9 @@ def apply_scope(run: DiscoveryRun, kind: str, full: bool, group_id: str = "") ->
     """Bring one scope of the tenant copy up to date: the latest staged row of each object replaces it (or
     removes it, for @removed); a full read replaces the whole scope. Members are scoped by their group; other
     objects have none (""), which every condition names so that the (kind, group_id, object_id) key serves it
-    (without it, deleting 2,000 changed managed devices scanned 100,000 rows per row: 21 s)."""
+    (without it, deleting 2,000 changed managed devices scanned 100,000 rows per row: 21 s). Rows go in in the
+    key's order, which PostgreSQL then appends to the key's index rather than inserting them all over it (the
+    copy's 303,993 rows of a first run at 100,000 devices in psql: 3.9 s against 5.2 s)."""
     scope = [str(kind), group_id]
     latest = _sql(
         "SELECT MAX(id) FROM {staged} WHERE run_id = %s AND kind = %s AND group_id = %s GROUP BY object_id"
@@ -550,7 +552,7 @@ def apply_scope(run: DiscoveryRun, kind: str, full: bool, group_id: str = "") ->
             _sql(
                 "INSERT INTO {copy} (kind, group_id, object_id, device_id, display_name, serial_number, extra, data, "
                 "changed_at) SELECT kind, group_id, object_id, device_id, display_name, serial_number, extra, data, %s "
-                "FROM {staged} WHERE id IN (" + latest + ") AND removed = %s"
+                "FROM {staged} WHERE id IN (" + latest + ") AND removed = %s ORDER BY object_id"
             ),
             [timezone.now(), run.pk, *scope, False],
         )
