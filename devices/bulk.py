@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import orjson
-from django.db import connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import signals
 from django.db.models.base import ModelState
 
@@ -211,6 +211,40 @@ def bulk_write(
             obj.pk = pks[getattr(obj, unique_field)]
             written.append(obj)
     return written
+
+
+def insert_new(objs: Sequence[M], *, unique_field: str, **upsert: Any) -> list[M]:
+    """Insert `objs`, none of which has a row yet as far as the caller read, setting their pks; returns them.
+
+    On PostgreSQL the rows are copied into the table itself, with keys taken from its sequence beforehand: a first
+    run's devices went through a scratch table and an INSERT ... ON CONFLICT that returned their keys, about a third
+    of writing them. If a row appeared meanwhile (the unique field's constraint refuses the copy), nothing of the
+    copy stays and the objs go through bulk_write(unique_field=..., **upsert), which handles it."""
+    if not objs or connection.vendor != "postgresql" or len(objs) <= FEW_ROWS:
+        return bulk_write(objs, unique_field=unique_field, **upsert)
+    model = type(objs[0])
+    table, key = model._meta.db_table, model._meta.pk
+    fields = [key, *_columns(model)]
+    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    row = _row_maker(_columns(model))
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [table, key.column, len(objs)],
+            )
+            pks = [pk for (pk,) in cursor.fetchall()]
+            with (
+                connection.wrap_database_errors,
+                cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+            ):
+                for pk, obj in zip(pks, objs, strict=True):
+                    copy.write_row([pk, *row(obj)])
+    except IntegrityError:
+        return bulk_write(objs, unique_field=unique_field, **upsert)
+    for pk, obj in zip(pks, objs, strict=True):
+        obj.pk = pk
+    return list(objs)
 
 
 def update_rows(objs: Sequence[M], fields: Sequence[str]) -> None:

@@ -1,6 +1,6 @@
 """The threads a run writes with (PostgreSQL, outside a transaction): the one that writes evaluated chunks, the
-one that applies each completed stream to the tenant copy while the others are read, and the one that reads the
-readiness script's results meanwhile. A failure ends the run
+one that reads the next chunk meanwhile, the one that applies each completed stream to the tenant copy while the
+others are read, and the one that reads the readiness script's results meanwhile. A failure ends the run
 plainly, changes nothing a finished reading would not have, and leaves neither thread nor lease behind."""
 
 from __future__ import annotations
@@ -44,7 +44,15 @@ def writer_threads() -> list[str]:
     return [
         t.name
         for t in threading.enumerate()
-        if t.name.startswith(("discovery-writer", "discovery-copy", "discovery-readiness"))
+        if t.name.startswith(
+            (
+                "discovery-writer",
+                "discovery-copy",
+                "discovery-readiness",
+                "discovery-reader",
+                "discovery-indexes",
+            )
+        )
     ]
 
 
