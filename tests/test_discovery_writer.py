@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from autopatch_portal.tenant.simulated.generator import make_tenant
 from devices.discovery.evaluation import CHUNK
 from devices.discovery.reading import DEVICES, Completed, CopyApplier, stage
 from devices.models import (
@@ -21,6 +22,7 @@ from devices.models import (
     DiscoveryRun,
     ObjectKind,
     ReadinessStatus,
+    StagedObject,
     TenantObject,
 )
 from devices.runs import discover_now
@@ -220,4 +222,96 @@ def test_the_readiness_scripts_results_are_read_while_the_tenant_is_and_count_in
     failing = Device.objects.get(azure_ad_device_id=devices[0]["deviceId"])
     assert failing.readiness_status == ReadinessStatus.READINESS_FAILED
     assert Device.objects.filter(readiness_status=ReadinessStatus.ACTIVE).count() == 3
+    assert writer_threads() == []
+
+
+def device_row(object_id: str, name: str, removed: bool = False) -> tuple:
+    data = "" if removed else f'{{"id": "{object_id}", "deviceId": "d-{object_id}", "displayName": "{name}"}}'
+    return (ObjectKind.DEVICE, "", object_id, f"d-{object_id}", name, "", "", data, removed)
+
+
+def test_a_full_read_copied_page_by_page_replaces_its_scope_once_the_reading_finishes(builder, use_tenant):
+    builder.device()
+    use_tenant(builder)
+    assert discover_now().status == DiscoveryRun.Status.SUCCEEDED
+    copy, links = tenant_copy(), delta_links()
+    run = DiscoveryRun.objects.create()
+    applier = CopyApplier(run, timezone.now(), copied={DEVICES})
+    # Graph may list an object again later in a round (its later listing wins), and list one as removed.
+    assert (
+        applier.copy_page(
+            DEVICES, [device_row("a", "A-01"), device_row("b", "B-01"), device_row("c", "C-01")]
+        )
+        == []
+    )
+    assert applier.copy_page(DEVICES, [device_row("b", "B-02"), device_row("c", "", removed=True)]) == []
+    applier.scope_completed(
+        Completed(DEVICES, full=True, link="https://graph.microsoft.com/v1.0/devices/delta?$deltatoken=next")
+    )
+    for page in list(applier.pages) + applier.applied:
+        page.result()
+
+    assert tenant_copy() == copy and delta_links() == links  # not before the reading finishes
+    applier.finish({builder.registration_group["id"]})
+    applier.close()
+
+    assert {row for row in tenant_copy() if row[0] == ObjectKind.DEVICE} == {
+        (ObjectKind.DEVICE, "", "a", "d-a", "A-01"),
+        (ObjectKind.DEVICE, "", "b", "d-b", "B-02"),
+    }
+    assert {row for row in tenant_copy() if row[0] != ObjectKind.DEVICE} == {
+        row for row in copy if row[0] != ObjectKind.DEVICE
+    }
+    assert DeltaLink.objects.get(name=DEVICES).link.endswith("$deltatoken=next")
+    assert not StagedObject.objects.filter(run=run).exists()  # written once, not staged
+    assert writer_threads() == []
+
+
+def test_a_reading_that_does_not_finish_leaves_the_copy_as_it_was_with_pages_copied_already(
+    builder, use_tenant
+):
+    builder.device()
+    use_tenant(builder)
+    discover_now()
+    copy = tenant_copy()
+    applier = CopyApplier(DiscoveryRun.objects.create(), timezone.now(), copied={DEVICES})
+    applier.copy_page(DEVICES, [device_row("a", "A-01")])
+    applier.pages[0].result()
+
+    applier.close()  # another stream failed
+
+    assert tenant_copy() == copy
+    assert writer_threads() == []
+
+
+def test_only_the_scopes_it_copies_are_copied_and_a_groups_own_row_is_staged(builder, use_tenant):
+    use_tenant(builder)
+    applier = CopyApplier(DiscoveryRun.objects.create(), timezone.now(), copied={"group:g1"})
+    group = (ObjectKind.GROUP, "", "g1", "", "Group one", "", "", "", False)
+    member = (ObjectKind.MEMBER, "g1", "m1", "", "", "", "#microsoft.graph.device", "", False)
+    try:
+        assert applier.copy_page("group:g1", [group, member]) == [group]
+        assert applier.copy_page("group:g2", [member]) == [member]
+        assert applier.copy_page(DEVICES, [device_row("a", "A-01")]) == [device_row("a", "A-01")]
+    finally:
+        applier.close()
+
+
+def test_a_first_run_copies_every_record_and_member_of_the_tenant(use_tenant):
+    tenant = make_tenant(300, seed=7)
+    use_tenant(tenant)
+
+    assert discover_now().status in (DiscoveryRun.Status.SUCCEEDED, DiscoveryRun.Status.PARTIAL)
+
+    copy = TenantObject.objects
+    assert set(copy.filter(kind=ObjectKind.DEVICE).values_list("object_id", flat=True)) == {
+        d["id"] for d in tenant.devices
+    }
+    assert set(copy.filter(kind=ObjectKind.MANAGED).values_list("object_id", flat=True)) == {
+        m["id"] for m in tenant.managed if m.get("azureADDeviceId")
+    }
+    group = tenant.registration_group
+    assert set(
+        copy.filter(kind=ObjectKind.MEMBER, group_id=group["id"]).values_list("object_id", flat=True)
+    ) == set(group["members"])
     assert writer_threads() == []
