@@ -617,6 +617,7 @@ class CopyApplier:
         self.applied: list[Future] = []  # with one: being applied there
         self.begun = False
         self.cleared: set[str] = set()  # in the thread: scopes emptied before their first copied page
+        self.analyzed = False  # in the thread: the staging's statistics taken
         self.copied = copied  # scopes whose pages of a full read `copy_page` takes
         self.copying: set[str] = set()  # those it took pages of
         self.pages: deque[Future] = deque()
@@ -677,17 +678,24 @@ class CopyApplier:
 
     def _begin(self) -> None:
         if not self.begun:
-            # Once, as the staging stands at the first completed scope: TRUNCATE kept the last run's statistics,
-            # which describe other rows. (Again before each scope cost 4 s of a first run at 100,000 devices.)
-            analyze(StagedObject)
             transaction.set_autocommit(False)
             self.begun = True
+
+    def _staged_statistics(self) -> None:
+        """Once, before the first scope applied from staging, as the staging then stands: TRUNCATE kept the last
+        run's statistics, which describe other rows. (Again before each scope cost 4 s of a first run at 100,000
+        devices. Taken at the first copied page instead, they said the staging was empty, and inserting a nested
+        group's members from it had not ended after 5 minutes.) In the reading's transaction, which sees them."""
+        if not self.analyzed:
+            analyze(StagedObject)
+            self.analyzed = True
 
     def _apply(self, completed: Completed) -> None:
         self._begin()
         if completed.scope in self.copying:
             record_link(completed, self.now)  # its pages are in the copy already
         else:
+            self._staged_statistics()
             apply_completed(self.run, completed, self.now)
 
     def _clear(self, scope: str) -> None:
@@ -722,6 +730,7 @@ class CopyApplier:
 
     def _commit(self, tracked: set[str]) -> None:
         self._begin()
+        self._staged_statistics()
         apply_groups(self.run, tracked)
         transaction.commit()
         transaction.set_autocommit(True)
