@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from autopatch_portal.tenant.simulated import delta as simulated_delta
 from autopatch_portal.tenant.simulated.generator import make_tenant
 from devices.discovery.evaluation import CHUNK
 from devices.discovery.reading import DEVICES, Completed, CopyApplier, stage
@@ -341,3 +342,42 @@ def test_the_staged_scopes_are_planned_from_statistics_taken_once_they_are_stage
         assert applier.thread.submit(planned_staged_rows).result() >= 500
     finally:
         applier.close()
+
+
+def test_a_full_read_after_an_expired_link_replaces_the_copy_of_what_it_lists(builder, use_tenant):
+    kept, renamed, deleted = builder.device(), builder.device(), builder.device()
+    use_tenant(builder)
+    assert discover_now().status == DiscoveryRun.Status.SUCCEEDED
+    renamed["displayName"] = "AFTER-EXPIRY"
+    builder.devices.remove(deleted)
+    builder.registration_group["members"].remove(deleted["id"])
+    tenant = use_tenant(builder)
+    simulated_delta.expire_tokens(tenant.tenant_id)
+
+    run = discover_now()
+
+    assert run.status == DiscoveryRun.Status.SUCCEEDED
+    assert tenant.requests["GET /v1.0/devices/delta"] == 2  # 410 Gone, then a full round, copied page by page
+    names = dict(TenantObject.objects.filter(kind=ObjectKind.DEVICE).values_list("object_id", "display_name"))
+    assert names == {kept["id"]: kept["displayName"], renamed["id"]: "AFTER-EXPIRY"}
+    assert Device.objects.get(azure_ad_device_id=renamed["deviceId"]).device_name == "AFTER-EXPIRY"
+    assert writer_threads() == []
+
+
+def test_a_daily_full_intune_read_copied_page_by_page_drops_devices_deleted_from_intune(
+    builder, use_tenant, settings
+):
+    laptops = [builder.device() for _ in range(3)]
+    use_tenant(builder)
+    discover_now()
+    builder.managed.remove(builder.managed_device_of(laptops[0]))
+    use_tenant(builder)
+    settings.AUTOPATCH_INTUNE_FULL_READ_HOURS = 0
+    settings.AUTOPATCH_INTUNE_PAGE_SIZE = 1  # one device a page
+
+    discover_now()
+
+    assert set(TenantObject.objects.filter(kind=ObjectKind.MANAGED).values_list("device_id", flat=True)) == {
+        laptop["deviceId"] for laptop in laptops[1:]
+    }
+    assert writer_threads() == []
