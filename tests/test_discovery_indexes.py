@@ -14,6 +14,8 @@ from devices.discovery import indexes
 from devices.models import Device, DeviceStatusChange, DiscoveryRun
 from devices.runs import discover_now
 
+from .refusals import devices_refused
+
 pytestmark = [
     pytest.mark.skipif(
         connection.vendor != "postgresql", reason="the indexes are dropped on PostgreSQL only"
@@ -112,29 +114,15 @@ def test_the_next_run_builds_the_indexes_a_run_that_died_left_missing(use_tenant
     assert declared() <= device_index_names()
 
 
-REFUSE = """
-CREATE FUNCTION refuse_one_device() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.readiness_status = 'active' THEN RAISE EXCEPTION 'the database refused a device'; END IF;
-    RETURN NEW;
-END $$;
-CREATE TRIGGER refuse_one_device BEFORE INSERT ON devices_device FOR EACH ROW EXECUTE FUNCTION refuse_one_device();
-"""
-
-
 def test_a_first_import_that_fails_still_builds_the_indexes(use_tenant, settings):
     use_tenant(make_tenant(50, seed=6))
     settings.AUTOPATCH_DEFER_INDEXES_FROM = 10
-    with connection.cursor() as cursor:
-        cursor.execute(REFUSE)
-    try:
-        with CaptureQueriesContext(connection) as queries, pytest.raises(Exception, match="refused a device"):
-            discover_now()
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "DROP TRIGGER refuse_one_device ON devices_device; DROP FUNCTION refuse_one_device()"
-            )
+    with (
+        devices_refused("NEW.readiness_status = 'active'", "the database refused a device"),
+        CaptureQueriesContext(connection) as queries,
+        pytest.raises(Exception, match="refused a device"),
+    ):
+        discover_now()
 
     assert DiscoveryRun.objects.get().status == DiscoveryRun.Status.FAILED
     assert dropped_by(queries) == declared()

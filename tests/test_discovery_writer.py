@@ -28,19 +28,12 @@ from devices.models import (
 )
 from devices.runs import discover_now
 
+from .refusals import devices_refused
+
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="the writer thread is PostgreSQL's"),
     pytest.mark.django_db(transaction=True),
 ]
-
-REFUSE = """
-CREATE FUNCTION refuse_one_device() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.device_name = 'REFUSED-01' THEN RAISE EXCEPTION 'the database refused REFUSED-01'; END IF;
-    RETURN NEW;
-END $$;
-CREATE TRIGGER refuse_one_device BEFORE INSERT ON devices_device FOR EACH ROW EXECUTE FUNCTION refuse_one_device();
-"""
 
 
 def writer_threads() -> list[str]:
@@ -67,9 +60,7 @@ def test_a_chunk_the_database_refuses_fails_the_run_and_the_next_run_writes_ever
     last = "ffffffff-ffff-4fff-bfff-ffffffffffff"  # candidates are evaluated in object ID order
     members[members.index(refused["id"])] = refused["id"] = last
     use_tenant(builder)
-    with connection.cursor() as cursor:
-        cursor.execute(REFUSE)
-    try:
+    with devices_refused("NEW.device_name = 'REFUSED-01'", "the database refused REFUSED-01"):
         with pytest.raises(Exception, match="the database refused REFUSED-01"):
             discover_now()
         run = DiscoveryRun.objects.get()
@@ -81,11 +72,6 @@ def test_a_chunk_the_database_refuses_fails_the_run_and_the_next_run_writes_ever
         # The first chunk's write was its own transaction, with its history; the second wrote nothing.
         assert Device.objects.count() == CHUNK
         assert DeviceStatusChange.objects.count() == CHUNK
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "DROP TRIGGER refuse_one_device ON devices_device; DROP FUNCTION refuse_one_device()"
-            )
 
     again = discover_now()  # the lease was given back: this run is not covered by the failed one
 
