@@ -254,12 +254,14 @@ def concurrently(streams: dict[str, Callable[[Emit], None]]) -> Iterator[tuple]:
     def work(name: str, stream: Callable[[Emit], None]) -> None:
         try:
             stream(emit)
+            emit(("finished", name, _END))
         except SystemExit:
-            return
+            return  # the run stopped (another stream failed): nothing to hand over
         except BaseException as exc:  # handed to the consuming thread, which raises it
-            emit(("failed", name, exc))
-            return
-        emit(("finished", name, _END))
+            try:
+                emit(("failed", name, exc))
+            except SystemExit:
+                return
 
     threads = [
         threading.Thread(target=work, args=item, name=f"discovery-{item[0]}", daemon=True)
