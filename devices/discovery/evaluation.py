@@ -120,9 +120,7 @@ def evaluate_all(
         how each is in the group, what their evaluation reads)."""
         chunk = list(members.filter(pk__gt=after).values_list("pk", "device_id", "extra")[:CHUNK])
         subjects: dict[str, str | None] = {
-            device_id: extra
-            for _, device_id, extra in chunk
-            if (wanted is None or device_id in wanted) and device_id not in state.skipped_devices
+            device_id: extra for _, device_id, extra in chunk if wanted is None or device_id in wanted
         }
         return (chunk[-1][0] if chunk else after), len(chunk), subjects, read_chunk(list(subjects))
 
@@ -343,10 +341,8 @@ def evaluate_chunk(
     A device whose inputs (Graph records, report, serial duplicates, its own state) match the key stored at
     its last evaluation is not evaluated again: an hourly run over an unchanged tenant reads, but writes little."""
     run, now = state.run, state.now
-    if reads is None:
-        subjects = {d: a for d, a in subjects.items() if d not in state.skipped_devices}  # left as they were
-        reads = read_chunk(list(subjects))
-    entra_rows, managed_rows, stored, report_rows = reads
+    subjects = {d: a for d, a in subjects.items() if d not in state.skipped_devices}  # left as they were
+    entra_rows, managed_rows, stored, report_rows = reads or read_chunk(list(subjects))
     twins = hybrid_twins(
         run,
         [

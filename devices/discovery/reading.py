@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -417,17 +417,15 @@ def stage_as_read(
             rows = applier.copy_page(scope, rows) if full else rows
             if rows:
                 stage(run, rows)
-            read = len(page)
-            if message[1] == DEVICES:
-                reading.read_devices += read
-            elif message[1] == MANAGED:
-                reading.read_managed += read
+            if scope == DEVICES:
+                reading.read_devices += len(page)
+            elif scope == MANAGED:
+                reading.read_managed += len(page)
             state.progress(
                 f"Read {reading.read_devices} Azure AD devices and {reading.read_managed} managed devices"
             )
         elif kind == "restart":
-            forget_staged(run, message[1])
-            applier.restart(message[1])
+            forget_staged(run, message[1])  # (a full round, whose pages are copied, never starts over)
         elif kind == "done":
             reading.completed[message[1].scope] = message[1]
             applier.scope_completed(message[1])
@@ -612,7 +610,7 @@ class CopyApplier:
     the copy's 300,000 rows after the last stream, with Python idle. Elsewhere every scope is applied in `finish`,
     in this thread. A reading that fails (`close` without `finish`) is rolled back: its connection is closed."""
 
-    def __init__(self, run: DiscoveryRun, now, copied: set[str] = frozenset()):
+    def __init__(self, run: DiscoveryRun, now, copied: Collection[str] = ()):
         self.run, self.now = run, now
         self.thread = ConnectionThread("discovery-copy") if ConnectionThread.available() else None
         self.completed: list[Completed] = []  # without a thread: applied in `finish`
@@ -638,17 +636,10 @@ class CopyApplier:
         own = [row for row in rows if row[0] == kind and row[1] == group_id]
         self.copying.add(scope)
         self.pages.append(self.thread.submit(self._copy, scope, own))
-        while (
-            len(self.pages) > PAGES_IN_FLIGHT
-        ):  # memory stays bounded when the database is slower than Graph
+        # Memory stays bounded when the database is slower than Graph.
+        while len(self.pages) > PAGES_IN_FLIGHT:
             self.pages.popleft().result()
         return [row for row in rows if not (row[0] == kind and row[1] == group_id)]
-
-    def restart(self, scope: str) -> None:
-        """A round that starts over: what was copied of it goes (a full round does not start over; this is for
-        safety)."""
-        if scope in self.copying:
-            self.pages.append(self.thread.submit(self._clear, scope))  # type: ignore[union-attr]
 
     def scope_completed(self, completed: Completed) -> None:
         if self.thread is None:
