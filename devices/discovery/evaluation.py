@@ -376,9 +376,13 @@ def evaluate_chunk(
         pending[device_id] = (added_through, inputs)
     if not pending:
         return None
+    # Only devices the chunk's read found are read again (a first run's chunks: none, and no query). One created
+    # since that read (by the API) is caught at the write, as one created after this query is: insert_new falls
+    # back to bulk_write's upsert, which leaves a row an admin's action changed meanwhile alone.
+    known = [device_id for device_id in pending if device_id in stored]
     existing = {
         d.azure_ad_device_id: d
-        for d in Device.objects.filter(azure_ad_device_id__any_of=pending).defer("checks")
+        for d in (Device.objects.filter(azure_ad_device_id__any_of=known).defer("checks") if known else ())
     }
     reports = {
         device_id: Report(report_rows[device_id][0], orjson.loads(report_rows[device_id][1]))
