@@ -1,6 +1,7 @@
 """A first import writes the device table without its declared indexes and builds them after (PostgreSQL): the run
 ends with every index the blade reads, the same devices as a run that kept the indexes up, and a run that died
-before building them leaves nothing missing once the next run starts."""
+before building them leaves nothing missing once the next run starts. A first reading does the same with the
+tenant copy, building its indexes in the reading's transaction."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from autopatch_portal.tenant.simulated.generator import make_tenant
 from devices.discovery import indexes
-from devices.models import Device, DeviceStatusChange, DiscoveryRun
+from devices.models import Device, DeviceStatusChange, DiscoveryRun, ObjectKind, TenantObject
 from devices.runs import discover_now
 
 from .refusals import devices_refused
@@ -32,24 +33,24 @@ OUTCOME = [
 ]
 
 
-def device_index_names() -> set[str]:
+def device_index_names(model=Device) -> set[str]:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", [Device._meta.db_table])
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", [model._meta.db_table])
         return {name for (name,) in cursor.fetchall()}
 
 
-def declared() -> set[str]:
-    return {index.name for index in Device._meta.indexes}
+def declared(model=Device) -> set[str]:
+    return {index.name for index in model._meta.indexes}
 
 
 def outcomes() -> dict[str, tuple]:
     return {row[0]: row for row in Device.objects.values_list("azure_ad_device_id", *OUTCOME)}
 
 
-def dropped_by(queries: CaptureQueriesContext) -> set[str]:
+def dropped_by(queries: CaptureQueriesContext, model=Device) -> set[str]:
     return {
         name
-        for name in declared()
+        for name in declared(model)
         if any(
             q["sql"].startswith("DROP INDEX") and f'"{name}"' in q["sql"] for q in queries.captured_queries
         )
@@ -127,3 +128,63 @@ def test_a_first_import_that_fails_still_builds_the_indexes(use_tenant, settings
     assert DiscoveryRun.objects.get().status == DiscoveryRun.Status.FAILED
     assert dropped_by(queries) == declared()
     assert indexes.missing(Device) == []
+
+
+# -- the tenant copy ---------------------------------------------------------------------------------------------
+
+
+def test_a_first_reading_fills_the_copy_without_its_indexes_and_builds_them_before_it_commits(use_tenant):
+    tenant = make_tenant(300, seed=7)
+    use_tenant(tenant)
+    with CaptureQueriesContext(connection) as queries:
+        assert discover_now().status in (DiscoveryRun.Status.SUCCEEDED, DiscoveryRun.Status.PARTIAL)
+
+    assert dropped_by(queries, TenantObject) == declared(TenantObject)
+    assert indexes.missing(TenantObject) == []
+    copy = TenantObject.objects
+    assert set(copy.filter(kind=ObjectKind.DEVICE).values_list("object_id", flat=True)) == {
+        d["id"] for d in tenant.devices
+    }
+    assert set(copy.filter(kind=ObjectKind.MANAGED).values_list("object_id", flat=True)) == {
+        m["id"] for m in tenant.managed if m.get("azureADDeviceId")
+    }
+    group = tenant.registration_group
+    assert copy.filter(kind=ObjectKind.MEMBER, group_id=group["id"]).count() == len(group["members"])
+    assert Device.objects.count() > 250  # evaluated from the copy read through its indexes
+
+    with CaptureQueriesContext(connection) as queries:
+        discover_now()  # the copy holds rows: its indexes stay up
+
+    assert dropped_by(queries, TenantObject) == set()
+
+
+def test_a_first_reading_that_fails_leaves_the_copy_empty_with_its_indexes(builder, use_tenant, settings):
+    settings.AUTOPATCH_GRAPH_MAX_RETRIES = 1
+    settings.AUTOPATCH_GRAPH_BACKOFF_MS = 10
+    settings.AUTOPATCH_INTUNE_PAGE_SIZE = 2
+    for _ in range(20):
+        builder.device()
+    tenant = use_tenant(builder)
+    tenant.inject("/beta/deviceManagement/managedDevices", 503, times=50, skip=1)  # after the first page
+    with CaptureQueriesContext(connection) as queries:
+        run = discover_now()
+
+    assert run.status == DiscoveryRun.Status.FAILED
+    assert dropped_by(queries, TenantObject) == declared(TenantObject)
+    assert not TenantObject.objects.exclude(kind=ObjectKind.GROUP).exists()
+    assert indexes.missing(TenantObject) == []
+
+
+def test_a_reading_builds_the_copys_indexes_a_reading_that_died_left_missing(use_tenant):
+    use_tenant(make_tenant(50, seed=5))
+    discover_now()
+    names = {"tenant_object_device", "tenant_managed_serial"}
+    with connection.schema_editor(atomic=False) as editor:
+        for index in TenantObject._meta.indexes:
+            if index.name in names:
+                editor.remove_index(TenantObject, index)
+    assert {i.name for i in indexes.missing(TenantObject)} == names
+
+    assert discover_now().status in (DiscoveryRun.Status.SUCCEEDED, DiscoveryRun.Status.PARTIAL)
+
+    assert indexes.missing(TenantObject) == []

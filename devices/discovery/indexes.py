@@ -11,6 +11,12 @@ PostgreSQL only, outside a transaction (a test's would hold the drop until it en
 reading a table that is still filling without those indexes; admin actions that write a device wait for a build
 to end (CREATE INDEX blocks writes to the table, not reads). A run that dies between the two leaves indexes
 missing: every run starts by building what is missing (`build_missing`).
+
+The tenant copy does the same on its first reading (`empty`): the reading's thread copies the pages into the copy
+without its declared indexes and builds them in the reading's own transaction before it commits (`add`), so that
+nobody sees the copy's rows without them. Its 303,993 rows at 100,000 devices took 6.4 s to copy in psql with the
+six, 3.2 s without them and 1.6 s to build them after; the copy's thread held the streams back for most of a
+first reading.
 """
 
 from __future__ import annotations
@@ -35,6 +41,13 @@ def first_import(model: type[models.Model], rows: int) -> bool:
     """Whether a run about to write `rows` new rows into `model`'s table should drop its declared indexes first:
     the table is empty, the rows are many (AUTOPATCH_DEFER_INDEXES_FROM), and the database is PostgreSQL."""
     return available() and rows >= settings.AUTOPATCH_DEFER_INDEXES_FROM and not model.objects.exists()
+
+
+def empty(model: type[models.Model]) -> bool:
+    """Whether `model`'s table holds no row, on PostgreSQL outside a transaction: a reading about to fill it
+    drops its declared indexes first (the tenant copy; how many rows come is known only once they are read, and
+    building six indexes over a few rows takes milliseconds)."""
+    return available() and not model.objects.exists()
 
 
 def missing(model: type[models.Model]) -> list[models.Index]:
@@ -64,12 +77,12 @@ def build(model: type[models.Model], indexes: Sequence[models.Index]) -> None:
         return
     widest_first = sorted(indexes, key=lambda index: -(len(index.fields) + len(index.include)))
     if not available():
-        _add(model, widest_first)
+        add(model, widest_first)
         return
     builders = [ConnectionThread("discovery-indexes") for _ in range(BUILDERS)]
     try:
         shares = [widest_first[n :: len(builders)] for n in range(len(builders))]
-        for done in [b.submit(_add, model, share) for b, share in zip(builders, shares, strict=True)]:
+        for done in [b.submit(add, model, share) for b, share in zip(builders, shares, strict=True)]:
             done.result()
     finally:
         for builder in builders:
@@ -82,7 +95,8 @@ def build_missing(model: type[models.Model]) -> None:
         build(model, missing(model))
 
 
-def _add(model: type[models.Model], indexes: Sequence[models.Index]) -> None:
+def add(model: type[models.Model], indexes: Sequence[models.Index]) -> None:
+    """Build `indexes` of `model` in this connection, in its transaction if one is open."""
     with connection.schema_editor(atomic=False) as editor:
         for index in indexes:
             editor.add_index(model, index)

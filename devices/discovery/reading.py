@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import Index
 from django.utils import timezone
 
 from autopatch_portal.tenant import delta, directory
@@ -35,7 +36,7 @@ from autopatch_portal.tenant.graph import GraphClient, GraphError, dumps
 
 from ..bulk import copy_rows
 from ..models import WITH_BLANKS, DeltaLink, Device, DiscoveryRun, ObjectKind, StagedObject, TenantObject
-from . import records
+from . import indexes, records
 from .state import RunState
 from .writer import ConnectionThread
 
@@ -460,12 +461,18 @@ def read_tenant(tenant: TenantConnection, state: RunState) -> str:
         MANAGED: lambda emit: managed_stream(graph, plan, emit),
     }
     state.progress("Reading the registration group, devices and managed devices")
-    applier = CopyApplier(run, state.now, copied={DEVICES, MANAGED, group_link(plan.group_id)})
+    indexes.build_missing(TenantObject)  # a first reading that failed left them missing
+    deferred = indexes.drop(TenantObject) if indexes.empty(TenantObject) else []
+    applier = CopyApplier(
+        run, state.now, copied={DEVICES, MANAGED, group_link(plan.group_id)}, deferred=deferred
+    )
     try:
         stage_as_read(state, reading, streams, applier)
         applier.finish({plan.group_id, *reading.nested})
     finally:
         applier.close()
+        if not applier.committed:
+            indexes.build(TenantObject, deferred)  # over the copy as it was: empty
     state.full_read = any(completed.full for completed in reading.completed.values())
     if state.full_read or StagedObject.objects.filter(run=run).count() >= ANALYZE_AFTER:
         # Fresh rows have no statistics: without them the joins below are planned badly. A few changed rows
@@ -610,8 +617,10 @@ class CopyApplier:
     the copy's 300,000 rows after the last stream, with Python idle. Elsewhere every scope is applied in `finish`,
     in this thread. A reading that fails (`close` without `finish`) is rolled back: its connection is closed."""
 
-    def __init__(self, run: DiscoveryRun, now, copied: Collection[str] = ()):
+    def __init__(self, run: DiscoveryRun, now, copied: Collection[str] = (), deferred: Sequence[Index] = ()):
         self.run, self.now = run, now
+        self.deferred = deferred  # the copy's indexes dropped for a first reading: built before it commits
+        self.committed = False
         self.thread = ConnectionThread("discovery-copy") if ConnectionThread.available() else None
         self.completed: list[Completed] = []  # without a thread: applied in `finish`
         self.applied: list[Future] = []  # with one: being applied there
@@ -656,10 +665,12 @@ class CopyApplier:
                 for completed in self.completed:
                     apply_completed(self.run, completed, self.now)
                 apply_groups(self.run, tracked)
+            self.committed = True
             return
         for applied in self.applied:
             applied.result()  # a scope that failed fails the run here
         self.thread.submit(self._commit, tracked).result()
+        self.committed = True
 
     def close(self) -> None:
         """End the thread: closing its connection rolls back a transaction that `finish` did not commit."""
@@ -725,6 +736,7 @@ class CopyApplier:
         self._begin()
         self._staged_statistics()
         apply_groups(self.run, tracked)
+        indexes.add(TenantObject, self.deferred)  # in this transaction: nobody sees its rows without them
         transaction.commit()
         transaction.set_autocommit(True)
         self.begun = False
