@@ -44,6 +44,10 @@ DEVICES, MANAGED = "devices", "managed"
 # Rows a run writes to a table (staged from Graph into the tenant copy, devices evaluated), past which it
 # refreshes that table's statistics (analyze): fewer leave them true.
 ANALYZE_AFTER = 1000
+# Pages handed to the copy's thread and not yet written, at most, and pages read and not yet taken. A first run at
+# 100,000 devices added 75-78 MB of resident memory with four (goal: 80 MB), 69-75 MB with two, in the same time
+# (bench/README.md).
+PAGES_IN_FLIGHT = 2
 STAGED_COLUMNS = (
     "kind",
     "group_id",
@@ -239,8 +243,9 @@ _END = object()
 def concurrently(streams: dict[str, Callable[[Emit], None]]) -> Iterator[tuple]:
     """The messages of every stream as they come; the first stream to fail stops the others and raises here.
 
-    Pages wait in a short queue, so a slow consumer holds back the readers instead of growing memory."""
-    messages: queue.Queue = queue.Queue(maxsize=4)
+    Pages wait in a short queue, so a slow consumer holds back the readers instead of growing memory (two pages, as
+    in the copy's thread: PAGES_IN_FLIGHT)."""
+    messages: queue.Queue = queue.Queue(maxsize=PAGES_IN_FLIGHT)
     stop = threading.Event()
 
     def emit(message: tuple) -> None:
@@ -742,8 +747,6 @@ class CopyApplier:
         self.begun = False
 
 
-# Pages handed to the copy's thread and not yet written, at most.
-PAGES_IN_FLIGHT = 4
 COPY_COLUMNS = (*STAGED_COLUMNS[:-1], "changed_at")
 
 
