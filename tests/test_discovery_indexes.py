@@ -141,15 +141,8 @@ def test_a_first_reading_fills_the_copy_without_its_indexes_and_builds_them_befo
 
     assert dropped_by(queries, TenantObject) == declared(TenantObject)
     assert indexes.missing(TenantObject) == []
-    copy = TenantObject.objects
-    assert set(copy.filter(kind=ObjectKind.DEVICE).values_list("object_id", flat=True)) == {
-        d["id"] for d in tenant.devices
-    }
-    assert set(copy.filter(kind=ObjectKind.MANAGED).values_list("object_id", flat=True)) == {
-        m["id"] for m in tenant.managed if m.get("azureADDeviceId")
-    }
-    group = tenant.registration_group
-    assert copy.filter(kind=ObjectKind.MEMBER, group_id=group["id"]).count() == len(group["members"])
+    # What the copy then holds: test_discovery_writer's first run, which takes this path too.
+    assert TenantObject.objects.filter(kind=ObjectKind.DEVICE).count() == len(tenant.devices)
     assert Device.objects.count() > 250  # evaluated from the copy read through its indexes
 
     with CaptureQueriesContext(connection) as queries:
