@@ -97,7 +97,8 @@ def copy_rows(
     *,
     ignore_conflicts: bool = False,
 ) -> None:
-    """Insert plain rows (values for `columns`, attribute names) without building model instances."""
+    """Insert plain rows (values for `columns`, attribute names) without building model instances, in a savepoint:
+    a row the table refuses raises Django's IntegrityError, as any write does, and leaves nothing of the rows."""
     if not rows:
         return
     if connection.vendor != "postgresql":
@@ -109,7 +110,10 @@ def copy_rows(
     names = ", ".join(connection.ops.quote_name(model._meta.get_field(c).column) for c in columns)
     with transaction.atomic(), connection.cursor() as cursor:
         target = scratch = _scratch(cursor, model) if ignore_conflicts else table
-        with cursor.cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
+        with (
+            connection.wrap_database_errors,
+            cursor.cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy,
+        ):
             for row in rows:
                 copy.write_row(row)
         if ignore_conflicts:

@@ -40,7 +40,7 @@ def available() -> bool:
 def first_import(model: type[models.Model], rows: int) -> bool:
     """Whether a run about to write `rows` new rows into `model`'s table should drop its declared indexes first:
     the table is empty, the rows are many (AUTOPATCH_DEFER_INDEXES_FROM), and the database is PostgreSQL."""
-    return available() and rows >= settings.AUTOPATCH_DEFER_INDEXES_FROM and not model.objects.exists()
+    return rows >= settings.AUTOPATCH_DEFER_INDEXES_FROM and empty(model)
 
 
 def empty(model: type[models.Model]) -> bool:

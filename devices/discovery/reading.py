@@ -730,12 +730,11 @@ class CopyApplier:
             key = _sql("DELETE FROM {copy} WHERE kind = %s AND group_id = %s AND object_id = ANY(%s)")
             if removed:
                 cursor.execute(key, [kind, group_id, removed])
-            try:
-                with transaction.atomic():  # a savepoint: the reading's transaction goes on
-                    copy_into_copy(cursor, live)
+            try:  # copy_rows takes a savepoint: the reading's transaction goes on
+                copy_rows(TenantObject, COPY_COLUMNS, live)
             except IntegrityError:  # listed on an earlier page too: this listing is the later one
                 cursor.execute(key, [kind, group_id, [row[2] for row in live]])
-                copy_into_copy(cursor, live)
+                copy_rows(TenantObject, COPY_COLUMNS, live)
 
     def _commit(self, tracked: set[str]) -> None:
         self._begin()
@@ -747,20 +746,8 @@ class CopyApplier:
         self.begun = False
 
 
+# The tenant copy's columns that a copied page's rows hold.
 COPY_COLUMNS = (*STAGED_COLUMNS[:-1], "changed_at")
-
-
-def copy_into_copy(cursor, rows: list[tuple]) -> None:
-    """COPY rows (values for COPY_COLUMNS) into the tenant copy."""
-    if not rows:
-        return
-    names = ", ".join(COPY_COLUMNS)
-    with (
-        connection.wrap_database_errors,
-        cursor.cursor.copy(_sql(f"COPY {{copy}} ({names}) FROM STDIN")) as copy,
-    ):
-        for row in rows:
-            copy.write_row(row)
 
 
 def unseen_in_intune(run: DiscoveryRun) -> bool:
