@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -11,6 +12,8 @@ from django.db.models.functions import Upper
 from django.utils import timezone
 
 from autopatch_portal.tenant.directory import BLANKS, DEVICE_TYPE, GROUP_TYPE
+
+from .checks import expanded
 
 
 class ReadinessStatus(models.TextChoices):
@@ -207,7 +210,8 @@ class Device(models.Model):
     readiness_status = models.CharField(max_length=32, choices=ReadinessStatus.choices)
     # Names of the failed prerequisite or readiness checks, joined by "; " (what the tab shows).
     failed_checks = models.TextField(blank=True)
-    # Every check of the last evaluation: [{"name", "kind", "passed", "reason", "remediation"}].
+    # Every check of the last evaluation, as stored (devices.checks.CheckResult.as_dict): [{"name", "passed"}, with
+    # "kind", "reason" and "remediation" where they are not a prerequisite check's defaults]. In full: check_details.
     checks = models.JSONField(default=list)
     report_generated_at = models.DateTimeField("Readiness report time", null=True, blank=True)
 
@@ -293,6 +297,11 @@ class Device(models.Model):
     def is_registered(self) -> bool:
         """REGISTERED, for a device in hand."""
         return self.registered_at is not None and not self.excluded
+
+    @property
+    def check_details(self) -> list[dict[str, Any]]:
+        """Every check in full: name, kind, passed, reason and remediation (what the fly-in and the API show)."""
+        return expanded(self.checks or [])
 
 
 class DeviceSighting(models.Model):

@@ -143,9 +143,9 @@ def test_a_report_changes_a_registered_devices_readiness_status_at_once(blade_te
     change = DeviceStatusChange.objects.filter(device=alpha).first()
     assert (change.from_status, change.to_status) == ("active", "readiness_failed") and change.run is None
     assert "Internet connectivity" in change.cause
-    detail = [c for c in alpha_after.checks if c["kind"] == "readiness" and not c["passed"]]
+    detail = [c for c in alpha_after.check_details if c["kind"] == "readiness" and not c["passed"]]
     assert detail[0]["reason"] == "Proxy refused"
-    assert any(c["kind"] == "prerequisite" for c in alpha_after.checks)  # discovery's checks are kept
+    assert any(c["kind"] == "prerequisite" for c in alpha_after.check_details)  # discovery's checks are kept
     event = AuditEvent.objects.get(action=AuditEvent.Action.READINESS_REPORT)
     assert (
         event.actor == "api-key:fleet"

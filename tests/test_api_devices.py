@@ -85,6 +85,23 @@ def test_a_bad_parameter_is_a_400_that_says_what_is_wrong(reader, blade_tenant, 
     assert complaint in response.json()["detail"]
 
 
+def test_checks_stored_in_full_by_an_earlier_release_show_the_same(reader, blade_tenant, alice):
+    """Devices store their checks without the defaults (a passed prerequisite check is its name and result); rows
+    written before hold every key, and the API and the fly-in show both alike."""
+    device = Device.objects.get(device_name="CHARLIE-05")
+    client = signed_in(alice)
+
+    def shown() -> tuple[list[dict], str]:
+        checks = reader.api_get(f"/api/v1/devices/{device.azure_ad_device_id}").json()["checks"]
+        return checks, client.get(f"/devices/device/{device.pk}/", HTTP_HX_REQUEST="true").content.decode()
+
+    now = shown()
+    assert all(set(check) == {"name", "kind", "passed", "reason", "remediation"} for check in now[0])
+    assert {"name": "Last Intune check-in", "passed": True} in device.checks  # as stored
+    Device.objects.filter(pk=device.pk).update(checks=now[0])  # in full, as an earlier release stored them
+    assert shown() == now
+
+
 def test_a_cursor_of_another_query_is_refused(reader, blade_tenant):
     cursor = reader.api_get("/api/v1/devices", {"per_page": 1}).json()["next_cursor"]
     response = reader.api_get("/api/v1/devices", {"per_page": 1, "cursor": cursor, "tab": "ready"})

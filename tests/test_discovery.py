@@ -37,7 +37,8 @@ def test_a_device_that_meets_every_prerequisite_is_registered_active_with_a_ring
     assert registered.ring in (Ring.FIRST, Ring.FAST, Ring.BROAD)
     assert registered.ring_assigned_by == RingAssignedBy.AUTOPATCH
     assert registered.failed_checks == ""
-    assert [c["name"] for c in registered.checks if c["kind"] == "prerequisite"] == list(PREREQUISITE_CHECKS)
+    prerequisites = [c["name"] for c in registered.check_details if c["kind"] == "prerequisite"]
+    assert prerequisites == list(PREREQUISITE_CHECKS)
     assert registered.added_through == "direct"
     assert registered.azure_ad_device_id == good["deviceId"] != good["id"]
 
@@ -85,7 +86,7 @@ def test_each_prerequisite_check_fails_with_a_reason_and_remediation(
     assert device(bad).registered_at is None
     assert check in failed(bad)
     assert reason in reasons(bad)[check]
-    remediation = {c["name"]: c["remediation"] for c in device(bad).checks}[check]
+    remediation = {c["name"]: c["remediation"] for c in device(bad).check_details}[check]
     assert remediation
 
 

@@ -75,7 +75,7 @@ class DeviceDetailSerializer(DeviceSerializer):  # type: ignore[misc, valid-type
     entra_object_id = serializers.CharField()
     in_registration_group = serializers.BooleanField()
     first_discovered_at = serializers.DateTimeField()
-    checks = CheckSerializer(many=True)
+    checks = CheckSerializer(many=True, source="check_details")
     readiness_report = StoredReportSerializer(allow_null=True)
     status_history = StatusChangeSerializer(many=True)
 

@@ -32,8 +32,8 @@ def details_context(request: HttpRequest, device: Device) -> dict:
     if replacement is not None:
         fields.append(("Possible replacement of", f"{replacement.replaced} (same {replacement.matched_on})"))
     checks = {"prerequisite": [], "readiness": []}
-    for check in device.checks or []:
-        checks.setdefault(check.get("kind") or "prerequisite", []).append(check)
+    for check in device.check_details:
+        checks.setdefault(check["kind"], []).append(check)
     offered = [a for a in ACTIONS.values() if device.readiness_status in a.statuses]
     return {
         "device": device,
