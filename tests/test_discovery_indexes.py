@@ -82,6 +82,11 @@ def test_a_first_import_builds_the_indexes_after_its_writes_and_finds_what_a_run
     assert declared() <= device_index_names()
     assert outcomes() == expected
     assert DeviceStatusChange.objects.count() == history
+    # The sightings, recorded while the indexes were built: every device found by this run.
+    run = DiscoveryRun.objects.get()
+    assert set(Device.objects.with_last_discovered().values_list("last_discovered_at", flat=True)) == {
+        run.sightings_at
+    }
 
 
 def test_a_run_that_adds_devices_to_a_table_holding_some_keeps_the_indexes_up(use_tenant, settings):

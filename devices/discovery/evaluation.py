@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import orjson
 from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, TextField
+from django.db.models import Count, Exists, Index, OuterRef, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from .. import checks as c
@@ -88,9 +88,10 @@ def apply_evaluation(state: RunState) -> None:
     indexes.build_missing(Device)  # a run that died during a first import left them missing
     deferred = indexes.drop(Device) if indexes.first_import(Device, members.count()) else []
     try:
-        evaluate_all(state, members, wanted, duplicates, rings, complete)
+        evaluate_all(state, members, wanted, duplicates, rings, complete, deferred)
     finally:
-        indexes.build(Device, deferred)
+        if deferred:  # an evaluation that failed before its build began
+            indexes.build_missing(Device)
     if state.counts["changed"] >= ANALYZE_AFTER:
         # The blade reads these tables right after: without fresh statistics (autovacuum comes later) its
         # counts and searches were planned badly for minutes after a first import, and without a visibility map
@@ -109,9 +110,10 @@ def evaluate_all(
     duplicates: dict[str, int],
     rings: RingAssigner,
     complete: bool,
+    deferred: list[Index],
 ) -> None:
     """Every candidate (or those `wanted`) in chunks, their sightings, and the registered devices outside the
-    group."""
+    group; the `deferred` indexes of the device table are built once every candidate's row is written."""
     run = state.run
 
     def evaluate(subjects: dict[str, str | None], **where: Any) -> ChunkWrite | None:
@@ -145,7 +147,13 @@ def evaluate_all(
             if reader is not None:
                 reader.close()
         writer.drain()  # every candidate's row written: the sightings join them
-        sightings.record(run, state.now)
+        # A first import's indexes are built meanwhile: the sightings read the device table, and write their own
+        # (97,000 rows at 100,000 devices, 1.2 s that the builds' 6 s took in before).
+        built = indexes.start_building(Device, deferred)
+        try:
+            sightings.record(run, state.now)
+        finally:
+            built()
         # Devices once registered (excluded too) that left the group stay registered: refresh their readiness
         # status.
         seen = members.values("device_id")

@@ -21,7 +21,7 @@ first reading.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from django.conf import settings
 from django.db import connection, models
@@ -73,20 +73,32 @@ def drop(model: type[models.Model]) -> list[models.Index]:
 def build(model: type[models.Model], indexes: Sequence[models.Index]) -> None:
     """Build `indexes` of `model`, in BUILDERS connections at once where it can (else in this one), the widest
     first so that the connections end together."""
+    start_building(model, indexes)()
+
+
+def start_building(model: type[models.Model], indexes: Sequence[models.Index]) -> Callable[[], None]:
+    """Start `build` in its own connections, so that this one can go on meanwhile with what does not write the
+    table (CREATE INDEX holds writers back, not readers); returns the wait for the build to end, which raises what
+    the build raised. Without those connections, the build is done before this returns."""
     if not indexes:
-        return
+        return lambda: None
     widest_first = sorted(indexes, key=lambda index: -(len(index.fields) + len(index.include)))
     if not available():
         add(model, widest_first)
-        return
+        return lambda: None
     builders = [ConnectionThread("discovery-indexes") for _ in range(BUILDERS)]
-    try:
-        shares = [widest_first[n :: len(builders)] for n in range(len(builders))]
-        for done in [b.submit(add, model, share) for b, share in zip(builders, shares, strict=True)]:
-            done.result()
-    finally:
-        for builder in builders:
-            builder.close()
+    shares = [widest_first[n :: len(builders)] for n in range(len(builders))]
+    building = [b.submit(add, model, share) for b, share in zip(builders, shares, strict=True)]
+
+    def wait() -> None:
+        try:
+            for done in building:
+                done.result()
+        finally:
+            for builder in builders:
+                builder.close()
+
+    return wait
 
 
 def build_missing(model: type[models.Model]) -> None:
