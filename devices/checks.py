@@ -102,7 +102,7 @@ class CheckResult(NamedTuple):
         return stored
 
 
-# What a stored check leaves out (CheckResult.as_dict); rows written before round 2's sixteenth session hold them.
+# What a stored check leaves out (CheckResult.as_dict); rows an earlier release wrote hold every key.
 STORED_DEFAULTS: dict[str, Any] = {"kind": "prerequisite", "reason": "", "remediation": ""}
 
 

@@ -1,11 +1,13 @@
 """A first import fills the device table without its secondary indexes, and builds them once after.
 
-The blade reads a page of a tab in any sort order from an index (Device.Meta.indexes: 32 of them besides the key
-and the unique Azure AD device ID), and PostgreSQL keeps every one of them up row by row: at 100,000 devices,
+The blade reads a page of a tab in any sort order from an index, and searches through others (Device.Meta.indexes
+and DEVICE_SEARCH_INDEXES: 32 besides the key and the unique Azure AD device ID; until round 2's fifteenth session
+the six search indexes, made by a migration, were left up and doubled the copy of a first run's rows), and
+PostgreSQL keeps every one of them up row by row: at 100,000 devices,
 inserting the rows took 10.1 s in psql with them and 1.0 s without, and building them over the filled table
 4.6 s, about half that in two connections at once. A first run's evaluation waited on those inserts for most of
-its time. So when a run is about to add many devices to an empty table (`first_import`), it drops the declared
-indexes, writes its chunks, and builds them again (`build`) before the run ends.
+its time. So when a run is about to add many devices to an empty table (`first_import`), it drops those
+(`deferrable`), writes its chunks, and builds them again (`build`) before the run ends.
 
 PostgreSQL only, outside a transaction (a test's would hold the drop until it ends). Meanwhile pages still work,
 reading a table that is still filling without those indexes; admin actions that write a device wait for a build
@@ -26,6 +28,7 @@ from collections.abc import Callable, Sequence
 from django.conf import settings
 from django.db import connection, models
 
+from ..models import DEVICE_SEARCH_INDEXES, Device
 from .writer import ConnectionThread
 
 # Connections building indexes at once: the machines this runs on have at least two cores, and a first import's
@@ -50,20 +53,26 @@ def empty(model: type[models.Model]) -> bool:
     return available() and not model.objects.exists()
 
 
+def deferrable(model: type[models.Model]) -> list[models.Index]:
+    """The indexes of `model`'s table a first import drops and builds: those it declares (Meta.indexes), and the
+    device table's search indexes (DEVICE_SEARCH_INDEXES, made by a migration)."""
+    return [*model._meta.indexes, *(DEVICE_SEARCH_INDEXES if model is Device else ())]
+
+
 def missing(model: type[models.Model]) -> list[models.Index]:
-    """The indexes `model` declares (Meta.indexes) that its table lacks."""
+    """The deferrable indexes of `model` that its table lacks."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = %s",
             [model._meta.db_table],
         )
         present = {name for (name,) in cursor.fetchall()}
-    return [index for index in model._meta.indexes if index.name not in present]
+    return [index for index in deferrable(model) if index.name not in present]
 
 
 def drop(model: type[models.Model]) -> list[models.Index]:
-    """Drop `model`'s declared indexes; returns them, for `build`."""
-    indexes = list(model._meta.indexes)
+    """Drop `model`'s deferrable indexes; returns them, for `build`."""
+    indexes = deferrable(model)
     with connection.schema_editor(atomic=False) as editor:
         for index in indexes:
             editor.remove_index(model, index)  # DROP INDEX IF EXISTS
@@ -102,7 +111,7 @@ def start_building(model: type[models.Model], indexes: Sequence[models.Index]) -
 
 
 def build_missing(model: type[models.Model]) -> None:
-    """Build the declared indexes a run that died during a first import left missing (PostgreSQL)."""
+    """Build the deferrable indexes a run that died during a first import left missing (PostgreSQL)."""
     if connection.vendor == "postgresql":
         build(model, missing(model))
 
