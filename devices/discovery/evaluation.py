@@ -418,7 +418,8 @@ def evaluate_chunk(
         )
         # The key is stored with the state this evaluation leaves, which the next run reads back.
         outcome["fingerprint"] = input_key(*inputs, *(outcome[f] for f in STATE_FIELDS))
-        new = make_device({"azure_ad_device_id": device_id, **outcome})
+        outcome["azure_ad_device_id"] = device_id
+        new = make_device(outcome)
         if device is not None:
             new.pk, new.first_discovered_at = device.pk, device.first_discovered_at
             new.state_version = device.state_version  # written only if no admin action came since this read
