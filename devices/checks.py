@@ -47,6 +47,7 @@ INTUNE_AGENTS = {
     "microsoft365managedmdm",
     "windowsmanagementcloudapi",
 }
+ANY_INTUNE_AGENT = INTUNE_AGENTS | CO_MANAGED_AGENTS  # managed by Intune, alone or with Configuration Manager
 CO_MANAGEMENT_WORKLOADS_NEEDED = {
     "windowsUpdateForBusiness": "Windows Update policies",
     "deviceConfiguration": "Device configuration",
@@ -175,7 +176,7 @@ def intune_or_cloud_attached(c: Candidate) -> CheckResult:
             "The device's Azure AD device ID has no Intune managed device.",
             "Enroll the device in Intune, or co-manage it with Configuration Manager.",
         )
-    if c.agent not in INTUNE_AGENTS | CO_MANAGED_AGENTS:
+    if c.agent not in ANY_INTUNE_AGENT:
         agent = c.managed.get("managementAgent") or "unknown"
         return failed(
             name,
