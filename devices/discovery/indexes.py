@@ -1,13 +1,13 @@
 """A first import fills the device table without its secondary indexes, and builds them once after.
 
 The blade reads a page of a tab in any sort order from an index, and searches through others (Device.Meta.indexes
-and DEVICE_SEARCH_INDEXES: 32 besides the key and the unique Azure AD device ID; until round 2's fifteenth session
-the six search indexes, made by a migration, were left up and doubled the copy of a first run's rows), and
-PostgreSQL keeps every one of them up row by row: at 100,000 devices,
-inserting the rows took 10.1 s in psql with them and 1.0 s without, and building them over the filled table
-4.6 s, about half that in two connections at once. A first run's evaluation waited on those inserts for most of
-its time. So when a run is about to add many devices to an empty table (`first_import`), it drops those
-(`deferrable`), writes its chunks, and builds them again (`build`) before the run ends.
+and DEVICE_SEARCH_INDEXES: 32 besides the key and the unique Azure AD device ID), and PostgreSQL keeps every one of
+them up row by row: at 100,000 devices, inserting the rows took 10.1 s in psql with them and 1.0 s without, and
+building them over the filled table 4.6 s, about half that in two connections at once. A first run's evaluation
+waited on those inserts for most of its time. So when a run is about to add many devices to an empty table
+(`first_import`), it drops those (`deferrable`), writes its chunks, and builds them again (`build`) before the run
+ends. (Until round 2's fifteenth session the six search indexes, made by a migration, were left up, and doubled
+the time of copying a first run's rows in.)
 
 PostgreSQL only, outside a transaction (a test's would hold the drop until it ends). Meanwhile pages still work,
 reading a table that is still filling without those indexes; admin actions that write a device wait for a build
