@@ -41,7 +41,7 @@ def available() -> bool:
 
 
 def first_import(model: type[models.Model], rows: int) -> bool:
-    """Whether a run about to write `rows` new rows into `model`'s table should drop its declared indexes first:
+    """Whether a run about to write `rows` new rows into `model`'s table should drop its deferrable indexes first:
     the table is empty, the rows are many (AUTOPATCH_DEFER_INDEXES_FROM), and the database is PostgreSQL."""
     return rows >= settings.AUTOPATCH_DEFER_INDEXES_FROM and empty(model)
 
