@@ -231,8 +231,9 @@ class Device(models.Model):
     readiness_status = models.CharField(max_length=32, choices=ReadinessStatus.choices)
     # Names of the failed prerequisite or readiness checks, joined by "; " (what the tab shows).
     failed_checks = models.TextField(blank=True)
-    # Every check of the last evaluation, as stored (devices.checks.CheckResult.as_dict): [{"name", "passed"}, with
-    # "kind", "reason" and "remediation" where they are not a prerequisite check's defaults]. In full: check_details.
+    # Every check of the last evaluation, as stored (devices.checks.CheckResult.as_stored): a passed check with nothing
+    # to say is its name; any other {"name", "passed"}, with "kind", "reason" and "remediation" where they are not a
+    # prerequisite check's defaults. In full: check_details.
     checks = models.JSONField(default=list)
     report_generated_at = models.DateTimeField("Readiness report time", null=True, blank=True)
 

@@ -12,7 +12,7 @@ import orjson
 from django.utils import timezone
 
 from .bulk import bulk_write, instance_maker
-from .checks import READINESS_CHECKS, parse_graph_time
+from .checks import READINESS_CHECKS, kind_of, parse_graph_time
 from .models import ReadinessReport
 
 CHUNK = 2000
@@ -194,8 +194,8 @@ def apply_new_reports(device_ids: Iterable[str], since: Any) -> int:
                     _NoNewRings(),  # type: ignore[arg-type]
                 )
                 # The prerequisite checks are discovery's (they need the whole tenant); the readiness ones are new.
-                checks = [c for c in device.checks or [] if c.get("kind") != "readiness"]
-                checks += [c for c in outcome["checks"] if c.get("kind") == "readiness"]
+                checks = [c for c in device.checks or [] if kind_of(c) != "readiness"]
+                checks += [c for c in outcome["checks"] if kind_of(c) == "readiness"]
                 before = device.readiness_status
                 new = (
                     outcome["readiness_status"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from devices.checks import STORED_DEFAULTS
 from devices.models import Device, DiscoveryRun
 
 from .api_client import ApiClient, api_key
@@ -86,8 +87,9 @@ def test_a_bad_parameter_is_a_400_that_says_what_is_wrong(reader, blade_tenant, 
 
 
 def test_checks_stored_in_full_by_an_earlier_release_show_the_same(reader, blade_tenant, alice):
-    """Devices store their checks without the defaults (a passed prerequisite check is its name and result); rows
-    written before hold every key, and the API and the fly-in show both alike."""
+    """Devices store a passed check with nothing to say as its name and any other without the defaults; rows
+    written before hold every key (or each passed check as its name and result), and the API and the fly-in show
+    every form alike."""
     device = Device.objects.get(device_name="CHARLIE-05")
     client = signed_in(alice)
 
@@ -97,8 +99,16 @@ def test_checks_stored_in_full_by_an_earlier_release_show_the_same(reader, blade
 
     now = shown()
     assert all(set(check) == {"name", "kind", "passed", "reason", "remediation"} for check in now[0])
-    assert {"name": "Last Intune check-in", "passed": True} in device.checks  # as stored
+    stored = Device.objects.get(pk=device.pk).checks
+    assert "Last Intune check-in" in stored and "Microsoft Edge network endpoints" in stored  # as stored
+    assert next(c for c in stored if isinstance(c, dict))["name"] == "Internet connectivity"  # the failed one
+    assert {c["name"]: c["kind"] for c in now[0]}["Microsoft Edge network endpoints"] == "readiness"
     Device.objects.filter(pk=device.pk).update(checks=now[0])  # in full, as an earlier release stored them
+    assert shown() == now
+    earlier = [{k: v for k, v in c.items() if v != STORED_DEFAULTS.get(k)} for c in now[0]]
+    assert {"name": "Last Intune check-in", "passed": True} in earlier
+    # Each passed check as its name and result: the form before names alone.
+    Device.objects.filter(pk=device.pk).update(checks=earlier)
     assert shown() == now
 
 

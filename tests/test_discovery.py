@@ -21,7 +21,11 @@ def failed(builder_device: dict) -> list[str]:
 
 
 def reasons(builder_device: dict) -> dict[str, str]:
-    return {check["name"]: check["reason"] for check in device(builder_device).checks if not check["passed"]}
+    return {
+        check["name"]: check["reason"]
+        for check in device(builder_device).check_details
+        if not check["passed"]
+    }
 
 
 def test_a_device_that_meets_every_prerequisite_is_registered_active_with_a_ring(builder, use_tenant):

@@ -87,7 +87,7 @@ def test_session_hosts_and_cloud_pcs_are_discovered_through_the_host_pool_group(
     host = device("AVD-AP-MS-001")
     assert host.readiness_status == ReadinessStatus.PREREQUISITES_FAILED
     assert host.failed_checks == "Windows edition"
-    reason = next(c["reason"] for c in host.checks if c["name"] == "Windows edition")
+    reason = next(c["reason"] for c in host.check_details if c["name"] == "Windows edition")
     assert "multi-session host" in reason and "does not support multi-session" in reason
     # The seed's rule leaves out the Windows 10 multi-session host: it is not a member, so not discovered.
     assert not Device.objects.filter(device_name="AVD-AP-MS-W10-01").exists()
@@ -119,7 +119,7 @@ def test_a_multi_session_sku_is_named_multi_session_whatever_entra_calls_the_os(
 
     discover_now()
 
-    reason = next(c for c in device("POOL-01").checks if c["name"] == "Windows edition")
+    reason = next(c for c in device("POOL-01").check_details if c["name"] == "Windows edition")
     assert "Azure Virtual Desktop session host" in reason["reason"]
     assert "multi-session" in reason["remediation"]
     assert device("POOL-01").azure_ad_device_id == host["deviceId"]

@@ -134,7 +134,7 @@ def evaluate_device(
         "last_intune_checkin": last_sync,
         "readiness_status": status,
         "failed_checks": "; ".join(failed),
-        "checks": [r.as_dict() for r in prerequisites + readiness],
+        "checks": [r.as_stored() for r in prerequisites + readiness],
         "report_generated_at": report.generated_at if report else None,
         "registered_at": registered_at,
         "ring": ring,
