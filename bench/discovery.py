@@ -4,13 +4,18 @@ For each size and repetition, in a fresh process: the floor (parse the tenant fi
 a table, on the same database; the median of three), then a first run on an empty database, a second run with
 nothing changed, and a third after 2 % of the tenant changed (check-ins, one member added, one removed). Reports wall time (and its
 reading and evaluating parts) and its ratio to the floor, the readiness script's run states read (it is deployed
-before the first run), the memory the run added on top of the process with the
-simulated tenant loaded and its run states built (it stands for Microsoft's cloud; resident memory sampled every
+before the first run), the memory the run added on top of the process before it (resident memory sampled every
 20 ms), Graph requests per stream, and with --latency-ms (a round trip
 added to every Graph request) the time of the longest stream's requests, and the CPU time the run took in its own
-process (every thread) and in the database server's processes. Medians over the repetitions.
+process (every thread), in the database server's processes and in the simulated tenant's. Medians over the
+repetitions.
+
+The simulated tenant stands for Microsoft's cloud: it answers the run's transport from a process of its own, loaded
+with the tenant file (and its run states built) before the runs; with --tenant-in-process it answers from the run's
+own process, as every figure before round 2's seventeenth session was measured.
 
     .venv/bin/python bench/discovery.py [--sizes 1000,10000,100000] [--repeat 3] [--latency-ms 250]
+                                        [--tenant-in-process]
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/autopatch_bench (the default; dropped and created)
 """
 
@@ -165,9 +170,73 @@ def change_two_percent(path: Path, now: str) -> None:
     path.with_suffix(".changed.json").write_bytes(orjson.dumps(data))
 
 
-def one(size: int, latency_ms: int) -> None:
+def prepare_tenants(loaded, later) -> None:
+    """The simulated tenant and the same tenant an hour later, ready to answer: the later one holds the readiness
+    script deployed before the runs, and each has its run states built (on the first request for them otherwise:
+    73,000 at 100,000 devices, about 110 MB, the simulated cloud's memory, not the run's)."""
+    later.health_scripts.keep_in(loaded.health_scripts.state_path)
+    for simulated in (loaded, later):
+        simulated.health_scripts.run_states()
+    # Millions of objects that the run's process never holds: out of the garbage collector's sight.
+    gc.collect()
+    gc.freeze()
+
+
+def serve_tenants(pipe, paths: list[str]) -> None:
+    """The simulated tenants' own process: loads each file as the portal does, then answers the transport's
+    requests from the pipe until it closes."""
+    import django
+
+    django.setup()
+    from autopatch_portal.tenant import connection as tenant_connection
+
+    tenants = [tenant_connection.simulated_tenant(Path(path)) for path in paths]
+    prepare_tenants(*tenants)
+    pipe.send([tenant.tenant_id for tenant in tenants])
+    while True:
+        try:
+            index, method, url, headers, body = pipe.recv()
+        except EOFError:
+            return
+        try:
+            answer = tenants[index].handle(method, url, headers, body)
+        except Exception as exc:  # noqa: BLE001 - raised again in the run's process (a TimeoutError, say)
+            pipe.send(exc)
+        else:
+            pipe.send((answer.status, answer.body, answer.headers))
+
+
+class TenantProxy:
+    """Stands for a simulated tenant in the run's process: the transport hands each request to the tenants'
+    process and waits for its answer (one at a time; the transport's latency is slept before, concurrently)."""
+
+    def __init__(self, pipe, lock: threading.Lock, index: int, tenant_id: str) -> None:
+        self.pipe, self.lock, self.index, self.tenant_id = pipe, lock, index, tenant_id
+
+    def handle(self, method, url, headers, body):
+        from autopatch_portal.tenant.simulated.tenant import Response
+
+        with self.lock:
+            self.pipe.send((self.index, method, url, headers, body))
+            answer = self.pipe.recv()
+        if isinstance(answer, BaseException):
+            raise answer
+        status, body, headers = answer
+        return Response(status, body, headers)
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds a process has taken (/proc/<pid>/stat: utime + stime)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def one(size: int, latency_ms: int, tenant_in_process: bool = False) -> None:
     """One repetition in a fresh process: the floor, then on an empty database a first run, a second with nothing
-    changed, and a third after 2 % of the tenant changed."""
+    changed, and a third after 2 % of the tenant changed. The simulated tenant answers from a process of its own
+    (Microsoft's cloud does not run in the portal's interpreter: in it, its answers took the interpreter from the
+    run's threads), or with tenant_in_process from the run's, as before round 2's seventeenth session."""
     import django
 
     django.setup()
@@ -181,17 +250,20 @@ def one(size: int, latency_ms: int) -> None:
     from autopatch_portal.tenant.simulated.transport import SimulatedTenantAdapter
     from devices.runs import discover_now
 
-    # Time spent answering inside the simulated tenant (its latency is added at the transport), and requests per stream.
+    # Time spent waiting for the simulated tenant's answers (its latency is added at the transport before), and
+    # requests per stream.
     graph_seconds = [0.0]
     streams: dict[str, int] = {}
-    original_handle = SimulatedTenant.handle
 
-    def timed_handle(self, method, url, *a, **kw):
-        start = time.perf_counter()
-        try:
-            return original_handle(self, method, url, *a, **kw)
-        finally:
-            graph_seconds[0] += time.perf_counter() - start
+    def timed(handle):
+        def timed_handle(self, *a, **kw):
+            start = time.perf_counter()
+            try:
+                return handle(self, *a, **kw)
+            finally:
+                graph_seconds[0] += time.perf_counter() - start
+
+        return timed_handle
 
     original_send = SimulatedTenantAdapter.send
 
@@ -212,7 +284,8 @@ def one(size: int, latency_ms: int) -> None:
         streams[key] = streams.get(key, 0) + 1
         return original_send(self, request, *a, **kw)
 
-    SimulatedTenant.handle = timed_handle
+    SimulatedTenant.handle = timed(SimulatedTenant.handle)
+    TenantProxy.handle = timed(TenantProxy.handle)
     SimulatedTenantAdapter.send = counted_send
     recreate_database()
     connection.close()
@@ -227,23 +300,29 @@ def one(size: int, latency_ms: int) -> None:
     change_two_percent(path, timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ"))
     settings.AUTOPATCH_TENANT_FILE = str(path)
     settings.AUTOPATCH_SIMULATED_LATENCY_MS = latency_ms  # a round trip per request, at the transport
-    loaded = tenant_connection.simulated_tenant(
-        path
-    )  # loaded before measuring: it stands for Microsoft's cloud
     # The changed file is the same tenant an hour later: it holds the readiness script deployed before the runs.
-    later = tenant_connection.simulated_tenant(changed)
-    later.health_scripts.keep_in(loaded.health_scripts.state_path)
-    for simulated in (loaded, later):
-        # Built on the first request for them otherwise (73,000 run states at 100,000 devices, about 110 MB): the
-        # simulated cloud's memory, not the run's.
-        simulated.health_scripts.run_states()
+    tenant_pid = None
+    if tenant_in_process:
+        prepare_tenants(tenant_connection.simulated_tenant(path), tenant_connection.simulated_tenant(changed))
+    else:
+        import multiprocessing
+
+        here, there = multiprocessing.Pipe()
+        server = multiprocessing.get_context("spawn").Process(
+            target=serve_tenants, args=(there, [str(path), str(changed)]), daemon=True
+        )
+        server.start()
+        tenant_pid, lock = server.pid, threading.Lock()
+        proxies = {
+            str(p.resolve()): TenantProxy(here, lock, index, tenant_id)
+            for index, (p, tenant_id) in enumerate(zip((path, changed), here.recv(), strict=True))
+        }
+        tenant_connection.simulated_tenant = lambda p: proxies[str(Path(p).resolve())]
     from devices.remediation.deploy import deploy_readiness_script
 
     deploy_readiness_script(tenant_connection.connect(), "bench")
-    # The two simulated tenants are millions of objects that a worker never holds: out of the garbage collector's
-    # sight, as they would be in another process, so that its full passes over them are not timed as the run's.
     gc.collect()
-    gc.freeze()
+    gc.freeze()  # what the process holds before the runs: the garbage collector's full passes skip it
     for which in ("first", "unchanged", "2% changed"):
         if which == "2% changed":
             settings.AUTOPATCH_TENANT_FILE = str(changed)
@@ -251,10 +330,12 @@ def one(size: int, latency_ms: int) -> None:
         base = rss_mb()
         graph_seconds[0] = 0.0
         streams.clear()
+        tenant_cpu = process_cpu(tenant_pid) if tenant_pid else 0.0
         start = time.perf_counter()
         with PeakRss() as peak, CpuUsed() as cpu:
             run = discover_now()
         wall = time.perf_counter() - start
+        tenant_cpu = process_cpu(tenant_pid) - tenant_cpu if tenant_pid else None
         assert run.status == "succeeded", run.errors
         # The run states, the groups, the devices and the managed devices are read at once (since round 2's eighth
         # session; before it the run states were read first, and this figure added them to the busiest stream).
@@ -280,6 +361,8 @@ def one(size: int, latency_ms: int) -> None:
                     "evaluating": run.counts.get("seconds_evaluating"),
                     "cpu_process": round(cpu.process, 1),
                     "cpu_database": round(cpu.database, 1),
+                    "cpu_tenant": tenant_cpu and round(tenant_cpu, 1),
+                    "tenant": "in the run's process" if tenant_in_process else "its own process",
                 }
             ),
             flush=True,
@@ -293,17 +376,23 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each size (100,000: at most 2)")
     parser.add_argument("--latency-ms", type=int, default=0, help="a round trip added to every Graph request")
+    parser.add_argument(
+        "--tenant-in-process",
+        action="store_true",
+        help="the simulated tenant answers from the run's process (before round 2's seventeenth session)",
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        one(args.one, args.latency_ms)
+        one(args.one, args.latency_ms, args.tenant_in_process)
         return
     results = []
     for size in [int(s) for s in args.sizes.split(",")]:
         runs: dict[str, list[dict]] = {}
         for _ in range(min(args.repeat, 2) if size >= 100_000 else args.repeat):
             out = subprocess.run(
-                [sys.executable, __file__, "--one", str(size), "--latency-ms", str(args.latency_ms)],
+                [sys.executable, __file__, "--one", str(size), "--latency-ms", str(args.latency_ms)]
+                + ["--tenant-in-process"] * args.tenant_in_process,
                 capture_output=True,
                 text=True,
             )
@@ -330,6 +419,9 @@ def main() -> None:
                     "evaluating_s": round(median("evaluating"), 1),
                     "cpu_process_s": round(median("cpu_process"), 1),
                     "cpu_database_s": round(median("cpu_database"), 1),
+                    "cpu_tenant_s": round(median("cpu_tenant"), 1)
+                    if rows[0]["cpu_tenant"] is not None
+                    else "-",
                     "extra_rss_mb": round(median("extra_mb"), 1),
                     "graph_requests": rows[0]["requests"],
                     "streams": rows[0]["streams"],
@@ -350,16 +442,16 @@ def main() -> None:
     print(
         "| devices | run | repeats | candidates | evaluated | devices written | wall (s) | floor (s) | x floor "
         "| reading (s) | evaluating (s) | memory added (MB) | Graph requests | run states read (requests) "
-        "| longest stream (s) | CPU: run's process (s) | CPU: database (s) |"
+        "| longest stream (s) | CPU: run's process (s) | CPU: database (s) | CPU: simulated tenant (s) |"
     )
-    print("| --- " * 17 + "|")
+    print("| --- " * 18 + "|")
     for r in results:
         print(
             f"| {r['devices']:,} | {r['run']} | {r['repeat']} | {r['candidates']:,} | {r['evaluated']:,} "
             f"| {r['changed']:,} | {r['wall_s']} | {r['floor_s']} | {r['x_floor']} | {r['reading_s']} "
             f"| {r['evaluating_s']} | {r['extra_rss_mb']} | {r['graph_requests']} "
             f"| {r['run_states']:,} ({r['streams'].get('run states', 0)}) | {r['longest_stream_s']} "
-            f"| {r['cpu_process_s']} | {r['cpu_database_s']} |"
+            f"| {r['cpu_process_s']} | {r['cpu_database_s']} | {r['cpu_tenant_s']} |"
         )
 
 
