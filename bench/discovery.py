@@ -12,7 +12,7 @@ repetitions.
 
 The simulated tenant stands for Microsoft's cloud: it answers the run's transport from a process of its own, loaded
 with the tenant file (and its run states built) before the runs; with --tenant-in-process it answers from the run's
-own process, as every figure before round 2's seventeenth session was measured.
+own process, as every figure before round 2's sixteenth session was measured.
 
     .venv/bin/python bench/discovery.py [--sizes 1000,10000,100000] [--repeat 3] [--latency-ms 250]
                                         [--tenant-in-process]
@@ -236,7 +236,7 @@ def one(size: int, latency_ms: int, tenant_in_process: bool = False) -> None:
     """One repetition in a fresh process: the floor, then on an empty database a first run, a second with nothing
     changed, and a third after 2 % of the tenant changed. The simulated tenant answers from a process of its own
     (Microsoft's cloud does not run in the portal's interpreter: in it, its answers took the interpreter from the
-    run's threads), or with tenant_in_process from the run's, as before round 2's seventeenth session."""
+    run's threads), or with tenant_in_process from the run's, as before round 2's sixteenth session."""
     import django
 
     django.setup()
@@ -379,7 +379,7 @@ def main() -> None:
     parser.add_argument(
         "--tenant-in-process",
         action="store_true",
-        help="the simulated tenant answers from the run's process (before round 2's seventeenth session)",
+        help="the simulated tenant answers from the run's process (before round 2's sixteenth session)",
     )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
