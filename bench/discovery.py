@@ -68,21 +68,26 @@ class PeakRss:
         self._thread.join()
 
 
+def process_cpu(pid: int | str) -> tuple[str, float]:
+    """A process's name and the CPU seconds it has taken (/proc/<pid>/stat: utime + stime)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        text = stat.read()
+    name, fields = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+    return name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def database_cpu() -> dict[int, float]:
-    """Cumulative CPU seconds of each PostgreSQL server process on this machine (/proc/<pid>/stat)."""
-    ticks = os.sysconf("SC_CLK_TCK")
+    """Cumulative CPU seconds of each PostgreSQL server process on this machine."""
     seconds: dict[int, float] = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
-            with open(f"/proc/{pid}/stat") as stat:
-                text = stat.read()
+            name, used = process_cpu(pid)
         except OSError:
             continue  # ended meanwhile
-        name, fields = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
         if name == "postgres":
-            seconds[int(pid)] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+            seconds[int(pid)] = used
     return seconds
 
 
@@ -225,13 +230,6 @@ class TenantProxy:
         return Response(status, body, headers)
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds a process has taken (/proc/<pid>/stat: utime + stime)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def one(size: int, latency_ms: int, tenant_in_process: bool = False) -> None:
     """One repetition in a fresh process: the floor, then on an empty database a first run, a second with nothing
     changed, and a third after 2 % of the tenant changed. The simulated tenant answers from a process of its own
@@ -328,12 +326,12 @@ def one(size: int, latency_ms: int, tenant_in_process: bool = False) -> None:
         base = rss_mb()
         graph_seconds[0] = 0.0
         streams.clear()
-        tenant_cpu = process_cpu(tenant_pid) if tenant_pid else 0.0
+        tenant_cpu = process_cpu(tenant_pid)[1] if tenant_pid else 0.0
         start = time.perf_counter()
         with PeakRss() as peak, CpuUsed() as cpu:
             run = discover_now()
         wall = time.perf_counter() - start
-        tenant_cpu = process_cpu(tenant_pid) - tenant_cpu if tenant_pid else None
+        tenant_cpu = process_cpu(tenant_pid)[1] - tenant_cpu if tenant_pid else None
         assert run.status == "succeeded", run.errors
         # The run states, the groups, the devices and the managed devices are read at once (since round 2's eighth
         # session; before it the run states were read first, and this figure added them to the busiest stream).
