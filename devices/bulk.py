@@ -8,13 +8,14 @@ conflict handling as bulk_create. Other databases use bulk_create.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import orjson
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import signals
 from django.db.models.base import ModelState
+from psycopg import postgres
 
 M = TypeVar("M", bound=models.Model)
 
@@ -28,8 +29,9 @@ def _columns(model: type[models.Model]) -> list[models.Field]:
     return [f for f in model._meta.concrete_fields if not f.primary_key and not f.generated]
 
 
-def _row_maker(fields: Sequence[models.Field]):
-    """A function from an instance to its COPY row; JSON fields go as their text."""
+def _row_maker(fields: Sequence[models.Field], copy: bool = False):
+    """A function from an instance to its row of values: JSON fields as their text, or for a COPY (_copy_in) in
+    jsonb's binary form."""
     plain = [(f.attname, isinstance(f, models.JSONField)) for f in fields]
     dumps = orjson.dumps
 
@@ -37,7 +39,40 @@ def _row_maker(fields: Sequence[models.Field]):
         values = obj.__dict__
         return [dumps(values[name]).decode() if is_json else values[name] for name, is_json in plain]
 
-    return row
+    def copy_row(obj: models.Model) -> list:
+        values = obj.__dict__
+        return [JSONB_VERSION + dumps(values[name]) if is_json else values[name] for name, is_json in plain]
+
+    return copy_row if copy else row
+
+
+# jsonb's binary form: a version byte, then the JSON text.
+JSONB_VERSION = b"\x01"
+BYTEA = postgres.types["bytea"].oid
+
+
+def _type_oid(field: models.Field) -> int:
+    """The type a binary COPY sends the field's values as: the column's own (its name without a length), and a
+    JSON field's as bytes, which are already jsonb's binary form (JSONB_VERSION and the text)."""
+    if isinstance(field, models.JSONField):
+        return BYTEA
+    return postgres.types[field.db_type(connection).partition("(")[0]].oid
+
+
+def _copy_in(cursor, table: str, fields: Sequence[models.Field], rows: Iterable[Sequence]) -> None:
+    """COPY `rows` (values in the order of `fields`) into `table` in PostgreSQL's binary format. In the text format
+    psycopg escapes every text value character by character: copying a first run's 96,942 device rows took the
+    client 1.8-2.0 s of CPU that way, 0.6 s this way, and the copy's 303,993 rows 1.8-2.0 s against 0.65-0.7 s
+    (bench/README.md). The values must be of their columns' types (no text for a time), as Django's fields hold
+    them."""
+    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    with (
+        connection.wrap_database_errors,
+        cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types([_type_oid(f) for f in fields])
+        for row in rows:
+            copy.write_row(row)
 
 
 def instance_maker(model: type[M]) -> Callable[[dict[str, Any]], M]:
@@ -97,8 +132,9 @@ def copy_rows(
     *,
     ignore_conflicts: bool = False,
 ) -> None:
-    """Insert plain rows (values for `columns`, attribute names) without building model instances, in a savepoint:
-    a row the table refuses raises Django's IntegrityError, as any write does, and leaves nothing of the rows."""
+    """Insert plain rows (values for `columns`, attribute names; a JSON field's as its JSON text) without building
+    model instances, in a savepoint: a row the table refuses raises Django's IntegrityError, as any write does, and
+    leaves nothing of the rows."""
     if not rows:
         return
     if connection.vendor != "postgresql":
@@ -107,19 +143,27 @@ def copy_rows(
         )
         return
     table = model._meta.db_table
-    names = ", ".join(connection.ops.quote_name(model._meta.get_field(c).column) for c in columns)
+    fields = [model._meta.get_field(c) for c in columns]
+    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    json = [i for i, f in enumerate(fields) if isinstance(f, models.JSONField)]
+    if json:
+        rows = [_jsonb_text(row, json) for row in rows]
     with transaction.atomic(), connection.cursor() as cursor:
         target = scratch = _scratch(cursor, model) if ignore_conflicts else table
-        with (
-            connection.wrap_database_errors,
-            cursor.cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row(row)
+        _copy_in(cursor, target, fields, rows)
         if ignore_conflicts:
             cursor.execute(
                 f"INSERT INTO {table} ({names}) SELECT {names} FROM {scratch} ON CONFLICT DO NOTHING"
             )
+
+
+def _jsonb_text(row: Sequence, json: Sequence[int]) -> list:
+    """The row with the JSON text at each of the `json` positions in jsonb's binary form."""
+    row = list(row)
+    for i in json:
+        if row[i] is not None:
+            row[i] = JSONB_VERSION + row[i].encode()
+    return row
 
 
 def bulk_write(
@@ -202,9 +246,7 @@ def bulk_write(
             )
         else:
             scratch = _scratch(cursor, model)
-            with cursor.cursor.copy(f"COPY {scratch} ({names}) FROM STDIN") as copy:
-                for obj in objs:
-                    copy.write_row(row(obj))
+            _copy_in(cursor, scratch, fields, map(_row_maker(fields, copy=True), objs))
             cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {scratch} {conflict}")
         if not unique_field:
             return list(objs)
@@ -229,8 +271,7 @@ def insert_new(objs: Sequence[M], *, unique_field: str, **upsert: Any) -> list[M
     model = type(objs[0])
     table, key = model._meta.db_table, model._meta.pk
     fields = [key, *_columns(model)]
-    names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    row = _row_maker(_columns(model))
+    row = _row_maker(_columns(model), copy=True)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
@@ -238,12 +279,7 @@ def insert_new(objs: Sequence[M], *, unique_field: str, **upsert: Any) -> list[M
                 [table, key.column, len(objs)],
             )
             pks = [pk for (pk,) in cursor.fetchall()]
-            with (
-                connection.wrap_database_errors,
-                cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
-            ):
-                for pk, obj in zip(pks, objs, strict=True):
-                    copy.write_row([pk, *row(obj)])
+            _copy_in(cursor, table, fields, ([pk, *row(obj)] for pk, obj in zip(pks, objs, strict=True)))
     except IntegrityError:
         return bulk_write(objs, unique_field=unique_field, **upsert)
     for pk, obj in zip(pks, objs, strict=True):
