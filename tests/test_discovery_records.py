@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devices.discovery.records import DEVICE, MANAGED, MAX_LISTED, problems
+from devices.discovery.records import DEVICE, MANAGED, MAX_LISTED, normalised, problems, sound
 from devices.models import Device, DiscoveryRun, ReadinessStatus
 from devices.runs import discover_now
 
@@ -125,6 +125,39 @@ def test_graph_s_own_shapes_pass_the_checks():
     assert problems({**managed, "lastSyncDateTime": "yesterday"}, MANAGED) == [
         ("lastSyncDateTime", "is not a date and time: 'yesterday'")
     ]
+
+
+def test_the_one_pass_check_agrees_with_the_named_problems():
+    """`sound` (every object a run reads) keeps exactly the objects `problems` finds nothing in, cut as
+    `normalised` cuts them."""
+    device = {"id": "6b1a", "deviceId": "0f4c", "displayName": "FIN-LT-000001", "accountEnabled": True}
+    managed = {
+        "id": "a1",
+        "azureADDeviceId": "0f4c",
+        "lastSyncDateTime": "2026-11-28T10:00:00Z",
+        "skuNumber": 4,
+    }
+    values = [
+        *(value for _, _, value, _ in BAD_RECORDS),
+        None,
+        "",
+        "x" * 300,
+        "f" * 65,
+        "2026-11-28T10:00:00+02:00",
+        "yesterday",
+        {"officeApps": True},
+        {"office\x00Apps": True},
+        {"apps": ["a\x00"]},
+        7,
+        1.5,
+        False,
+    ]
+    for base, shape in ((device, DEVICE), (managed, MANAGED)):
+        for prop in shape.props:
+            for value in values:
+                item = {**base, prop: value}
+                expected = None if problems(item, shape) else normalised(item, shape)
+                assert sound(item, shape) == expected, (shape.kind, prop, value)
 
 
 def test_a_malformed_tenant_file_still_fails_the_run_naming_the_fault_and_changes_nothing(

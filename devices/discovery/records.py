@@ -55,6 +55,20 @@ class Shape:
     def checked(self) -> list[tuple[str, Prop, bool]]:
         return [(name, prop, prop.plain_text) for name, prop in self.props.items()]
 
+    @cached_property
+    def texts(self) -> list[tuple[str, int, bool, bool]]:
+        """The text properties as `sound` reads them: name, the column's length (0: none), identifier, moment."""
+        return [
+            (name, prop.max_length or 0, prop.identifier, prop.moment)
+            for name, prop in self.props.items()
+            if prop.json_type is str
+        ]
+
+    @cached_property
+    def others(self) -> list[tuple[str, type]]:
+        """The other properties (true or false, a number, an object), with their JSON type."""
+        return [(name, prop.json_type) for name, prop in self.props.items() if prop.json_type is not str]
+
 
 TEXT, MOMENT = Prop(str), Prop(str, moment=True)
 IDS = {"id": column("entra_object_id", True), "deviceId": column("azure_ad_device_id", True)}
@@ -154,6 +168,39 @@ def problems(item: dict, shape: Shape) -> list[tuple[str, str]]:
     return found
 
 
+def sound(item: dict, shape: Shape) -> dict | None:
+    """The object normalised (`normalised`) if `problems` finds nothing in it, else None (pure). One pass, each
+    check written out: a first run checks 300,000 objects at 100,000 devices, and `problems` then `normalised`
+    took 14 us an object (bench/README.md)."""
+    cut = None
+    for name, length, identifier, moment in shape.texts:
+        value = item.get(name)
+        if value is None:
+            continue
+        if type(value) is not str or "\x00" in value:
+            return None
+        if length and len(value) > length:
+            if identifier:
+                return None
+            cut = cut or {}
+            cut[name] = value[:length]
+        if moment and value and not is_moment(value):
+            return None
+    for name, json_type in shape.others:
+        value = item.get(name)
+        if value is not None and (type(value) is not json_type or (json_type is dict and has_nul(value))):
+            return None
+    return {**item, **cut} if cut else item
+
+
+def is_moment(value: str) -> bool:
+    """Whether text is an ISO 8601 date and time with its offset (Graph's DateTimeOffset)."""
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).tzinfo is not None
+    except ValueError:
+        return False
+
+
 def normalised(item: dict, shape: Shape) -> dict:
     """The object with its text cut to the columns it ends in (pure; checked objects only)."""
     cut = {
@@ -170,8 +217,11 @@ def accept(items: list[dict], shape: Shape, state: RunState) -> list[dict]:
     as it was (as a nested group that cannot be read does)."""
     kept = []
     for item in items:
+        if (fine := sound(item, shape)) is not None:
+            kept.append(fine)
+            continue
         found = problems(item, shape)
-        if not found:
+        if not found:  # (the two agree: tests/test_discovery_records.py)
             kept.append(normalised(item, shape))
             continue
         device_id = item.get(shape.device_key)
