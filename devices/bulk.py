@@ -84,8 +84,9 @@ def instance_maker(model: type[M]) -> Callable[[dict[str, Any]], M]:
     if anything listens to those for the model when the maker is made, its instances are made through __init__. A
     callable default (a moment, a list) is called for each instance that lacks the field."""
     fields = model._meta.concrete_fields
-    fixed = {f.attname: f.get_default() for f in fields if not callable(f.default)}
-    called = {f.attname: f for f in fields if callable(f.default)}
+    # A field without a default has NOT_PROVIDED there, a class, so callable: its default ("" or None) is fixed.
+    called = {f.attname: f for f in fields if f.has_default() and callable(f.default)}
+    fixed = {f.attname: f.get_default() for f in fields if f.attname not in called}
     names = [f.attname for f in fields]
     known = set(names)
     new = object.__new__
