@@ -85,21 +85,34 @@ def record(run: DiscoveryRun, now: datetime) -> None:
 
     newly_found, not_found = changes(run)
     with without_nested_loops():
+        # Without an earlier recording, a device that holds the stand-in was found as it was inserted (`first_found`)
+        # by a run that did not get here: found by no recording, it has no time.
         last = recording_times().exclude(pk=run.pk).first()
-        if last is not None:  # (without one, nothing holds the stand-in yet)
-            not_found.update(last_discovered_at=last)
+        not_found.update(last_discovered_at=last)
         newly_found.update(last_discovered_at=SEEN_BY_LAST_RUN)
         DiscoveryRun.objects.filter(pk=run.pk).update(sightings_at=now)
 
+
+def first_found(cursor) -> None:
+    """The devices this transaction inserts are found by a run that records the first sightings (PostgreSQL): the
+    trigger adds their sighting holding SEEN_BY_LAST_RUN, which reads as no time until `record` ends that run
+    (there is no earlier recording to read). A first import at 100,000 devices inserted them with none and `record`
+    then rewrote 97,000 sightings, 2.5 s of the database beside the device table's index builds."""
+    cursor.execute(f"SET LOCAL {FIRST_FOUND} = 'on'")
+
+
+FIRST_FOUND = "autopatch.first_found"  # a setting of the transaction, read by the trigger
 
 # One statement per insert on PostgreSQL (a discovery inserts 100,000 devices in one), one per row on SQLite, which
 # has no statement triggers.
 TRIGGER = {
     "postgresql": [
-        """CREATE OR REPLACE FUNCTION devices_device_sighting() RETURNS trigger LANGUAGE plpgsql AS $$
+        f"""CREATE OR REPLACE FUNCTION devices_device_sighting() RETURNS trigger LANGUAGE plpgsql AS $$
            BEGIN
              INSERT INTO devices_devicesighting (device_id, last_discovered_at)
-             SELECT id, NULL FROM inserted_devices ON CONFLICT (device_id) DO NOTHING;
+             SELECT id, CASE WHEN current_setting('{FIRST_FOUND}', true) = 'on'
+                             THEN '{SEEN_BY_LAST_RUN.isoformat()}'::timestamptz END
+               FROM inserted_devices ON CONFLICT (device_id) DO NOTHING;
              RETURN NULL;
            END $$""",
         """CREATE OR REPLACE TRIGGER devices_device_sighting AFTER INSERT ON devices_device

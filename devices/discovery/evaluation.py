@@ -28,7 +28,7 @@ from ..models import (
     TenantObject,
 )
 from . import indexes
-from .reading import ANALYZE_AFTER, analyze
+from .reading import ANALYZE_AFTER, analyze, vacuumed_meanwhile
 from .rings import RingAssigner, tenant_size
 from .state import RunState
 from .status import Report, evaluate_device
@@ -92,11 +92,12 @@ def apply_evaluation(state: RunState) -> None:
     finally:
         if deferred:  # an evaluation that failed before its build began
             indexes.build_missing(Device)
-    if state.counts["changed"] >= ANALYZE_AFTER:
-        # The blade reads these tables right after: without fresh statistics (autovacuum comes later) its
-        # counts and searches were planned badly for minutes after a first import, and without a visibility map
-        # its tab counts read every row (120 ms at 100,000 devices, 16 ms after; bench/README.md).
-        analyze(Device, DeviceSighting, vacuum=True)
+    with vacuumed_meanwhile(TenantObject, state.full_read):  # the copy's, after a full read (reading)
+        if state.counts["changed"] >= ANALYZE_AFTER:
+            # The blade reads these tables right after: without fresh statistics (autovacuum comes later) its
+            # counts and searches were planned badly for minutes after a first import, and without a visibility
+            # map its tab counts read every row (120 ms at 100,000 devices, 16 ms after; bench/README.md).
+            analyze(Device, DeviceSighting, vacuum=True)
     for status, n in (
         Device.objects.values("readiness_status").annotate(n=Count("pk")).values_list("readiness_status", "n")
     ):
@@ -115,9 +116,10 @@ def evaluate_all(
     """Every candidate (or those `wanted`) in chunks, their sightings, and the registered devices outside the
     group; the `deferred` indexes of the device table are built once every candidate's row is written."""
     run = state.run
+    first_recording = not sightings.recording_times().exclude(pk=run.pk).exists()
 
     def evaluate(subjects: dict[str, str | None], **where: Any) -> ChunkWrite | None:
-        return evaluate_chunk(state, subjects, duplicates, rings, **where)
+        return evaluate_chunk(state, subjects, duplicates, rings, first_recording=first_recording, **where)
 
     def read_ahead(after: int) -> tuple[int, int, dict[str, str | None], ChunkReads]:
         """The chunk of candidates after key `after`: (its last key, its size, the candidates to evaluate with
@@ -346,6 +348,7 @@ def evaluate_chunk(
     complete: bool = True,
     attempt: int = 1,
     reads: ChunkReads | None = None,
+    first_recording: bool = False,
 ) -> ChunkWrite | None:
     """Evaluate one chunk of devices (candidates, or registered devices outside the group): the write of what
     changed, or None.
@@ -436,7 +439,15 @@ def evaluate_chunk(
             changes.append((new, before, cause, ring_before))
     upserts.sort(key=lambda d: d.pk or 0)  # rows locked in key order, as admin actions lock them: no deadlock
     return ChunkWrite(
-        upserts, changes, {d: subjects[d] for d in pending}, run.pk, now, in_group, complete, attempt
+        upserts,
+        changes,
+        {d: subjects[d] for d in pending},
+        run.pk,
+        now,
+        in_group,
+        complete,
+        attempt,
+        first_found=first_recording and in_group,
     )
 
 
@@ -453,12 +464,16 @@ class ChunkWrite:
     in_group: bool
     complete: bool
     attempt: int
+    first_found: bool = False  # candidates of a run recording the first sightings (sightings.first_found)
 
 
 def write_chunk(write: ChunkWrite) -> set[str]:
     """One transaction: the devices, each only if no admin action came since it was read, and the status changes
     of those written. Returns the Entra device IDs written."""
     with transaction.atomic():
+        if write.first_found and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                sightings.first_found(cursor)
         # A first run's chunks hold only devices new to the portal.
         write_devices = insert_new if all(d.pk is None for d in write.upserts) else bulk_write
         written = write_devices(

@@ -481,7 +481,7 @@ def read_tenant(tenant: TenantConnection, state: RunState) -> str:
     if state.full_read or StagedObject.objects.filter(run=run).count() >= ANALYZE_AFTER:
         # Fresh rows have no statistics: without them the joins below are planned badly. A few changed rows
         # leave the statistics true (an hourly run's ANALYZE of 300,000 rows took 0.26 s of its 6.8 s). After a
-        # full read the copy is vacuumed too, while the run evaluates (`vacuumed_meanwhile`).
+        # full read the copy is vacuumed too, at the end of the run (`vacuumed_meanwhile`).
         analyze(TenantObject)
     # A first reading's indexes are built while the candidates are staged, which read the copy by its key: built
     # in the reading's transaction, one after the other, they held a first run at 100,000 devices for 1.8 s with
@@ -528,7 +528,8 @@ def vacuumed_meanwhile(model: type[Model], wanted: bool) -> Iterator[None]:
     """VACUUM `model`'s table in a connection of its own while the block runs (`wanted`, and PostgreSQL outside a
     transaction). After a full read the tenant copy's visibility map lets the next runs stage their candidates from
     its key alone (an index-only scan needs it, and autovacuum would set it only later); vacuumed before the
-    evaluation, it held a first run at 100,000 devices for 0.7 s with nothing else going on."""
+    evaluation, it held a first run at 100,000 devices for 0.7 s with nothing else going on, and now goes on beside
+    the device table's VACUUM at the end of the run."""
     thread = ConnectionThread("discovery-vacuum") if wanted and ConnectionThread.available() else None
     vacuumed = thread.submit(vacuum, model) if thread is not None else None
     try:

@@ -13,11 +13,11 @@ from autopatch_portal.tenant.graph import GraphError
 from autopatch_portal.tenant.simulated import TenantFileError
 
 from .. import registration_group
-from ..models import DiscoveryRun, TenantObject
+from ..models import DiscoveryRun
 from ..remediation.results import ResultsRead, read_readiness_results
 from .evaluation import apply_evaluation
 from .lease import begin, release_lease
-from .reading import clear_staging, read_tenant, record_ignored, vacuumed_meanwhile
+from .reading import clear_staging, read_tenant, record_ignored
 from .state import DiscoveryAborted, RunState
 from .writer import ConnectionThread, relaxed_commits, run_in
 
@@ -46,8 +46,7 @@ def run_discovery(run: DiscoveryRun, tenant: TenantConnection | None = None) -> 
         finally:
             graph_requests = tenant.graph.requests_made
         read = time.monotonic()
-        with vacuumed_meanwhile(TenantObject, state.full_read):
-            apply_evaluation(state)
+        apply_evaluation(state)
         state.counts["seconds_reading"] = round(read - started, 1)
         state.counts["seconds_evaluating"] = round(time.monotonic() - read, 1)
         status = DiscoveryRun.Status.PARTIAL if state.errors else DiscoveryRun.Status.SUCCEEDED
