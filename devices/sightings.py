@@ -85,7 +85,7 @@ def record(run: DiscoveryRun, now: datetime) -> None:
 
     newly_found, not_found = changes(run)
     with without_nested_loops():
-        # Without an earlier recording, a device that holds the stand-in was found as it was inserted (`first_found`)
+        # Without an earlier recording, a device that holds the stand-in was found as it was inserted (`inserted_found`)
         # by a run that did not get here: found by no recording, it has no time.
         last = recording_times().exclude(pk=run.pk).first()
         not_found.update(last_discovered_at=last)
@@ -93,12 +93,22 @@ def record(run: DiscoveryRun, now: datetime) -> None:
         DiscoveryRun.objects.filter(pk=run.pk).update(sightings_at=now)
 
 
-def first_found(cursor) -> None:
-    """The devices this transaction inserts are found by a run that records the first sightings (PostgreSQL): the
-    trigger adds their sighting holding SEEN_BY_LAST_RUN, which reads as no time until `record` ends that run
+@contextmanager
+def inserted_found(found: bool) -> Iterator[None]:
+    """The devices inserted within are found by a run that records the first sightings (PostgreSQL, when `found`):
+    the trigger adds their sighting holding SEEN_BY_LAST_RUN, which reads as no time until `record` ends that run
     (there is no earlier recording to read). A first import at 100,000 devices inserted them with none and `record`
-    then rewrote 97,000 sightings, 2.5 s of the database beside the device table's index builds."""
-    cursor.execute(f"SET LOCAL {FIRST_FOUND} = 'on'")
+    then rewrote 97,000 sightings, 2.5 s of the database beside the device table's index builds.
+
+    Set for the inserts only and put back after: in a caller's transaction that goes on (a savepoint's SET LOCAL
+    outlives the savepoint), a device inserted later, by an API registration, was not found by any run."""
+    if not (found and connection.vendor == "postgresql"):
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config(%s, 'on', true)", [FIRST_FOUND])
+        yield  # on an error the savepoint's rollback undoes the setting
+        cursor.execute("SELECT set_config(%s, '', true)", [FIRST_FOUND])
 
 
 FIRST_FOUND = "autopatch.first_found"  # a setting of the transaction, read by the trigger

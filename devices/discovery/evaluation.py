@@ -464,16 +464,13 @@ class ChunkWrite:
     in_group: bool
     complete: bool
     attempt: int
-    first_found: bool = False  # candidates of a run recording the first sightings (sightings.first_found)
+    first_found: bool = False  # candidates of a run recording the first sightings (sightings.inserted_found)
 
 
 def write_chunk(write: ChunkWrite) -> set[str]:
     """One transaction: the devices, each only if no admin action came since it was read, and the status changes
     of those written. Returns the Entra device IDs written."""
-    with transaction.atomic():
-        if write.first_found and connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                sightings.first_found(cursor)
+    with transaction.atomic(), sightings.inserted_found(write.first_found):
         # A first run's chunks hold only devices new to the portal.
         write_devices = insert_new if all(d.pk is None for d in write.upserts) else bulk_write
         written = write_devices(

@@ -1,5 +1,5 @@
 """The sighting trigger reads whether the inserting transaction records the first sightings (devices.sightings.
-first_found): a first import then inserts its devices found, rather than rewriting every sighting after."""
+inserted_found): a first import then inserts its devices found, rather than rewriting every sighting after."""
 
 from django.db import migrations
 
