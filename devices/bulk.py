@@ -138,15 +138,17 @@ def copy_rows(
     leaves nothing of the rows."""
     if not rows:
         return
+    fields = [model._meta.get_field(c) for c in columns]
+    json = [i for i, f in enumerate(fields) if isinstance(f, models.JSONField)]
     if connection.vendor != "postgresql":
-        model.objects.bulk_create(
-            [model(**dict(zip(columns, row, strict=True))) for row in rows], ignore_conflicts=ignore_conflicts
-        )
+        with transaction.atomic():
+            model.objects.bulk_create(
+                [model(**dict(zip(columns, _json_values(row, json), strict=True))) for row in rows],
+                ignore_conflicts=ignore_conflicts,
+            )
         return
     table = model._meta.db_table
-    fields = [model._meta.get_field(c) for c in columns]
     names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    json = [i for i, f in enumerate(fields) if isinstance(f, models.JSONField)]
     if json:
         rows = [_jsonb_text(row, json) for row in rows]
     with transaction.atomic(), connection.cursor() as cursor:
@@ -156,6 +158,17 @@ def copy_rows(
             cursor.execute(
                 f"INSERT INTO {table} ({names}) SELECT {names} FROM {scratch} ON CONFLICT DO NOTHING"
             )
+
+
+def _json_values(row: Sequence, json: Sequence[int]) -> Sequence:
+    """The row with the JSON text at each of the `json` positions as the value it stands for (a model's field)."""
+    if not json:
+        return row
+    row = list(row)
+    for i in json:
+        if row[i] is not None:
+            row[i] = orjson.loads(row[i])
+    return row
 
 
 def _jsonb_text(row: Sequence, json: Sequence[int]) -> list:

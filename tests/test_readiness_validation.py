@@ -4,6 +4,7 @@ Graph, a tenant file): what the database cannot hold is refused by name, never a
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
 
 from autopatch_portal.tenant.reports import READINESS_CHECK_NAMES
 from devices.models import ReadinessReport
@@ -76,3 +77,67 @@ def test_an_older_report_written_after_a_newer_one_leaves_the_newer_in_place(row
     assert {r.checks[0]["detail"] for r in ReadinessReport.objects.all()} == {"at 10"}
     assert len(bulk_write(reports(12), newer_field="generated_at", **fields)) == rows
     assert {r.checks[0]["detail"] for r in ReadinessReport.objects.all()} == {"at 12"}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("theirs", ["2026-11-29T09:00:00Z", "2026-11-29T07:00:00Z"])
+def test_a_report_another_writer_stores_while_new_reports_are_copied_in_leaves_the_newest(theirs):
+    """Reports of devices the portal holds none for are copied into the table as they are; when another writer (the
+    API, another run) stores a report for one of them after that was read, the copy is refused and every report goes
+    through the write that keeps the newest: none is lost, none older stays."""
+    import threading
+
+    from django.db import connection
+
+    ours = [report(azureADDeviceId=f"dev-{n}", generatedDateTime="2026-11-29T08:00:00Z") for n in range(60)]
+    stored, release, results = threading.Event(), threading.Event(), []
+
+    def other_writer() -> None:  # its own connection: its report is stored, not yet committed
+        try:
+            with transaction.atomic():
+                ingest_reports([report(azureADDeviceId="dev-7", generatedDateTime=theirs)])
+                stored.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    def ingest() -> None:
+        try:
+            results.append(ingest_reports(ours))
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    assert stored.wait(30)
+    ingesting = threading.Thread(target=ingest)
+    ingesting.start()
+    waited_for_it(connection)  # the copy (PostgreSQL) or the write lock (SQLite) waits for the other writer
+    release.set()
+    writer.join(30)
+    ingesting.join(30)
+
+    newest = max(theirs, "2026-11-29T08:00:00Z")
+    kept = dict(ReadinessReport.objects.values_list("azure_ad_device_id", "generated_at"))
+    assert len(kept) == 60 and kept["dev-7"].isoformat().replace("+00:00", "Z") == newest
+    assert {t.isoformat() for d, t in kept.items() if d != "dev-7"} == {"2026-11-29T08:00:00+00:00"}
+    assert results[0].stored == (60 if newest != theirs else 59) and not results[0].rejected
+
+
+def waited_for_it(connection, timeout: float = 10) -> None:
+    """Until another session waits for a lock (PostgreSQL); SQLite shows no waits: a moment for its busy wait."""
+    import time
+
+    if connection.vendor != "postgresql":
+        time.sleep(0.5)
+        return
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.02)
+    raise AssertionError("no session waited for the other writer")
