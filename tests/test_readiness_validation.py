@@ -3,8 +3,11 @@ Graph, a tenant file): what the database cannot hold is refused by name, never a
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from autopatch_portal.tenant.reports import READINESS_CHECK_NAMES
 from devices.models import ReadinessReport
@@ -85,10 +88,6 @@ def test_a_report_another_writer_stores_while_new_reports_are_copied_in_leaves_t
     """Reports of devices the portal holds none for are copied into the table as they are; when another writer (the
     API, another run) stores a report for one of them after that was read, the copy is refused and every report goes
     through the write that keeps the newest: none is lost, none older stays."""
-    import threading
-
-    from django.db import connection
-
     ours = [report(azureADDeviceId=f"dev-{n}", generatedDateTime="2026-11-29T08:00:00Z") for n in range(60)]
     stored, release, results = threading.Event(), threading.Event(), []
 
@@ -126,8 +125,6 @@ def test_a_report_another_writer_stores_while_new_reports_are_copied_in_leaves_t
 
 def waited_for_it(connection, timeout: float = 10) -> None:
     """Until another session waits for a lock (PostgreSQL); SQLite shows no waits: a moment for its busy wait."""
-    import time
-
     if connection.vendor != "postgresql":
         time.sleep(0.5)
         return
