@@ -107,11 +107,13 @@ def ingest_reports(reports: Iterable[Any], keep_ids: bool = True) -> IngestResul
             )
         )
         now = timezone.now()
-        fresh = [
+        # In device ID order, as every write of reports goes: two writers at once (a run, the API) wait for each
+        # other's rows in the same order, and never deadlock.
+        fresh = sorted(
             (device_id, generated, stored_checks(report["checks"]), now)
             for device_id, (generated, report) in newest.items()
             if device_id not in known or known[device_id] < generated
-        ]
+        )
         written: list[str] = []
         new = [row for row in fresh if row[0] not in known]
         if len(new) > FEW_ROWS:
