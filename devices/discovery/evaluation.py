@@ -142,7 +142,9 @@ def evaluate_all(
         with how each is in the group, what their evaluation reads)."""
         keys = members.filter(pk__gt=after) if last is None else members.filter(pk__gt=after, pk__lte=last)
         chunk = list(keys.values_list("device_id", "extra"))
-        subjects = {device_id: extra for device_id, extra in chunk if wanted is None or device_id in wanted}
+        subjects: dict[str, str | None] = {
+            device_id: extra for device_id, extra in chunk if wanted is None or device_id in wanted
+        }
         return len(chunk), subjects, read_chunk(list(subjects))
 
     # The next chunks are read while this one is evaluated, each by a reader of its own: a first run at 100,000
