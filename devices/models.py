@@ -233,7 +233,9 @@ class Device(models.Model):
     failed_checks = models.TextField(blank=True)
     # Every check of the last evaluation, as stored (devices.checks.CheckResult.as_stored): a passed check with nothing
     # to say is its name; any other {"name", "passed"}, with "kind", "reason" and "remediation" where they are not a
-    # prerequisite check's defaults. In full: check_details.
+    # prerequisite check's defaults. In full: check_details. No query filters or sorts on it, nor on the two
+    # columns before an exclusion or the state version: ANALYZE skips the four (migration 0029; a first import's
+    # ANALYZE of the table took 0.99 s with them, 0.77 s without, 0.2 s of it this column).
     checks = models.JSONField(default=list)
     report_generated_at = models.DateTimeField("Readiness report time", null=True, blank=True)
 

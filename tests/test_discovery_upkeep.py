@@ -1,5 +1,5 @@
 """What a discovery leaves the database for the pages and runs after it: the tables it filled vacuumed, with their
-visibility maps set, before autovacuum comes by (PostgreSQL)."""
+visibility maps set, and their statistics taken, before autovacuum comes by (PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -44,3 +44,9 @@ def test_a_first_import_leaves_the_tables_it_filled_all_visible(builder, use_ten
     assert Device.objects.count() == 1100, tables
     # A page or two may be written after the VACUUM (the run's last updates); the rest must be marked.
     assert all(share > 0.9 for share in shares.values()), shares
+    # Statistics for what the blade filters, searches and sorts on; none for the columns nothing reads that way.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT attname FROM pg_stats WHERE tablename = %s", [Device._meta.db_table])
+        with_statistics = {name for (name,) in cursor.fetchall()}
+    assert {"tab", "readiness_status", "failed_checks", "search_name", "device_name"} <= with_statistics
+    assert not with_statistics & {"checks", "state_version", "ring_before_exclusion"}
