@@ -43,7 +43,7 @@ READS_AHEAD = 2
 
 def chunk_ends(members: QuerySet[StagedObject]) -> list[int]:
     """The key of every CHUNK-th of `members` in key order: the last keys of their chunks but the last one, so
-    that chunks can be read at once. An index-only walk of their keys (97,000 at 100,000 devices)."""
+    that chunks can be read at once. One walk of the staging's key index (29-33 ms for 96,942 candidates)."""
     keys = (
         members.annotate(n=Window(RowNumber(), order_by="pk"))
         .alias(nth=Mod("n", CHUNK, output_field=IntegerField()))
@@ -148,9 +148,9 @@ def evaluate_all(
         return len(chunk), subjects, read_chunk(list(subjects))
 
     # The next chunks are read while this one is evaluated, each by a reader of its own: a first run at 100,000
-    # devices spent a third of its evaluation waiting for these reads with one chunk read ahead, and 1.8 s of 7.8
-    # with one reader. Their devices are not this chunk's, so this chunk's write changes nothing they read, and an
-    # admin's action meanwhile is caught at the write.
+    # devices spent a third of its evaluation waiting for these reads when none was read ahead, and 1.8 s of 7.8
+    # with one chunk read ahead. Their devices are not this chunk's, so this chunk's write changes nothing they
+    # read, and an admin's action meanwhile is caught at the write.
     readers = [ConnectionThread(f"discovery-reader-{n}") for n in range(READS_AHEAD)] if threads else []
     ends = chunk_ends(members)
     bounds = list(zip([0, *ends], [*ends, None], strict=True))
