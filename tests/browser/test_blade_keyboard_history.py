@@ -73,6 +73,9 @@ def test_the_window_title_names_the_tab_shown(watched, live_tenant, alice):
     page.get_by_role("link", name=re.compile(r"^Not ready")).click()
     expect(page).to_have_url(re.compile(r"/devices/not-ready/$"))
     expect(page).to_have_title("Not ready · Windows Autopatch devices · Autopatch Portal")
+    # The tab swapped the blade in: typed before htmx wired its search box (CI's SQLite run, twice in four runs on
+    # one VM), the input went unheard. A person cannot type that fast.
+    page.wait_for_load_state("networkidle")
     page.fill("#device-search", "CHARLIE")  # the results alone are swapped: the title stays
     expect(page).to_have_url(re.compile(r"q=CHARLIE"))
     expect(page).to_have_title("Not ready · Windows Autopatch devices · Autopatch Portal")
