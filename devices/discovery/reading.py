@@ -549,7 +549,7 @@ def vacuum(model: type[Model]) -> None:
 
 def commits_on_disk(cursor, longest: float = 2.0) -> None:
     """Wait (at most `longest` seconds) until everything committed so far is on disk. A run commits without
-    waiting for the disk (writer.relaxed_commits, the VACUUM (ANALYZE) of the table before too), and VACUUM marks a
+    waiting for the disk (writer.RUN_SETTINGS, the VACUUM (ANALYZE) of the table before too), and VACUUM marks a
     page all-visible only once its rows' commits are there: right after a run's last writes it marked none, and
     every index-only scan of the table read the rows until autovacuum came by. PostgreSQL's WAL writer flushes
     them within a few wal_writer_delay (200 ms by default)."""

@@ -19,7 +19,7 @@ from .evaluation import apply_evaluation
 from .lease import begin, release_lease
 from .reading import clear_staging, read_tenant, record_ignored
 from .state import DiscoveryAborted, RunState
-from .writer import ConnectionThread, relaxed_commits, run_in
+from .writer import ConnectionThread, run_in, run_settings
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def run_discovery(run: DiscoveryRun, tenant: TenantConnection | None = None) -> 
     graph_requests = 0
     group_id = ""
     started = time.monotonic()
-    relaxed_commits(True)
+    run_settings(True)
     clear_staging()
     try:
         tenant = tenant or connect()
@@ -112,7 +112,7 @@ class ReadinessRead:
 
 def finish(run: DiscoveryRun, state: RunState, status: str, graph_requests: int) -> None:
     clear_staging()
-    relaxed_commits(False)
+    run_settings(False)
     counts = dict(state.counts)
     counts.update({f"ignored_{kind}": n for kind, n in state.ignored_counts.items()})
     DiscoveryRun.objects.filter(pk=run.pk).update(
