@@ -145,7 +145,9 @@ def evaluate_all(
         subjects: dict[str, str | None] = {
             device_id: extra for device_id, extra in chunk if wanted is None or device_id in wanted
         }
-        return len(chunk), subjects, read_chunk(list(subjects))
+        # A first import began on an empty table: its chunks read no stored devices (one the API adds meanwhile
+        # is caught at the write, as one added after a chunk's read is: evaluate_chunk).
+        return len(chunk), subjects, read_chunk(list(subjects), stored=not deferred)
 
     # The next chunks are read while this one is evaluated, each by a reader of its own: a first run at 100,000
     # devices spent a third of its evaluation waiting for these reads when none was read ahead, and 1.8 s of 7.8
@@ -335,7 +337,8 @@ class ChunkReads(NamedTuple):
     reports: dict[str, tuple[datetime, str]]
 
 
-def read_chunk(ids: list[str]) -> ChunkReads:
+def read_chunk(ids: list[str], stored: bool = True) -> ChunkReads:
+    """What the evaluation of the devices `ids` reads; without `stored`, none of their rows as stored."""
     copy = TenantObject.objects.all()
     entra = {
         d: (name, data)
@@ -348,12 +351,16 @@ def read_chunk(ids: list[str]) -> ChunkReads:
             "device_id", "extra", "serial_number", "data"
         )
     )
-    stored = {
-        row[0]: row[1:]
-        for row in Device.objects.filter(azure_ad_device_id__any_of=ids).values_list(
-            "azure_ad_device_id", "fingerprint", *STATE_FIELDS
-        )
-    }
+    rows = (
+        {
+            row[0]: row[1:]
+            for row in Device.objects.filter(azure_ad_device_id__any_of=ids).values_list(
+                "azure_ad_device_id", "fingerprint", *STATE_FIELDS
+            )
+        }
+        if stored
+        else {}
+    )
     # Each report's time and its checks as JSON text, parsed only for the devices evaluated: loaded as model
     # instances (their JSON through the standard library's parser) they were a seventh of a first run's evaluation
     # at 100,000 devices.
@@ -363,7 +370,7 @@ def read_chunk(ids: list[str]) -> ChunkReads:
             azure_ad_device_id__any_of=ids
         ).values_list("azure_ad_device_id", "generated_at", Cast("checks", TextField()))
     }
-    return ChunkReads(entra, managed, stored, reports)
+    return ChunkReads(entra, managed, rows, reports)
 
 
 def evaluate_chunk(
