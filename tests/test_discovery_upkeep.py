@@ -24,9 +24,14 @@ def all_visible_share(model) -> float:
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="VACUUM and visibility maps of PostgreSQL")
 @pytest.mark.django_db(transaction=True)
-def test_a_first_import_leaves_the_tables_it_filled_all_visible(builder, use_tenant):
+@pytest.mark.parametrize(
+    "defer_from", [1_000_000, 100], ids=["indexes kept up row by row", "indexes built after the rows"]
+)
+def test_a_first_import_leaves_the_tables_it_filled_all_visible(builder, use_tenant, settings, defer_from):
     """A run commits without waiting for the disk; VACUUM right after its writes marked no page all-visible, so
-    the group page and the next hourly run read every row of the tenant copy instead of its indexes alone."""
+    the group page and the next hourly run read every row of the tenant copy instead of its indexes alone. A
+    first import that builds the device table's indexes after its rows vacuums the table before the builds."""
+    settings.AUTOPATCH_DEFER_INDEXES_FROM = defer_from
     for _ in range(1100):  # past ANALYZE_AFTER: the run vacuums the device tables too
         builder.device(report=True)
     use_tenant(builder)

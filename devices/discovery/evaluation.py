@@ -111,8 +111,9 @@ def apply_evaluation(state: RunState) -> None:
         if state.counts["changed"] >= ANALYZE_AFTER:
             # The blade reads these tables right after: without fresh statistics (autovacuum comes later) its
             # counts and searches were planned badly for minutes after a first import, and without a visibility
-            # map its tab counts read every row (120 ms at 100,000 devices, 16 ms after; bench/README.md).
-            analyze(Device, DeviceSighting, vacuum=True)
+            # map its tab counts read every row (120 ms at 100,000 devices, 16 ms after; bench/README.md). A
+            # first import's device table was vacuumed before its indexes were built (evaluate_all).
+            analyze(*(() if deferred else (Device,)), DeviceSighting, vacuum=True)
     for status, n in (
         Device.objects.values("readiness_status").annotate(n=Count("pk")).values_list("readiness_status", "n")
     ):
@@ -178,13 +179,13 @@ def evaluate_all(
             for reader in readers:
                 reader.close()
         writer.drain()  # every candidate's row written: the sightings join them
-        # A first import's indexes are built meanwhile: the sightings read the device table, and write their own
-        # (97,000 rows at 100,000 devices, 1.2 s that the builds' 6 s took in before).
-        built = indexes.start_building(Device, deferred)
-        try:
+        # A first import's table is vacuumed and analyzed meanwhile, before its indexes are built: VACUUM and
+        # CREATE INDEX cannot run at once, and after the builds it was one core's work (0.8 s at 100,000 devices)
+        # with nothing beside it, and it visited the two trigram indexes too. The sightings read the device table
+        # and write their own.
+        with vacuumed_meanwhile(Device, bool(deferred), statistics=True):
             sightings.record(run, state.now)
-        finally:
-            built()
+        indexes.build(Device, deferred)
         # Devices once registered (excluded too) that left the group stay registered: refresh their readiness
         # status.
         seen = members.values("device_id")

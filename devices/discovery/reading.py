@@ -524,14 +524,14 @@ def analyze(*models, vacuum: bool = False) -> None:
 
 
 @contextmanager
-def vacuumed_meanwhile(model: type[Model], wanted: bool) -> Iterator[None]:
+def vacuumed_meanwhile(model: type[Model], wanted: bool, statistics: bool = False) -> Iterator[None]:
     """VACUUM `model`'s table in a connection of its own while the block runs (`wanted`, and PostgreSQL outside a
     transaction). After a full read the tenant copy's visibility map lets the next runs stage their candidates from
     its key alone (an index-only scan needs it, and autovacuum would set it only later); vacuumed before the
     evaluation, it held a first run at 100,000 devices for 0.7 s with nothing else going on, and now goes on beside
-    the device table's VACUUM at the end of the run."""
+    the device tables' VACUUM at the end of the run. With `statistics`, `VACUUM (ANALYZE)`."""
     thread = ConnectionThread("discovery-vacuum") if wanted and ConnectionThread.available() else None
-    vacuumed = thread.submit(vacuum, model) if thread is not None else None
+    vacuumed = thread.submit(vacuum, model, statistics) if thread is not None else None
     try:
         yield
     finally:
@@ -541,10 +541,10 @@ def vacuumed_meanwhile(model: type[Model], wanted: bool) -> Iterator[None]:
             vacuumed.result()
 
 
-def vacuum(model: type[Model]) -> None:
+def vacuum(model: type[Model], statistics: bool = False) -> None:
     with connection.cursor() as cursor:
         commits_on_disk(cursor)
-        cursor.execute(f"VACUUM {model._meta.db_table}")
+        cursor.execute(f"VACUUM {'(ANALYZE) ' if statistics else ''}{model._meta.db_table}")
 
 
 def commits_on_disk(cursor, longest: float = 2.0) -> None:
