@@ -75,7 +75,9 @@ def duplicate_serials(run: DiscoveryRun) -> dict[str, int]:
             {registered}
         ) held GROUP BY serial HAVING COUNT(*) > 1
     """  # noqa: S608 - table names come from the models
-    with connection.cursor() as cursor:
+    # Hashed: a first import plans it on a device table just emptied, and looked each candidate's managed record
+    # up by index instead (0.64 s of the query's 0.87 s at 100,000 devices; hashed, 0.29 s in psql).
+    with sightings.without_nested_loops(), connection.cursor() as cursor:
         cursor.execute(sql, [run.pk, *registered_params])
         return {serial: count for serial, count in cursor.fetchall()}
 
