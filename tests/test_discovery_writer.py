@@ -16,6 +16,7 @@ from autopatch_portal.tenant.simulated import delta as simulated_delta
 from autopatch_portal.tenant.simulated.generator import make_tenant
 from devices.discovery.evaluation import CHUNK
 from devices.discovery.reading import DEVICES, Completed, CopyApplier, stage
+from devices.discovery.writer import RUN_SETTINGS
 from devices.models import (
     DeltaLink,
     Device,
@@ -302,6 +303,34 @@ def test_a_first_run_copies_every_record_and_member_of_the_tenant(use_tenant):
         copy.filter(kind=ObjectKind.MEMBER, group_id=group["id"]).values_list("object_id", flat=True)
     ) == set(group["members"])
     assert writer_threads() == []
+
+
+def session_settings() -> dict[str, str]:
+    with connection.cursor() as cursor:
+        return {name: show(cursor, name) for name in RUN_SETTINGS}
+
+
+def show(cursor, name: str) -> str:
+    cursor.execute(f"SHOW {name}")
+    return cursor.fetchone()[0]
+
+
+def test_a_run_leaves_the_settings_of_the_connection_it_ran_in_as_they_were(builder, use_tenant):
+    """A worker's connection outlives the run (and runs other tasks): what the run set on it (RUN_SETTINGS) is
+    set back, for a run that succeeds as for one that fails."""
+    for _ in range(3):
+        builder.device()
+    builder.device("REFUSED-01")
+    use_tenant(builder)
+    before = session_settings()
+    assert before != {name: value.strip("'") for name, value in RUN_SETTINGS.items()}  # the server's own
+
+    with devices_refused("NEW.device_name = 'REFUSED-01'", "the database refused REFUSED-01"):
+        with pytest.raises(Exception, match="the database refused REFUSED-01"):
+            discover_now()
+    assert session_settings() == before
+    assert discover_now().status == DiscoveryRun.Status.SUCCEEDED
+    assert session_settings() == before
 
 
 def planned_staged_rows() -> float:
