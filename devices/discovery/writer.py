@@ -37,7 +37,7 @@ RUN_SETTINGS = {
     "jit": "off",
     # The candidates' staging sorts up to a group's members (60,000 rows and 8 MB there): with the default 4 MB
     # it sorted them on disk.
-    "work_mem": "'32MB'",
+    "work_mem": "32MB",
 }
 
 
@@ -46,7 +46,10 @@ def run_settings(on: bool) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             for name, value in RUN_SETTINGS.items():
-                cursor.execute(f"SET {name} TO {value if on else 'DEFAULT'}")
+                if on:
+                    cursor.execute("SELECT set_config(%s, %s, false)", [name, value])
+                else:
+                    cursor.execute(f"RESET {name}")  # names from RUN_SETTINGS only
 
 
 class ConnectionThread:
