@@ -16,8 +16,9 @@ made in this thread, in order.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 from django.db import connection
@@ -52,6 +53,26 @@ def run_settings(on: bool) -> None:
                     cursor.execute(f"RESET {name}")  # names from RUN_SETTINGS only
 
 
+@contextmanager
+def commits_on_disk_first() -> Iterator[None]:
+    """While the block runs, this connection's commits wait for the disk, as they do outside a run (RUN_SETTINGS).
+    VACUUM marks a page all-visible only once its rows' commits are on disk, and PostgreSQL keeps one commit LSN for
+    each group of 32 transaction IDs: a commit made without waiting (an ANALYZE) beside a VACUUM keeps it from
+    marking the pages whose rows' transactions share the group."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO on")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('synchronous_commit', %s, false)", [RUN_SETTINGS["synchronous_commit"]]
+            )
+
+
 class ConnectionThread:
     """A thread with its own database connection, which commits as the run's does, for work that can go on while
     this thread does other work. Only where another connection sees what this one committed and nothing waits on
@@ -80,6 +101,20 @@ class ConnectionThread:
             self.executor.submit(lambda: connection.close()).result()  # the thread's own connection
         finally:
             self.executor.shutdown()
+
+
+@contextmanager
+def meanwhile(name: str, work: Callable[..., Any], *args: Any) -> Iterator[None]:
+    """`work(*args)` in a ConnectionThread while the block runs (where none is `available`, before it); what it
+    raised is raised once the block has ended."""
+    thread = ConnectionThread(name) if ConnectionThread.available() else None
+    done = run_in(thread, work, *args)
+    try:
+        yield
+    finally:
+        if thread is not None:
+            thread.close()  # once the work has ended
+    done.result()
 
 
 def run_in(thread: ConnectionThread | None, work: Callable[..., R], *args: Any) -> Future[R]:
