@@ -44,7 +44,7 @@ from . import indexes
 from .reading import ANALYZE_AFTER, analyze, vacuumed_meanwhile
 from .rings import RingAssigner, tenant_size
 from .state import RunState
-from .status import Report, evaluate_device
+from .status import Report, evaluate_device, report_of_text
 from .writer import ChunkWriter, ConnectionThread, commits_on_disk_first, meanwhile, run_in
 
 CHUNK = 2000
@@ -468,7 +468,7 @@ def evaluate_chunk(
         for d in (Device.objects.filter(azure_ad_device_id__any_of=known).defer("checks") if known else ())
     }
     reports = {
-        device_id: Report(report_rows[device_id][0], orjson.loads(report_rows[device_id][1]))
+        device_id: Report(report_rows[device_id][0], *report_of_text(report_rows[device_id][1]))
         for device_id in pending
         if device_id in report_rows
     }
