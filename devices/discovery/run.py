@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 
 # A run makes and drops millions of short-lived objects (Graph pages, records, rows). Nearly all go when their last
 # reference does, yet with CPython's default threshold (a collection every 700 allocations) the cyclic collector ran
-# about 10,000 times in a first run at 100,000 devices and went over what the run held meanwhile again and again:
-# 2.7 s of the interpreter's time in that run, held under the GIL that its threads share (gc.callbacks;
-# bench/README.md). During a run it collects once every RUN_COLLECTION_EVERY allocations.
+# thousands of times in a first run at 100,000 devices and went over what the run held meanwhile again and again:
+# 2.7 s of the interpreter's time in that run, under the GIL its threads share (gc.callbacks; bench/README.md).
+# During a run it collects once every RUN_COLLECTION_EVERY allocations.
 RUN_COLLECTION_EVERY = 100_000
 
 
