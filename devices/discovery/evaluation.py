@@ -107,7 +107,7 @@ def latest_managed(rows: Iterable[tuple[str, str, str, str]]) -> dict[str, tuple
 
 def apply_evaluation(state: RunState, beside: Callable[[], None] = lambda: None) -> None:
     """Evaluate the candidates and write what changed; `beside()` goes on in a connection of its own while the
-    evaluation's first queries run (the shared serial numbers: 0.35-0.42 s of the database alone at 100,000
+    evaluation's first queries run (the shared serial numbers: 0.35-0.7 s of the database alone at 100,000
     devices), and ends before the chunks' evaluation begins."""
     run = state.run
     complete = not state.unreadable_groups
