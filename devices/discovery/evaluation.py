@@ -45,7 +45,7 @@ from .reading import ANALYZE_AFTER, analyze, vacuumed_meanwhile
 from .rings import RingAssigner, tenant_size
 from .state import RunState
 from .status import Report, evaluate_device, report_of_text
-from .writer import ChunkWriter, ConnectionThread, commits_on_disk_first, meanwhile, run_in
+from .writer import ChunkWriter, ConnectionThread, commits_waiting_for_disk, meanwhile, run_in
 
 CHUNK = 2000
 # Chunks read ahead of the one evaluated, each in a thread with its own connection (where there are such threads).
@@ -138,7 +138,7 @@ def upkeep(state: RunState, *models: type[Model]) -> None:
     without fresh statistics (autovacuum comes later) its counts and searches were planned badly for minutes after a
     first import, and without a visibility map its tab counts read every row (120 ms at 100,000 devices, 16 ms
     after; bench/README.md)."""
-    with vacuumed_meanwhile(TenantObject, state.full_read), commits_on_disk_first():
+    with vacuumed_meanwhile(TenantObject, state.full_read), commits_waiting_for_disk():
         if state.counts["changed"] >= ANALYZE_AFTER:
             analyze(*models, DeviceSighting, vacuum=True)
 

@@ -54,7 +54,7 @@ def run_settings(on: bool) -> None:
 
 
 @contextmanager
-def commits_on_disk_first() -> Iterator[None]:
+def commits_waiting_for_disk() -> Iterator[None]:
     """While the block runs, this connection's commits wait for the disk, as they do outside a run (RUN_SETTINGS).
     VACUUM marks a page all-visible only once its rows' commits are on disk, and PostgreSQL keeps one commit LSN for
     each group of 32 transaction IDs: a commit made without waiting (an ANALYZE) beside a VACUUM keeps it from
