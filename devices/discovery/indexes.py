@@ -32,7 +32,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.db import connection, models
 
 from ..models import DEVICE_SEARCH_INDEXES, Device
-from .writer import ConnectionThread
+from .writer import ConnectionThread, commits_waiting_for_disk
 
 # Connections building indexes at once: the machines this runs on have at least two cores, and a first import's
 # evaluation has ended (this thread only waits).
@@ -133,16 +133,16 @@ def add_alone(model: type[models.Model], waiting: deque[models.Index]) -> None:
     (max_parallel_maintenance_workers' default), whose start and merge cost more than they saved."""
     with connection.cursor() as cursor:
         cursor.execute("SET max_parallel_maintenance_workers = 0")  # the connection closes with the builder
-        # Each build's commit waits for its index (written whole to the WAL) to reach the disk: the run's VACUUMs
-        # after the builds wait for everything written so far (reading.commits_on_disk), and waited for the
-        # WAL writer to flush the builds' last writes (0.03-0.18 s at 100,000 devices; 169 MB of indexes).
-        cursor.execute("SET synchronous_commit TO on")
-    while True:
-        try:
-            index = waiting.popleft()  # atomic: no two builders take the same index
-        except IndexError:
-            return
-        add(model, [index])
+    # Each build's commit waits for its index (written whole to the WAL) to reach the disk: the run's VACUUMs after
+    # the builds wait for everything written so far (reading.commits_on_disk), and waited for the WAL writer to
+    # flush the builds' last writes (0.03-0.18 s at 100,000 devices; 169 MB of indexes).
+    with commits_waiting_for_disk():
+        while True:
+            try:
+                index = waiting.popleft()  # atomic: no two builders take the same index
+            except IndexError:
+                return
+            add(model, [index])
 
 
 def add(model: type[models.Model], indexes: Sequence[models.Index]) -> None:

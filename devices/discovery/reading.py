@@ -39,7 +39,7 @@ from ..bulk import copy_rows
 from ..models import WITH_BLANKS, DeltaLink, Device, DiscoveryRun, ObjectKind, StagedObject, TenantObject
 from . import indexes, records
 from .state import RunState
-from .writer import ConnectionThread
+from .writer import ConnectionThread, meanwhile
 
 DEVICES, MANAGED = "devices", "managed"
 # Rows a run writes to a table (staged from Graph into the tenant copy, devices evaluated), past which it
@@ -529,16 +529,12 @@ def vacuumed_meanwhile(model: type[Model], wanted: bool, statistics: bool = Fals
     transaction). After a full read the tenant copy's visibility map lets the next runs stage their candidates from
     its key alone (an index-only scan needs it, and autovacuum would set it only later); vacuumed before the
     evaluation, it held a first run at 100,000 devices for 0.7 s with nothing else going on, and now goes on beside
-    the device tables' VACUUM at the end of the run. With `statistics`, `VACUUM (ANALYZE)`."""
-    thread = ConnectionThread("discovery-vacuum") if wanted and ConnectionThread.available() else None
-    vacuumed = thread.submit(vacuum, model, statistics) if thread is not None else None
-    try:
+    the device tables' VACUUM (evaluation.upkeep). With `statistics`, `VACUUM (ANALYZE)`."""
+    if not (wanted and ConnectionThread.available()):  # VACUUM cannot run inside a transaction (a test's)
         yield
-    finally:
-        if thread is not None:
-            thread.close()  # once the VACUUM has ended
-        if vacuumed is not None:
-            vacuumed.result()
+        return
+    with meanwhile("discovery-vacuum", vacuum, model, statistics):
+        yield
 
 
 def vacuum(model: type[Model], statistics: bool = False) -> None:
